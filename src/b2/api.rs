@@ -1,0 +1,167 @@
+//! The JSON shapes of B2's native API (v4) that this client reads and sends.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizeResponse {
+    pub account_id: String,
+    pub authorization_token: String,
+    pub api_info: ApiInfo,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiInfo {
+    pub storage_api: StorageApi,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageApi {
+    pub api_url: String,
+    pub download_url: String,
+    pub recommended_part_size: u64,
+    pub absolute_minimum_part_size: u64,
+    pub allowed: Allowed,
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Allowed {
+    #[serde(default)]
+    pub buckets: Option<Vec<AllowedBucket>>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub name_prefix: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+pub struct AllowedBucket {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Bucket {
+    pub bucket_id: String,
+    pub bucket_name: String,
+    #[serde(default)]
+    pub bucket_type: String,
+    #[serde(default)]
+    pub lifecycle_rules: Vec<LifecycleRule>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleRule {
+    #[serde(default)]
+    pub file_name_prefix: String,
+    pub days_from_hiding_to_deleting: Option<u64>,
+    pub days_from_uploading_to_hiding: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+pub struct ListBucketsResponse {
+    pub buckets: Vec<Bucket>,
+}
+
+/// An upload URL (or part upload URL) with its own token.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadUrlResponse {
+    pub upload_url: String,
+    pub authorization_token: String,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct FileVersion {
+    pub file_id: Option<String>,
+    pub file_name: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub content_length: u64,
+    #[serde(default)]
+    pub content_sha1: Option<String>,
+    #[serde(default)]
+    pub file_info: BTreeMap<String, String>,
+    #[serde(default)]
+    pub upload_timestamp: u64,
+}
+
+impl FileVersion {
+    /// The SHA1 of the whole file, as B2 knows it: the content SHA1 of a simple upload, or
+    /// `large_file_sha1` from the file info of a large file.
+    pub fn whole_sha1(&self) -> Option<String> {
+        let content = self
+            .content_sha1
+            .as_deref()
+            .map(|s| s.strip_prefix("unverified:").unwrap_or(s));
+        match content {
+            Some(s) if s.len() == 40 => Some(s.to_ascii_lowercase()),
+            _ => self
+                .file_info
+                .get("large_file_sha1")
+                .filter(|s| s.len() == 40)
+                .map(|s| s.to_ascii_lowercase()),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.file_id.as_deref().unwrap_or("")
+    }
+
+    pub fn modified_ms(&self) -> u64 {
+        self.file_info
+            .get("src_last_modified_millis")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(self.upload_timestamp)
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct ListFilesResponse {
+    pub files: Vec<FileVersion>,
+    pub next_file_name: Option<String>,
+    #[serde(default)]
+    pub next_file_id: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    pub part_number: u32,
+    pub content_length: u64,
+    pub content_sha1: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPartsResponse {
+    pub parts: Vec<Part>,
+    pub next_part_number: Option<u32>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartLargeFile<'a> {
+    pub bucket_id: &'a str,
+    pub file_name: &'a str,
+    pub content_type: &'a str,
+    pub file_info: &'a BTreeMap<String, String>,
+}

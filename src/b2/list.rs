@@ -1,0 +1,136 @@
+//! Listings, page by page with the largest page B2 allows: file names, file versions,
+//! unfinished large files and parts.
+
+use super::api::{FileVersion, ListFilesResponse, ListPartsResponse, Part};
+use super::session::B2Client;
+use crate::error::Result;
+
+/// B2's largest page for file listings (each 1,000 returned is billed as one call).
+pub const MAX_PAGE: u32 = 10_000;
+
+/// Which listing, and where it stands.
+pub struct FileLister {
+    call: &'static str,
+    bucket_id: String,
+    prefix: String,
+    page_size: u32,
+    next_name: Option<String>,
+    next_id: Option<String>,
+    done: bool,
+}
+
+impl FileLister {
+    /// The newest visible version of each name under `prefix`.
+    pub fn names(bucket_id: &str, prefix: &str) -> FileLister {
+        FileLister::new("b2_list_file_names", bucket_id, prefix)
+    }
+
+    /// Every version under `prefix`: uploads, hide markers and unfinished large files.
+    pub fn versions(bucket_id: &str, prefix: &str) -> FileLister {
+        FileLister::new("b2_list_file_versions", bucket_id, prefix)
+    }
+
+    fn new(call: &'static str, bucket_id: &str, prefix: &str) -> FileLister {
+        FileLister {
+            call,
+            bucket_id: bucket_id.to_string(),
+            prefix: prefix.to_string(),
+            page_size: MAX_PAGE,
+            next_name: None,
+            next_id: None,
+            done: false,
+        }
+    }
+
+    /// Starts at `name` and asks for `page_size` entries a page.
+    pub fn starting_at(mut self, name: &str, page_size: u32) -> FileLister {
+        self.next_name = Some(name.to_string());
+        self.page_size = page_size.clamp(1, MAX_PAGE);
+        self
+    }
+
+    /// The next page, or None when the listing is complete.
+    pub async fn next_page(&mut self, client: &B2Client) -> Result<Option<Vec<FileVersion>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut body = serde_json::json!({
+            "bucketId": self.bucket_id,
+            "prefix": self.prefix,
+            "maxFileCount": self.page_size,
+        });
+        if let Some(name) = &self.next_name {
+            body["startFileName"] = name.clone().into();
+        }
+        if let Some(id) = &self.next_id {
+            body["startFileId"] = id.clone().into();
+        }
+        let page: ListFilesResponse = client.call(self.call, &body).await?;
+        self.next_name = page.next_file_name;
+        self.next_id = page.next_file_id;
+        self.done = self.next_name.is_none();
+        Ok(Some(page.files))
+    }
+
+    /// Every entry, all pages.
+    pub async fn collect_all(mut self, client: &B2Client) -> Result<Vec<FileVersion>> {
+        let mut all = Vec::new();
+        while let Some(page) = self.next_page(client).await? {
+            all.extend(page);
+            client.op.check_cancelled()?;
+        }
+        Ok(all)
+    }
+}
+
+/// The newest version of exactly `name`, if it exists and is not hidden.
+pub async fn find_file(
+    client: &B2Client,
+    bucket_id: &str,
+    name: &str,
+) -> Result<Option<FileVersion>> {
+    let mut lister = FileLister::names(bucket_id, name).starting_at(name, 1);
+    let page = lister.next_page(client).await?.unwrap_or_default();
+    Ok(page
+        .into_iter()
+        .find(|f| f.file_name == name && f.action == "upload"))
+}
+
+/// Unfinished large files whose name is exactly `name`.
+pub async fn unfinished_large_files(
+    client: &B2Client,
+    bucket_id: &str,
+    name: &str,
+) -> Result<Vec<FileVersion>> {
+    let mut out = Vec::new();
+    let mut start_id: Option<String> = None;
+    loop {
+        let mut body =
+            serde_json::json!({"bucketId": bucket_id, "namePrefix": name, "maxFileCount": 100});
+        if let Some(id) = &start_id {
+            body["startFileId"] = id.clone().into();
+        }
+        let page: ListFilesResponse = client.call("b2_list_unfinished_large_files", &body).await?;
+        out.extend(page.files.into_iter().filter(|f| f.file_name == name));
+        match page.next_file_id {
+            Some(id) => start_id = Some(id),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Every uploaded part of an unfinished large file.
+pub async fn parts(client: &B2Client, file_id: &str) -> Result<Vec<Part>> {
+    let mut out = Vec::new();
+    let mut start = 1u32;
+    loop {
+        let body =
+            serde_json::json!({"fileId": file_id, "startPartNumber": start, "maxPartCount": 1000});
+        let page: ListPartsResponse = client.call("b2_list_parts", &body).await?;
+        out.extend(page.parts);
+        match page.next_part_number {
+            Some(n) if n > start => start = n,
+            _ => return Ok(out),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Local files as uploads read them: opened once, read by range, hashed, and watched for
+//! changes while they are read.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use sha1::{Digest, Sha1};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::operation::Operation;
+
+/// Bytes read per system call and sent per body chunk.
+const CHUNK: usize = 1 << 20;
+/// Bytes read per system call by the whole-file hash pass.
+const HASH_CHUNK: usize = 4 << 20;
+
+/// What identifies a file's content without reading it: any write changes `ctime`, which
+/// nobody can set back, so a file that kept its identity was not written in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub len: u64,
+    pub mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        FileIdentity {
+            len: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+
+    pub fn modified_millis(&self) -> i64 {
+        (self.mtime_ns / 1_000_000) as i64
+    }
+}
+
+/// A regular file opened for upload.
+pub struct LocalFile {
+    pub path: PathBuf,
+    file: Arc<File>,
+    pub identity: FileIdentity,
+}
+
+impl LocalFile {
+    pub fn open(path: &Path) -> Result<LocalFile> {
+        let file = File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound(format!(
+                "the local file {} does not exist; check the path the backup gave",
+                path.display()
+            )),
+            _ => Error::local_io("could not open", path, &e),
+        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::local_io("could not read the metadata of", path, &e))?;
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a regular file or directory",
+                path.display()
+            )));
+        }
+        Ok(LocalFile {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            identity: FileIdentity::of(&meta),
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.identity.len
+    }
+
+    /// Fails when the file was written, truncated, grown or replaced since it was opened.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let now_open = self.file.metadata().map(|m| FileIdentity::of(&m));
+        let now_path = std::fs::metadata(&self.path).map(|m| FileIdentity::of(&m));
+        match (now_open, now_path) {
+            (Ok(a), Ok(b)) if a == self.identity && b == self.identity => Ok(()),
+            _ => Err(self.changed_error()),
+        }
+    }
+
+    pub fn changed_error(&self) -> Error {
+        Error::LocalIo(format!(
+            "the local file {} changed while it was being uploaded, so the copy on B2 would not match any state of it; nothing was kept on B2: upload it again once it is no longer being written",
+            self.path.display()
+        ))
+    }
+
+    /// One sequential pass over the whole file: its SHA1.
+    pub async fn sha1(&self, op: Arc<Operation>) -> Result<[u8; 20]> {
+        let file = self.file.clone();
+        let len = self.len();
+        let path = self.path.clone();
+        let hashed = tokio::task::spawn_blocking(move || -> Result<[u8; 20]> {
+            let mut hasher = Sha1::new();
+            let mut buf = vec![0u8; HASH_CHUNK];
+            let mut pos = 0u64;
+            while pos < len {
+                op.check_cancelled()?;
+                let n = (len - pos).min(HASH_CHUNK as u64) as usize;
+                file.read_exact_at(&mut buf[..n], pos)
+                    .map_err(|e| Error::local_io("could not read", &path, &e))?;
+                hasher.update(&buf[..n]);
+                pos += n as u64;
+            }
+            Ok(hasher.finalize().into())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))??;
+        self.check_unchanged()?;
+        Ok(hashed)
+    }
+
+    /// SHA1 of one range, for checking a part already on B2 before a resume keeps it.
+    pub async fn range_sha1(&self, offset: u64, len: u64) -> Result<[u8; 20]> {
+        let file = self.file.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> Result<[u8; 20]> {
+            let mut hasher = Sha1::new();
+            let mut buf = vec![0u8; HASH_CHUNK.min(len as usize).max(1)];
+            let mut pos = offset;
+            while pos < offset + len {
+                let n = (offset + len - pos).min(buf.len() as u64) as usize;
+                file.read_exact_at(&mut buf[..n], pos)
+                    .map_err(|e| Error::local_io("could not read", &path, &e))?;
+                hasher.update(&buf[..n]);
+                pos += n as u64;
+            }
+            Ok(hasher.finalize().into())
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))?
+    }
+
+    /// Streams `len` bytes from `offset` as an upload body whose last 40 bytes are the hex
+    /// SHA1 of the range (B2's `hex_digits_at_end`), read and hashed by a blocking thread
+    /// one chunk ahead of the network. Memory: a few chunks, whatever the range size.
+    pub fn stream_range(&self, offset: u64, len: u64, op: Arc<Operation>) -> RangeStream {
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2);
+        let (digest_tx, digest_rx) = oneshot::channel();
+        let file = self.file.clone();
+        let read = Arc::new(AtomicU64::new(0));
+        let read_by_thread = read.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha1::new();
+            let mut pos = offset;
+            let end = offset + len;
+            while pos < end {
+                let n = (end - pos).min(CHUNK as u64) as usize;
+                let mut buf = BytesMut::zeroed(n);
+                if let Err(e) = file.read_exact_at(&mut buf, pos) {
+                    let _ = digest_tx.send(Err(e.kind()));
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+                hasher.update(&buf);
+                if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                    return; // the request was dropped
+                }
+                op.add_done(n as u64);
+                read_by_thread.fetch_add(n as u64, Ordering::Relaxed);
+                pos += n as u64;
+            }
+            let digest: [u8; 20] = hasher.finalize().into();
+            let _ = digest_tx.send(Ok(digest));
+            let _ = tx.blocking_send(Ok(Bytes::from(hex(&digest).into_bytes())));
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        RangeStream {
+            body: Some(reqwest::Body::wrap_stream(body)),
+            content_length: len + 40,
+            digest: digest_rx,
+            read,
+        }
+    }
+}
+
+/// An upload body and, once it has been read to the end, the SHA1 it carried.
+pub struct RangeStream {
+    pub body: Option<reqwest::Body>,
+    pub content_length: u64,
+    digest: oneshot::Receiver<std::result::Result<[u8; 20], std::io::ErrorKind>>,
+    /// Bytes handed to the request so far (and counted as progress).
+    pub read: Arc<AtomicU64>,
+}
+
+/// How reading the range ended.
+pub enum RangeOutcome {
+    Read([u8; 20]),
+    /// The local file failed or ended early: it changed or broke under us.
+    LocalFailure(std::io::ErrorKind),
+    /// The request stopped reading before the end.
+    Abandoned,
+}
+
+impl RangeStream {
+    pub async fn outcome(self) -> RangeOutcome {
+        match self.digest.await {
+            Ok(Ok(d)) => RangeOutcome::Read(d),
+            Ok(Err(kind)) => RangeOutcome::LocalFailure(kind),
+            Err(_) => RangeOutcome::Abandoned,
+        }
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}

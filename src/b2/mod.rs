@@ -1,0 +1,17 @@
+//! A client for B2's native API: sessions and authorization, retries, uploads, listings,
+//! downloads.
+
+pub mod api;
+pub mod download;
+pub mod list;
+pub mod local_file;
+pub mod retry;
+pub mod session;
+pub mod upload;
+
+pub use session::{B2Client, B2Session, SessionRegistry};
+
+/// B2's largest part, and largest single upload: 5 GB.
+pub const MAX_PART_SIZE: u64 = 5_000_000_000;
+/// B2's most parts in one large file.
+pub const MAX_PARTS: u64 = 10_000;

@@ -1,0 +1,603 @@
+//! One B2 session per destination credentials, kept for the life of the process: the
+//! account authorization, pooled connections, upload URLs and bucket facts, shared by every
+//! call and thread. `B2Client` is a session seen by one operation.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha1::{Digest, Sha1};
+
+use super::api::{
+    Allowed, AuthorizeResponse, Bucket, ErrorBody, ListBucketsResponse, UploadUrlResponse,
+};
+use super::retry::{Failure, RetryPolicy};
+use crate::config::DestinationConfig;
+use crate::error::{Error, Result};
+use crate::operation::{LogLevel, Operation};
+
+const API_VERSION: &str = "v4";
+/// B2 tokens last 24 hours; renew well before, so a long upload never meets an expiry.
+const AUTH_MAX_AGE: Duration = Duration::from_secs(20 * 3600);
+const USER_AGENT: &str = concat!("b2dest/", env!("CARGO_PKG_VERSION"));
+
+/// A successful `b2_authorize_account`.
+pub struct Authorization {
+    pub token: String,
+    pub api_url: String,
+    pub download_url: String,
+    pub account_id: String,
+    pub recommended_part_size: u64,
+    pub min_part_size: u64,
+    pub allowed: Allowed,
+    obtained: Instant,
+    generation: u64,
+}
+
+impl fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authorization")
+            .field("api_url", &self.api_url)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authorization {
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.allowed.capabilities.iter().any(|c| c == name)
+    }
+}
+
+/// An upload URL and its token, used by one upload at a time.
+pub struct UploadTarget {
+    pub url: String,
+    pub token: String,
+}
+
+/// Bucket facts looked up once per session.
+#[derive(Clone, Debug)]
+pub struct BucketInfo {
+    pub id: String,
+    pub name: String,
+    /// None when the key may not list buckets, so type and rules are unknown.
+    pub details: Option<Bucket>,
+}
+
+/// A usage figure this process keeps per destination, adjusted by its own uploads and
+/// deletes, so that a limit check does not list the bucket every time.
+#[derive(Clone, Copy, Debug)]
+pub struct CachedUsage {
+    pub used_bytes: u64,
+    pub measured: Instant,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SessionKey {
+    api_url: String,
+    account_id: String,
+    key_digest: [u8; 20],
+    timeout_secs: u64,
+    test_mode: Option<String>,
+}
+
+/// All sessions of this process.
+#[derive(Default)]
+pub struct SessionRegistry {
+    sessions: Mutex<HashMap<SessionKey, Arc<B2Session>>>,
+}
+
+impl SessionRegistry {
+    pub fn session_for(&self, config: &DestinationConfig) -> Result<Arc<B2Session>> {
+        let key = SessionKey {
+            api_url: config.api_url.clone(),
+            account_id: config.account_id.clone(),
+            key_digest: Sha1::digest(config.application_key.expose().as_bytes()).into(),
+            timeout_secs: config.timeout.as_secs(),
+            test_mode: config.test_mode.clone(),
+        };
+        let mut sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| Error::Internal("session registry lock poisoned".into()))?;
+        if let Some(s) = sessions.get(&key) {
+            return Ok(s.clone());
+        }
+        let session = Arc::new(B2Session::new(config)?);
+        sessions.insert(key, session.clone());
+        Ok(session)
+    }
+}
+
+pub struct B2Session {
+    http: reqwest::Client,
+    api_url: String,
+    account_id: String,
+    application_key: crate::config::ApplicationKey,
+    test_mode: Option<String>,
+    pub timeout: Duration,
+    auth: tokio::sync::Mutex<Option<Arc<Authorization>>>,
+    generations: std::sync::atomic::AtomicU64,
+    buckets: Mutex<HashMap<String, BucketInfo>>,
+    upload_targets: Mutex<HashMap<String, Vec<UploadTarget>>>,
+    usage: Mutex<HashMap<(String, String), CachedUsage>>,
+}
+
+impl B2Session {
+    fn new(config: &DestinationConfig) -> Result<B2Session> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.timeout)
+            .read_timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Internal(format!("could not build the HTTPS client: {e}")))?;
+        Ok(B2Session {
+            http,
+            api_url: config.api_url.clone(),
+            account_id: config.account_id.clone(),
+            application_key: config.application_key.clone(),
+            test_mode: config.test_mode.clone(),
+            timeout: config.timeout,
+            auth: tokio::sync::Mutex::new(None),
+            generations: Default::default(),
+            buckets: Mutex::default(),
+            upload_targets: Mutex::default(),
+            usage: Mutex::default(),
+        })
+    }
+
+    pub fn cached_usage(&self, bucket: &str, dir: &str, max_age: Duration) -> Option<CachedUsage> {
+        let usage = self.usage.lock().ok()?;
+        usage
+            .get(&(bucket.to_string(), dir.to_string()))
+            .filter(|u| u.measured.elapsed() <= max_age)
+            .copied()
+    }
+
+    pub fn store_usage(&self, bucket: &str, dir: &str, used_bytes: u64) {
+        if let Ok(mut usage) = self.usage.lock() {
+            usage.insert(
+                (bucket.to_string(), dir.to_string()),
+                CachedUsage {
+                    used_bytes,
+                    measured: Instant::now(),
+                },
+            );
+        }
+    }
+
+    /// Adjusts the cached figures of every backup directory that contains `object_name`.
+    pub fn adjust_usage(&self, bucket: &str, object_name: &str, delta: i64) {
+        if let Ok(mut usage) = self.usage.lock() {
+            for ((b, dir), u) in usage.iter_mut() {
+                let inside = dir.is_empty()
+                    || object_name
+                        .strip_prefix(dir.as_str())
+                        .is_some_and(|r| r.starts_with('/'));
+                if b == bucket && inside {
+                    u.used_bytes = u.used_bytes.saturating_add_signed(delta);
+                }
+            }
+        }
+    }
+}
+
+/// A session as one operation uses it: with that operation's cancellation, logs and
+/// retry bounds.
+#[derive(Clone)]
+pub struct B2Client {
+    pub session: Arc<B2Session>,
+    pub op: Arc<Operation>,
+    pub calls: RetryPolicy,
+    pub uploads: RetryPolicy,
+}
+
+/// A request that failed, and how the retry rules treat it.
+pub struct Failed {
+    pub failure: Failure,
+    pub error: Error,
+}
+
+impl Failed {
+    pub fn fatal(error: Error) -> Failed {
+        Failed {
+            failure: Failure::Fatal,
+            error,
+        }
+    }
+}
+
+impl B2Client {
+    pub fn new(
+        session: Arc<B2Session>,
+        op: Arc<Operation>,
+        config: &DestinationConfig,
+    ) -> B2Client {
+        B2Client {
+            session,
+            op,
+            calls: RetryPolicy::for_calls(config.retry_initial_delay),
+            uploads: RetryPolicy::for_uploads(config.upload_retries, config.retry_initial_delay),
+        }
+    }
+
+    /// The same session under an operation of its own, for clean-up that must run even
+    /// after this operation was cancelled.
+    pub fn detached(&self) -> B2Client {
+        B2Client {
+            op: Arc::new(Operation::new()),
+            ..self.clone()
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.session.http
+    }
+
+    /// Adds the headers every request carries.
+    pub fn decorate(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+        let req = req.header("Authorization", token);
+        match &self.session.test_mode {
+            Some(mode) => req.header("X-Bz-Test-Mode", mode),
+            None => req,
+        }
+    }
+
+    /// The current authorization, obtained or renewed as needed. Threads that find it
+    /// missing wait for the one that is getting it.
+    pub async fn authorization(&self) -> Result<Arc<Authorization>> {
+        let mut slot = self
+            .op
+            .or_cancel(async { Ok(self.session.auth.lock().await) })
+            .await?;
+        if let Some(auth) = slot.as_ref() {
+            if auth.obtained.elapsed() < AUTH_MAX_AGE {
+                return Ok(auth.clone());
+            }
+        }
+        let fresh = Arc::new(self.authorize().await?);
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Renews the authorization after B2 refused `stale`'s token, unless another thread
+    /// already did: one re-authorization serves every thread of the destination.
+    async fn reauthorize(&self, stale: &Authorization) -> Result<Arc<Authorization>> {
+        let mut slot = self
+            .op
+            .or_cancel(async { Ok(self.session.auth.lock().await) })
+            .await?;
+        if let Some(current) = slot.as_ref() {
+            if current.generation != stale.generation {
+                return Ok(current.clone());
+            }
+        }
+        self.op.log(
+            LogLevel::Info,
+            "B2 token expired or was refused; authorizing again",
+        );
+        let fresh = Arc::new(self.authorize().await?);
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn authorize(&self) -> Result<Authorization> {
+        let url = format!(
+            "{}/b2api/{API_VERSION}/b2_authorize_account",
+            self.session.api_url
+        );
+        let call = "b2_authorize_account";
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.http().get(&url).basic_auth(
+                &self.session.account_id,
+                Some(self.session.application_key.expose()),
+            );
+            if let Some(mode) = &self.session.test_mode {
+                req = req.header("X-Bz-Test-Mode", mode);
+            }
+            let sent = self.op.or_cancel(async { Ok(req.send().await) }).await?;
+            let failed = match sent {
+                Ok(resp) if resp.status().is_success() => {
+                    match read_json::<AuthorizeResponse>(call, resp).await {
+                        Ok(body) => return Ok(self.authorization_from(body)),
+                        Err(e) => Failed::fatal(e),
+                    }
+                }
+                Ok(resp) => failure_from_response(call, resp).await,
+                Err(e) => network_failure(call, &e),
+            };
+            let retry_after = match failed.failure {
+                Failure::Transient { retry_after } => retry_after,
+                // A refused key at authorization is the key itself, never a stale token.
+                Failure::Reauthorize | Failure::Fatal => {
+                    return Err(match failed.error {
+                        Error::Permission(_) | Error::Auth(_) => Error::Auth(
+                            "B2 rejected the Account ID (keyID) and Application Key: check both in the destination settings, and that the key was not deleted".into(),
+                        ),
+                        other => other,
+                    })
+                }
+            };
+            match self.calls.delay(attempt, started.elapsed(), retry_after) {
+                Some(wait) => self.sleep(call, wait).await?,
+                None => return Err(failed.error),
+            }
+        }
+    }
+
+    fn authorization_from(&self, body: AuthorizeResponse) -> Authorization {
+        let api = body.api_info.storage_api;
+        Authorization {
+            token: body.authorization_token,
+            api_url: api.api_url.trim_end_matches('/').to_string(),
+            download_url: api.download_url.trim_end_matches('/').to_string(),
+            account_id: body.account_id,
+            recommended_part_size: api.recommended_part_size,
+            min_part_size: api.absolute_minimum_part_size,
+            allowed: api.allowed,
+            obtained: Instant::now(),
+            generation: self
+                .session
+                .generations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    pub async fn sleep(&self, call: &str, wait: Duration) -> Result<()> {
+        self.op.log(
+            LogLevel::Debug,
+            format!(
+                "{call}: waiting {} ms before trying again",
+                wait.as_millis()
+            ),
+        );
+        self.op
+            .or_cancel(async {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Runs `attempt` under the retry rules of `policy`: re-authorizes once on an expired
+    /// token, backs off on transient failures, gives up on the rest.
+    pub async fn with_retries<T, F, Fut>(
+        &self,
+        call: &str,
+        policy: &RetryPolicy,
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Arc<Authorization>) -> Fut,
+        Fut: Future<Output = std::result::Result<T, Failed>>,
+    {
+        let started = Instant::now();
+        let mut reauthorized = false;
+        let mut tries = 0;
+        let mut auth = self.authorization().await?;
+        loop {
+            tries += 1;
+            let failed = match self
+                .op
+                .or_cancel(async { Ok(attempt(auth.clone()).await) })
+                .await?
+            {
+                Ok(v) => return Ok(v),
+                Err(f) => f,
+            };
+            match failed.failure {
+                Failure::Fatal => return Err(failed.error),
+                Failure::Reauthorize if !reauthorized => {
+                    reauthorized = true;
+                    auth = self.reauthorize(&auth).await?;
+                    continue;
+                }
+                Failure::Reauthorize => return Err(failed.error),
+                Failure::Transient { retry_after } => {
+                    self.op
+                        .log(LogLevel::Warn, format!("{}; retrying", failed.error));
+                    match policy.delay(tries, started.elapsed(), retry_after) {
+                        Some(wait) => self.sleep(call, wait).await?,
+                        None => return Err(failed.error),
+                    }
+                    // A long back-off may outlive the token.
+                    auth = self.authorization().await?;
+                }
+            }
+        }
+    }
+
+    /// A JSON API call, `POST {apiUrl}/b2api/v4/{call}`.
+    pub async fn call<Req, Resp>(&self, call: &'static str, body: &Req) -> Result<Resp>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let payload = serde_json::to_vec(body)
+            .map_err(|e| Error::Internal(format!("could not encode {call}: {e}")))?;
+        self.with_retries(call, &self.calls.clone(), |auth| {
+            let req = self
+                .decorate(
+                    self.http()
+                        .post(format!("{}/b2api/{API_VERSION}/{call}", auth.api_url)),
+                    &auth.token,
+                )
+                .header("Content-Type", "application/json")
+                .body(payload.clone());
+            async move {
+                match req.send().await {
+                    Ok(resp) if resp.status().is_success() => {
+                        read_json(call, resp).await.map_err(Failed::fatal)
+                    }
+                    Ok(resp) => Err(failure_from_response(call, resp).await),
+                    Err(e) => Err(network_failure(call, &e)),
+                }
+            }
+        })
+        .await
+    }
+
+    /// The bucket's id (and, when the key may list buckets, its type and lifecycle rules).
+    pub async fn bucket(&self, name: &str) -> Result<BucketInfo> {
+        if let Some(b) = self
+            .session
+            .buckets
+            .lock()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+        {
+            return Ok(b);
+        }
+        let auth = self.authorization().await?;
+        let restricted_id = auth.allowed.buckets.as_ref().and_then(|list| {
+            list.iter()
+                .find(|b| b.name.as_deref() == Some(name))
+                .map(|b| b.id.clone())
+        });
+        if let Some(list) = &auth.allowed.buckets {
+            if restricted_id.is_none() {
+                let names: Vec<&str> = list.iter().filter_map(|b| b.name.as_deref()).collect();
+                return Err(Error::Permission(format!(
+                    "the application key is restricted to bucket(s) {} and may not use bucket \"{name}\": use a key for this bucket",
+                    names.join(", ")
+                )));
+            }
+        }
+        let info = if auth.has_capability("listBuckets") {
+            let body = serde_json::json!({"accountId": auth.account_id, "bucketName": name});
+            let found: ListBucketsResponse = self.call("b2_list_buckets", &body).await?;
+            let bucket = found
+                .buckets
+                .into_iter()
+                .find(|b| b.bucket_name == name)
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "bucket \"{name}\" does not exist in this B2 account: check the bucket name, or create it"
+                    ))
+                })?;
+            BucketInfo {
+                id: bucket.bucket_id.clone(),
+                name: name.to_string(),
+                details: Some(bucket),
+            }
+        } else if let Some(id) = restricted_id {
+            BucketInfo {
+                id,
+                name: name.to_string(),
+                details: None,
+            }
+        } else {
+            return Err(Error::Permission(format!(
+                "the application key may not list buckets, so bucket \"{name}\" cannot be found: give the key the listBuckets capability or restrict it to this bucket"
+            )));
+        };
+        if let Ok(mut m) = self.session.buckets.lock() {
+            m.insert(name.to_string(), info.clone());
+        }
+        Ok(info)
+    }
+
+    /// An upload URL nobody else is using: a pooled one, or a new one from B2.
+    pub async fn take_upload_target(&self, bucket_id: &str) -> Result<UploadTarget> {
+        let pooled = self
+            .session
+            .upload_targets
+            .lock()
+            .ok()
+            .and_then(|mut m| m.get_mut(bucket_id).and_then(Vec::pop));
+        if let Some(t) = pooled {
+            return Ok(t);
+        }
+        let got: UploadUrlResponse = self
+            .call(
+                "b2_get_upload_url",
+                &serde_json::json!({ "bucketId": bucket_id }),
+            )
+            .await?;
+        Ok(UploadTarget {
+            url: got.upload_url,
+            token: got.authorization_token,
+        })
+    }
+
+    /// Gives back an upload URL whose last upload succeeded, for the next upload.
+    pub fn return_upload_target(&self, bucket_id: &str, target: UploadTarget) {
+        if let Ok(mut m) = self.session.upload_targets.lock() {
+            let pool = m.entry(bucket_id.to_string()).or_default();
+            if pool.len() < 64 {
+                pool.push(target);
+            }
+        }
+    }
+}
+
+pub async fn read_json<T: DeserializeOwned>(call: &str, resp: reqwest::Response) -> Result<T> {
+    let bytes = resp.bytes().await.map_err(|e| {
+        Error::Network(format!(
+            "the answer of B2 to {call} was cut off: {}",
+            error_chain(&e)
+        ))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
+        message: format!("B2 answered {call} with JSON this library does not understand: {e}"),
+        retryable: false,
+    })
+}
+
+/// Reads B2's `{status, code, message}` error answer and classifies it.
+pub async fn failure_from_response(call: &str, resp: reqwest::Response) -> Failed {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body: ErrorBody = resp
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let message: String = body.message.chars().take(500).collect();
+    Failed {
+        failure: Failure::classify(Some(status), &body.code, retry_after),
+        error: Error::from_b2(call, status, &body.code, &message),
+    }
+}
+
+pub fn network_failure(call: &str, e: &reqwest::Error) -> Failed {
+    Failed {
+        failure: Failure::Transient { retry_after: None },
+        error: Error::Network(format!(
+            "could not reach B2 for {call}: {}; check the server's network connection and the api_url",
+            error_chain(e)
+        )),
+    }
+}
+
+/// An error with its causes, which carry the useful part (refused, reset, timed out).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,377 @@
+//! The destination's configuration: parsed from the host's JSON, checked field by field.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_API_URL: &str = "https://api.backblazeb2.com";
+const MAX_NAME_CHARS: usize = 40;
+
+/// The application key. Its `Debug` and `Display` never show it, so it cannot leak through
+/// a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApplicationKey(String);
+
+impl ApplicationKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApplicationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApplicationKey(<redacted>)")
+    }
+}
+
+/// One B2 destination as the host saved it.
+#[derive(Clone, Debug)]
+pub struct DestinationConfig {
+    pub name: String,
+    pub account_id: String,
+    pub application_key: ApplicationKey,
+    pub bucket: String,
+    /// Normalised: no leading or trailing `/`; empty means the bucket's root.
+    pub backup_directory: String,
+    /// Percent of `quota_bytes`; 0 is off.
+    pub free_disk_space_limit: u8,
+    pub quota_bytes: Option<u64>,
+    pub upload_retries: u32,
+    pub concurrency: usize,
+    pub part_size_bytes: Option<u64>,
+    pub read_only: bool,
+    /// Without a trailing `/`.
+    pub api_url: String,
+    pub timeout: Duration,
+    /// First back-off delay of the retry rules (B2 suggests one second).
+    pub retry_initial_delay: Duration,
+    /// Sent as `X-Bz-Test-Mode` on every call, to have B2 inject its own faults.
+    pub test_mode: Option<String>,
+}
+
+/// The configuration and what the host should hear about it.
+#[derive(Debug)]
+pub struct ParsedConfig {
+    pub config: DestinationConfig,
+    pub warnings: Vec<String>,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "name",
+    "account_id",
+    "application_key",
+    "bucket",
+    "backup_directory",
+    "free_disk_space_limit",
+    "quota_bytes",
+    "upload_retries",
+    "concurrency",
+    "part_size_bytes",
+    "read_only",
+    "api_url",
+    "timeout_seconds",
+    "retry_initial_delay_ms",
+    "test_mode",
+];
+
+impl DestinationConfig {
+    pub fn parse(json: &str) -> Result<ParsedConfig> {
+        let value: Value = serde_json::from_str(json).map_err(|e| {
+            // serde's message carries a position, never the input text.
+            Error::Config(format!(
+                "the destination configuration is not valid JSON ({e}); send a JSON object"
+            ))
+        })?;
+        let Value::Object(map) = value else {
+            return Err(Error::Config(
+                "the destination configuration must be a JSON object".into(),
+            ));
+        };
+        let fields = Fields(&map);
+
+        let name = fields.required_string("name")?;
+        let name_chars = name.chars().count();
+        if name_chars == 0 || name_chars > MAX_NAME_CHARS {
+            return Err(Error::Config(format!(
+                "field \"name\" (Destination Name) must have 1 to {MAX_NAME_CHARS} characters, it has {name_chars}"
+            )));
+        }
+        let account_id = fields.required_string("account_id")?;
+        if account_id.trim().is_empty() {
+            return Err(Error::Config(
+                "field \"account_id\" (Account ID, the key's keyID) must not be empty".into(),
+            ));
+        }
+        let application_key = ApplicationKey(fields.required_string("application_key")?);
+        if application_key.0.is_empty() {
+            return Err(Error::Config(
+                "field \"application_key\" (Application Key) must not be empty".into(),
+            ));
+        }
+        let bucket = fields.required_string("bucket")?;
+        check_bucket_name(&bucket)?;
+
+        let raw_dir = fields
+            .optional_string("backup_directory")?
+            .unwrap_or_default();
+        let backup_directory = normalise_backup_directory(&raw_dir)?;
+
+        let free_disk_space_limit = fields
+            .optional_uint("free_disk_space_limit", 0, 100)?
+            .unwrap_or(0) as u8;
+        let quota_bytes = fields.optional_uint("quota_bytes", 1, u64::MAX)?;
+        if free_disk_space_limit > 0 && quota_bytes.is_none() {
+            return Err(Error::Config(
+                "field \"free_disk_space_limit\" needs \"quota_bytes\": a bucket has no fixed size, so give the size the limit is a percentage of".into(),
+            ));
+        }
+        let upload_retries = fields.optional_uint("upload_retries", 0, 100)?.unwrap_or(3) as u32;
+        let concurrency = fields.optional_uint("concurrency", 1, 64)?.unwrap_or(4) as usize;
+        let part_size_bytes =
+            fields.optional_uint("part_size_bytes", 1, crate::b2::MAX_PART_SIZE)?;
+        let read_only = fields.optional_bool("read_only")?.unwrap_or(false);
+        let api_url = check_api_url(
+            &fields
+                .optional_string("api_url")?
+                .unwrap_or_else(|| DEFAULT_API_URL.into()),
+        )?;
+        let timeout = Duration::from_secs(
+            fields
+                .optional_uint("timeout_seconds", 1, 3600)?
+                .unwrap_or(60),
+        );
+        let retry_initial_delay = Duration::from_millis(
+            fields
+                .optional_uint("retry_initial_delay_ms", 0, 60_000)?
+                .unwrap_or(1000),
+        );
+        let test_mode = fields
+            .optional_string("test_mode")?
+            .filter(|s| !s.is_empty());
+
+        let mut warnings: Vec<String> = map
+            .keys()
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .map(|k| {
+                format!(
+                    "unknown configuration field \"{}\" was ignored",
+                    truncate_for_message(k)
+                )
+            })
+            .collect();
+        warnings.sort();
+
+        Ok(ParsedConfig {
+            config: DestinationConfig {
+                name,
+                account_id,
+                application_key,
+                bucket,
+                backup_directory,
+                free_disk_space_limit,
+                quota_bytes,
+                upload_retries,
+                concurrency,
+                part_size_bytes,
+                read_only,
+                api_url,
+                timeout,
+                retry_initial_delay,
+                test_mode,
+            },
+            warnings,
+        })
+    }
+}
+
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn present(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    fn required_string(&self, key: &str) -> Result<String> {
+        self.optional_string(key)?
+            .ok_or_else(|| Error::Config(format!("field \"{key}\" is missing; it is required")))
+    }
+
+    fn optional_string(&self, key: &str) -> Result<Option<String>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(wrong_type(key, "a string", other)),
+        }
+    }
+
+    fn optional_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(wrong_type(key, "true or false", other)),
+        }
+    }
+
+    /// A whole number in `min..=max`. Hosts that keep form values as text send `"3"`,
+    /// so a string holding a whole number is taken too.
+    fn optional_uint(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>> {
+        let n = match self.present(key) {
+            None => return Ok(None),
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            Some(other) => return Err(wrong_type(key, "a whole number", other)),
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(Error::Config(format!(
+                "field \"{key}\" must be a whole number from {min} to {max}"
+            ))),
+        }
+    }
+}
+
+fn wrong_type(key: &str, expected: &str, got: &Value) -> Error {
+    let kind = match got {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    Error::Config(format!("field \"{key}\" must be {expected}, not {kind}"))
+}
+
+fn truncate_for_message(s: &str) -> String {
+    let mut out: String = s.chars().take(64).filter(|c| !c.is_control()).collect();
+    if s.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
+/// B2 bucket names: 6 to 50 characters of letters, digits and `-`.
+fn check_bucket_name(bucket: &str) -> Result<()> {
+    let ok = (6..=50).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(
+            "field \"bucket\" is not a valid B2 bucket name: 6 to 50 letters, digits and '-'"
+                .into(),
+        ))
+    }
+}
+
+fn normalise_backup_directory(raw: &str) -> Result<String> {
+    if raw.starts_with('/') {
+        return Err(Error::Config(
+            "field \"backup_directory\" must not start with '/': give it relative to the bucket, e.g. \"backups/server1\"".into(),
+        ));
+    }
+    let trimmed = raw.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    crate::remote_path::check_segments(trimmed)
+        .map_err(|why| Error::Config(format!("field \"backup_directory\" {why}")))?;
+    Ok(trimmed.to_string())
+}
+
+/// The key travels to this URL, so plain HTTP is allowed only to this machine.
+fn check_api_url(raw: &str) -> Result<String> {
+    let url = raw.trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        Error::Config(
+            "field \"api_url\" must be an http(s) URL such as https://api.backblazeb2.com".into(),
+        )
+    })?;
+    let host_port = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() || rest.contains('@') {
+        return Err(Error::Config(
+            "field \"api_url\" must name a host, with no user name or password in it".into(),
+        ));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(url.to_string()),
+        "http" if is_loopback_host(host) => Ok(url.to_string()),
+        "http" => Err(Error::Config(
+            "field \"api_url\" uses http:// to a host that is not this machine: the application key would travel in clear; use https://".into(),
+        )),
+        _ => Err(Error::Config("field \"api_url\" must start with https://".into())),
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({"name":"n","account_id":"a","application_key":"SECRETKEY","bucket":"bucket-1"})
+    }
+
+    #[test]
+    fn http_only_for_loopback() {
+        for (url, ok) in [
+            ("http://127.0.0.1:9000", true),
+            ("http://localhost:1", true),
+            ("http://[::1]:80/", true),
+            ("http://10.0.0.1", false),
+            ("http://example.com", false),
+            ("https://example.com", true),
+            ("ftp://x", false),
+            ("http://user:pw@127.0.0.1", false),
+        ] {
+            assert_eq!(check_api_url(url).is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn errors_never_echo_the_key() {
+        let mut v = base();
+        v["application_key"] = serde_json::json!(12);
+        let err = DestinationConfig::parse(&v.to_string()).unwrap_err();
+        assert!(err.to_string().contains("application_key"));
+        let mut v = base();
+        v["bucket"] = serde_json::json!("SECRETKEY!");
+        let msg = DestinationConfig::parse(&v.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("SECRETKEY"), "{msg}");
+        let parsed = DestinationConfig::parse(&base().to_string()).unwrap();
+        assert!(!format!("{parsed:?}").contains("SECRETKEY"));
+    }
+
+    #[test]
+    fn limit_needs_quota_and_numbers_accept_strings() {
+        let mut v = base();
+        v["free_disk_space_limit"] = serde_json::json!(80);
+        assert!(matches!(
+            DestinationConfig::parse(&v.to_string()),
+            Err(Error::Config(_))
+        ));
+        v["quota_bytes"] = serde_json::json!("1000");
+        let c = DestinationConfig::parse(&v.to_string()).unwrap().config;
+        assert_eq!((c.free_disk_space_limit, c.quota_bytes), (80, Some(1000)));
+    }
+}

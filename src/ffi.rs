@@ -1,0 +1,468 @@
+//! The C ABI: the exported functions and nothing else. Each one goes through `boundary`,
+//! which catches panics, checks pointers and UTF-8, and always writes a response.
+#![allow(non_camel_case_types)] // the C names of the callback types
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde_json::{json, Map, Value};
+
+use crate::config::DestinationConfig;
+use crate::error::{Error, Result};
+use crate::operation::LogLevel;
+use crate::ops::{self, Destination, Report};
+use crate::runtime::{self, Observer};
+use crate::status::DestStatus;
+
+/// Progress of an upload or download.
+///
+/// Called on the thread that called `dest_upload` / `dest_download`, never on another one:
+/// once at the start, at most about ten times a second while bytes move, and once at the
+/// end. `total_bytes` may grow while a directory is being scanned. Return 0 to go on;
+/// any other value cancels the operation, which then returns `DEST_ERR_CANCELLED` and
+/// leaves nothing half-made on B2 or on disk. The callback may call other `dest_*`
+/// functions (they run as separate operations); it must not unwind or longjmp.
+pub type dest_progress_fn =
+    Option<unsafe extern "C" fn(done_bytes: u64, total_bytes: u64, user_data: *mut c_void) -> i32>;
+
+/// Receives the library's log lines: a `DestLogLevel` and a NUL-terminated UTF-8 message
+/// that is valid only during the call (copy it to keep it). Lines never contain the
+/// application key or a B2 token.
+///
+/// Called only on a thread that is inside a `dest_*` call, for the lines of that call,
+/// before the call returns.
+pub type dest_log_fn =
+    Option<unsafe extern "C" fn(level: i32, message: *const c_char, user_data: *mut c_void)>;
+
+/// Levels of log lines, most severe first.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestLogLevel {
+    DestLogError = 1,
+    DestLogWarn = 2,
+    DestLogInfo = 3,
+    DestLogDebug = 4,
+}
+
+struct Logger {
+    callback: unsafe extern "C" fn(i32, *const c_char, *mut c_void),
+    max_level: i32,
+    user_data: usize,
+}
+
+static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
+
+/// Relays progress and log lines to the host, on the host's calling thread.
+struct HostObserver {
+    progress: dest_progress_fn,
+    user_data: *mut c_void,
+}
+
+impl Observer for HostObserver {
+    fn progress(&mut self, done: u64, total: u64) -> bool {
+        match self.progress {
+            // SAFETY: the host gave this function and user_data for this call, on this thread.
+            Some(f) => unsafe { f(done, total, self.user_data) == 0 },
+            None => true,
+        }
+    }
+
+    fn log(&mut self, level: LogLevel, message: &str) {
+        let Ok(guard) = LOGGER.lock() else { return };
+        let Some(logger) = guard.as_ref() else { return };
+        if level as i32 > logger.max_level {
+            return;
+        }
+        let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+        // SAFETY: the host registered this callback with this user_data for log lines.
+        unsafe { (logger.callback)(level as i32, text.as_ptr(), logger.user_data as *mut c_void) };
+    }
+}
+
+/// Borrows a C string argument: NULL and invalid UTF-8 are refused by name.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives the call.
+unsafe fn c_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(Error::InvalidArgument(format!(
+            "{what} is NULL; pass a NUL-terminated UTF-8 string"
+        )));
+    }
+    // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
+    unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|e| {
+        Error::InvalidArgument(format!(
+            "{what} is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
+/// Parses the configuration and runs `work` on the runtime, the calling thread waiting.
+fn run_operation<F, Fut>(
+    config_json: &str,
+    observer: &mut dyn Observer,
+    work: F,
+) -> (Result<Report>, Option<String>)
+where
+    F: FnOnce(Destination) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Report>> + Send + 'static,
+{
+    let parsed = match DestinationConfig::parse(config_json) {
+        Ok(p) => p,
+        Err(e) => return (Err(e), None),
+    };
+    let key = parsed.config.application_key.expose().to_string();
+    let config = parsed.config;
+    let outcome = runtime::run(observer, move |op| async move {
+        let dest = Destination::open(config, op)?;
+        work(dest).await
+    });
+    let outcome = outcome.map(|mut report| {
+        let mut warnings = parsed.warnings;
+        warnings.append(&mut report.warnings);
+        report.warnings = warnings;
+        report
+    });
+    (outcome, Some(key))
+}
+
+/// The one wrapper of every exported operation.
+///
+/// # Safety
+/// `response_json` is NULL or points to writable storage for one pointer.
+unsafe fn boundary(
+    response_json: *mut *mut c_char,
+    call: impl FnOnce() -> (Result<Report>, Option<String>),
+) -> i32 {
+    if !response_json.is_null() {
+        // SAFETY: the caller gave writable storage; a NULL there is the safe default.
+        unsafe { *response_json = std::ptr::null_mut() };
+    }
+    let (outcome, secret) = match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(pair) => pair,
+        Err(_) => (
+            Err(Error::Internal(
+                "a panic was caught at the C boundary".into(),
+            )),
+            None,
+        ),
+    };
+    let (status, body) = render(outcome);
+    if !response_json.is_null() {
+        let mut text = body.to_string();
+        // Belt and braces: no path through the library should put the key in a response.
+        if let Some(key) = secret.filter(|k| k.len() >= 4) {
+            if text.contains(&key) {
+                text = text.replace(&key, "[redacted]");
+            }
+        }
+        let c = CString::new(text)
+            .unwrap_or_else(|_| CString::new("{\"ok\":false}").unwrap_or_default());
+        // SAFETY: checked non-NULL above.
+        unsafe { *response_json = c.into_raw() };
+    }
+    status as i32
+}
+
+fn render(outcome: Result<Report>) -> (DestStatus, Value) {
+    let (fields, warnings, failure) = match outcome {
+        Ok(r) => (r.fields, r.warnings, r.failure),
+        Err(e) => (Map::new(), Vec::new(), Some(e)),
+    };
+    let mut body = Map::new();
+    body.insert("ok".into(), failure.is_none().into());
+    body.extend(fields);
+    body.insert("warnings".into(), warnings.into());
+    let status = match &failure {
+        None => DestStatus::DestOk,
+        Some(e) => {
+            body.insert(
+                "error".into(),
+                json!({"code": e.status().code_name(), "message": e.to_string(), "retryable": e.retryable()}),
+            );
+            e.status()
+        }
+    };
+    (status, Value::Object(body))
+}
+
+/// Checks a destination: the key is accepted and has listFiles, readFiles, writeFiles and
+/// deleteFiles; it may use this bucket and backup directory; the bucket exists; a probe
+/// file written under the backup directory reads back identical and is deleted again.
+///
+/// `config_json`: the destination's configuration (see the README), not NULL.
+/// `response_json`: NULL, or where to store the response, which the caller frees with
+/// `dest_free`. The response has `"checks": [{"name", "ok", "message"}]` and `"warnings"`
+/// (a public bucket, one that keeps old versions, a limit already reached). Returns
+/// `DEST_OK` when every check passed, else the status of the first failed check.
+/// Blocks the calling thread; may be called from any thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn dest_validate(
+    config_json: *const c_char,
+    response_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: pointers as the caller promised.
+    unsafe {
+        boundary(response_json, || {
+            let config = match c_str(config_json, "config_json") {
+                Ok(c) => c,
+                Err(e) => return (Err(e), None),
+            };
+            run_operation(config, &mut runtime::Silent, |dest| async move {
+                ops::validate::run(&dest).await
+            })
+        })
+    }
+}
+
+/// Uploads `local_path` (a regular file, or a directory whose tree is uploaded) to
+/// `remote_path` inside the backup directory. Large files go up in parts, several at once,
+/// each with its SHA1, and record the whole file's SHA1; a cut-off large upload is resumed
+/// by the next upload of the same unchanged file. Refused with `DEST_ERR_LIMIT` when the
+/// free disk space limit is reached, and `DEST_ERR_PERMISSION` on a read-only destination.
+///
+/// `config_json`, `local_path`, `remote_path`: not NULL. `progress`: NULL or a callback run
+/// on this thread (see `dest_progress_fn`), with `user_data` passed back to it untouched.
+/// `response_json`: NULL or where to store the response (`remote_path`, `size`, `sha1`,
+/// `file_id`; for a directory `files`), freed with `dest_free`.
+/// Blocks the calling thread; may be called from any thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn dest_upload(
+    config_json: *const c_char,
+    local_path: *const c_char,
+    remote_path: *const c_char,
+    progress: dest_progress_fn,
+    user_data: *mut c_void,
+    response_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: pointers as the caller promised.
+    unsafe {
+        boundary(response_json, || {
+            let args = (|| {
+                Ok((
+                    c_str(config_json, "config_json")?,
+                    c_str(local_path, "local_path")?,
+                    c_str(remote_path, "remote_path")?,
+                ))
+            })();
+            let (config, local, remote) = match args {
+                Ok(a) => a,
+                Err(e) => return (Err(e), None),
+            };
+            let (local, remote) = (PathBuf::from(local), remote.to_string());
+            let mut observer = HostObserver {
+                progress,
+                user_data,
+            };
+            run_operation(config, &mut observer, move |dest| async move {
+                ops::upload::run(&dest, &local, &remote).await
+            })
+        })
+    }
+}
+
+/// Restores `remote_path` (a file, or a directory tree) to `local_path`. A file is written
+/// to a temporary file beside `local_path` and renamed into place only after its SHA1
+/// matched; on any failure nothing is left at `local_path` and a file already there is
+/// untouched. Missing parent directories are created.
+///
+/// Arguments as for `dest_upload`. The response has `size`, `sha1`, `verified` (for a
+/// directory, `files`), freed with `dest_free`.
+/// Blocks the calling thread; may be called from any thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn dest_download(
+    config_json: *const c_char,
+    remote_path: *const c_char,
+    local_path: *const c_char,
+    progress: dest_progress_fn,
+    user_data: *mut c_void,
+    response_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: pointers as the caller promised.
+    unsafe {
+        boundary(response_json, || {
+            let args = (|| {
+                Ok((
+                    c_str(config_json, "config_json")?,
+                    c_str(remote_path, "remote_path")?,
+                    c_str(local_path, "local_path")?,
+                ))
+            })();
+            let (config, remote, local) = match args {
+                Ok(a) => a,
+                Err(e) => return (Err(e), None),
+            };
+            let (local, remote) = (PathBuf::from(local), remote.to_string());
+            let mut observer = HostObserver {
+                progress,
+                user_data,
+            };
+            run_operation(config, &mut observer, move |dest| async move {
+                ops::download::run(&dest, &remote, &local).await
+            })
+        })
+    }
+}
+
+/// Lists the current (newest, not hidden) files under `remote_path` (`""` for the whole
+/// backup directory), all pages: `"entries": [{"path", "size", "sha1", "modified_ms",
+/// "file_id"}]`, paths relative to the backup directory.
+///
+/// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
+/// response, freed with `dest_free`. Blocks the calling thread; may be called from any
+/// thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn dest_list(
+    config_json: *const c_char,
+    remote_path: *const c_char,
+    response_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: pointers as the caller promised.
+    unsafe {
+        boundary(response_json, || {
+            let args = (|| {
+                Ok((
+                    c_str(config_json, "config_json")?,
+                    c_str(remote_path, "remote_path")?,
+                ))
+            })();
+            let (config, remote) = match args {
+                Ok(a) => a,
+                Err(e) => return (Err(e), None),
+            };
+            let remote = remote.to_string();
+            run_operation(config, &mut runtime::Silent, move |dest| async move {
+                ops::list::run(&dest, &remote).await
+            })
+        })
+    }
+}
+
+/// Measures the space the backup directory uses on B2: `used_bytes` (every stored version,
+/// hidden ones included, and the parts of unfinished large files), `files`, `versions`,
+/// `unfinished_large_files`, `limit_reached` and, when `quota_bytes` is set, `total_bytes`,
+/// `free_bytes`, `used_percent`.
+///
+/// `config_json`: not NULL. `response_json`: NULL or where to store the response, freed
+/// with `dest_free`. Blocks the calling thread; may be called from any thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn dest_usage(
+    config_json: *const c_char,
+    response_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: pointers as the caller promised.
+    unsafe {
+        boundary(response_json, || {
+            let config = match c_str(config_json, "config_json") {
+                Ok(c) => c,
+                Err(e) => return (Err(e), None),
+            };
+            run_operation(config, &mut runtime::Silent, |dest| async move {
+                ops::usage::run(&dest).await
+            })
+        })
+    }
+}
+
+/// Deletes every version of the file `remote_path` and of every file under
+/// `remote_path/`, hide markers included, and cancels unfinished large files there, so the
+/// space is really freed. An empty `remote_path` is refused. Deleting what does not exist
+/// succeeds with `"deleted_versions": 0`. The response has `deleted_versions` and
+/// `bytes_freed`.
+///
+/// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
+/// response, freed with `dest_free`. Blocks the calling thread; may be called from any
+/// thread.
+///
+/// # Safety
+/// Each pointer is NULL or valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn dest_delete(
+    config_json: *const c_char,
+    remote_path: *const c_char,
+    response_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: pointers as the caller promised.
+    unsafe {
+        boundary(response_json, || {
+            let args = (|| {
+                Ok((
+                    c_str(config_json, "config_json")?,
+                    c_str(remote_path, "remote_path")?,
+                ))
+            })();
+            let (config, remote) = match args {
+                Ok(a) => a,
+                Err(e) => return (Err(e), None),
+            };
+            let remote = remote.to_string();
+            run_operation(config, &mut runtime::Silent, move |dest| async move {
+                ops::delete::run(&dest, &remote).await
+            })
+        })
+    }
+}
+
+/// Frees a response stored by any `dest_*` function. NULL is fine. Each response must be
+/// freed exactly once, and only with this function.
+///
+/// # Safety
+/// `response_json` is NULL or a pointer a `dest_*` function stored and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn dest_free(response_json: *mut c_char) {
+    if !response_json.is_null() {
+        // SAFETY: the pointer came from CString::into_raw in `boundary`.
+        drop(unsafe { CString::from_raw(response_json) });
+    }
+}
+
+/// The library's version, e.g. "0.1.0": a static string, never freed.
+#[no_mangle]
+pub extern "C" fn dest_version() -> *const c_char {
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
+    VERSION.as_ptr()
+}
+
+/// Sets (or, with NULL, removes) the process-wide receiver of log lines, at `max_level`
+/// and more severe (`DEST_LOG_INFO` is a good default). `user_data` is passed back
+/// untouched. Lines are delivered on the thread of the `dest_*` call they belong to (see
+/// `dest_log_fn`). Safe to call at any time from any thread.
+#[no_mangle]
+pub extern "C" fn dest_set_log_callback(
+    callback: dest_log_fn,
+    max_level: i32,
+    user_data: *mut c_void,
+) {
+    let _ = catch_unwind(|| {
+        if let Ok(mut slot) = LOGGER.lock() {
+            *slot = callback.map(|callback| Logger {
+                callback,
+                max_level,
+                user_data: user_data as usize,
+            });
+        }
+    });
+}

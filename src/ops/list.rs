@@ -1,0 +1,47 @@
+//! `dest_list`: the current files under a remote path.
+
+use serde_json::{json, Value};
+
+use super::{Destination, Report};
+use crate::b2::api::FileVersion;
+use crate::b2::list::{self, FileLister};
+use crate::error::Result;
+use crate::remote_path::{relative_to, EmptyPath, RemotePath};
+
+pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
+    json!({
+        "path": relative_to(&f.file_name, &dest.config.backup_directory).unwrap_or_else(|| f.file_name.clone()),
+        "size": f.content_length,
+        "sha1": f.whole_sha1(),
+        "modified_ms": f.modified_ms(),
+        "file_id": f.id(),
+    })
+}
+
+/// The current files at `path`: the file itself, or everything below it.
+pub async fn current_files(
+    dest: &Destination,
+    bucket_id: &str,
+    path: &RemotePath,
+) -> Result<Vec<FileVersion>> {
+    let mut files: Vec<FileVersion> = FileLister::names(bucket_id, &path.dir_prefix())
+        .collect_all(&dest.client)
+        .await?
+        .into_iter()
+        .filter(|f| f.action == "upload")
+        .collect();
+    if files.is_empty() && !path.relative.is_empty() {
+        files.extend(list::find_file(&dest.client, bucket_id, &path.object_name).await?);
+    }
+    Ok(files)
+}
+
+pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
+    let path = RemotePath::resolve(remote, &dest.config.backup_directory, EmptyPath::Allowed)?;
+    let bucket = dest.bucket().await?;
+    let files = current_files(dest, &bucket.id, &path).await?;
+    let entries: Vec<Value> = files.iter().map(|f| entry(dest, f)).collect();
+    Ok(Report::with(
+        json!({"remote_path": path.relative, "count": entries.len(), "entries": entries}),
+    ))
+}

@@ -1,0 +1,94 @@
+//! What each destination operation does, in terms of B2 calls. Nothing here knows of C.
+
+pub mod delete;
+pub mod download;
+pub mod list;
+pub mod upload;
+pub mod usage;
+pub mod validate;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::b2::session::BucketInfo;
+use crate::b2::B2Client;
+use crate::config::DestinationConfig;
+use crate::error::{Error, Result};
+use crate::operation::Operation;
+use crate::runtime::process_state;
+
+/// What an operation reports: its fields, and, for a validation with a failed check, the
+/// failure that decides the status while the fields still say what passed.
+#[derive(Default)]
+pub struct Report {
+    pub fields: Map<String, Value>,
+    pub warnings: Vec<String>,
+    pub failure: Option<Error>,
+}
+
+impl Report {
+    pub fn with(fields: Value) -> Report {
+        match fields {
+            Value::Object(fields) => Report {
+                fields,
+                ..Report::default()
+            },
+            _ => Report::default(),
+        }
+    }
+}
+
+/// A configured destination, bound to its B2 session for one operation.
+pub struct Destination {
+    pub config: DestinationConfig,
+    pub client: B2Client,
+}
+
+impl Destination {
+    pub fn open(config: DestinationConfig, op: Arc<Operation>) -> Result<Destination> {
+        let session = process_state()?.sessions.session_for(&config)?;
+        let client = B2Client::new(session, op, &config);
+        Ok(Destination { config, client })
+    }
+
+    pub async fn bucket(&self) -> Result<BucketInfo> {
+        self.client.bucket(&self.config.bucket).await
+    }
+
+    /// Uploads and deletes are refused on a restore-only destination.
+    pub fn check_writable(&self, what: &str) -> Result<()> {
+        if self.config.read_only {
+            return Err(Error::Permission(format!(
+                "this destination is read-only (restore only), so it may not {what}; clear \"read_only\" to allow it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The part size for this destination: the configured one or B2's recommendation,
+    /// checked against B2's limits.
+    pub async fn part_size(&self) -> Result<u64> {
+        let auth = self.client.authorization().await?;
+        let size = self
+            .config
+            .part_size_bytes
+            .unwrap_or(auth.recommended_part_size);
+        if size < auth.min_part_size {
+            return Err(Error::Config(format!(
+                "field \"part_size_bytes\" is {size}, below B2's minimum part size of {}",
+                auth.min_part_size
+            )));
+        }
+        Ok(size.min(crate::b2::MAX_PART_SIZE))
+    }
+
+    /// The prefix of every file of the backup directory.
+    pub fn directory_prefix(&self) -> String {
+        if self.config.backup_directory.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.config.backup_directory)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `dest_usage`: what the backup directory costs on B2, every version counted.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Destination, Report};
+use crate::b2::list::{self, FileLister};
+use crate::error::{Error, Result};
+
+/// How old a kept usage figure may be before a limit check lists the bucket again.
+pub const USAGE_MAX_AGE: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    pub used_bytes: u64,
+    pub files: u64,
+    pub versions: u64,
+    pub hide_markers: u64,
+    pub unfinished_large_files: u64,
+}
+
+/// Lists every version under the backup directory (and the parts of unfinished large
+/// files, which B2 bills too).
+pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
+    let client = &dest.client;
+    let mut usage = Usage::default();
+    let mut lister = FileLister::versions(bucket_id, &dest.directory_prefix());
+    let mut last_name: Option<String> = None;
+    while let Some(page) = lister.next_page(client).await? {
+        for v in page {
+            // Versions come newest first within a name: the first one says if it is current.
+            let first_of_name = last_name.as_deref() != Some(v.file_name.as_str());
+            match v.action.as_str() {
+                "upload" => {
+                    usage.versions += 1;
+                    usage.used_bytes += v.content_length;
+                    if first_of_name {
+                        usage.files += 1;
+                    }
+                }
+                "hide" => usage.hide_markers += 1,
+                "start" => {
+                    usage.unfinished_large_files += 1;
+                    usage.used_bytes += list::parts(client, v.id())
+                        .await?
+                        .iter()
+                        .map(|p| p.content_length)
+                        .sum::<u64>();
+                }
+                _ => {}
+            }
+            if v.action != "start" {
+                last_name = Some(v.file_name);
+            }
+        }
+        client.op.check_cancelled()?;
+    }
+    client
+        .session
+        .store_usage(bucket_id, &dest.config.backup_directory, usage.used_bytes);
+    Ok(usage)
+}
+
+/// Whether `used` is at or over the destination's free disk space limit.
+pub fn limit_reached(dest: &Destination, used: u64) -> bool {
+    match (dest.config.free_disk_space_limit, dest.config.quota_bytes) {
+        (limit, Some(quota)) if limit > 0 => {
+            (used as u128) * 100 >= (limit as u128) * (quota as u128)
+        }
+        _ => false,
+    }
+}
+
+/// Refuses a new upload when the limit is reached, using a figure at most five minutes old.
+pub async fn check_limit(dest: &Destination, bucket_id: &str) -> Result<()> {
+    if dest.config.free_disk_space_limit == 0 {
+        return Ok(());
+    }
+    let session = &dest.client.session;
+    let used = match session.cached_usage(bucket_id, &dest.config.backup_directory, USAGE_MAX_AGE) {
+        Some(cached) => cached.used_bytes,
+        None => measure(dest, bucket_id).await?.used_bytes,
+    };
+    if limit_reached(dest, used) {
+        let quota = dest.config.quota_bytes.unwrap_or(0);
+        return Err(Error::Limit(format!(
+            "the destination uses {used} of its {quota} bytes, at or over its free disk space limit of {}%: delete old backups or raise the limit",
+            dest.config.free_disk_space_limit
+        )));
+    }
+    Ok(())
+}
+
+pub async fn run(dest: &Destination) -> Result<Report> {
+    let bucket = dest.bucket().await?;
+    let u = measure(dest, &bucket.id).await?;
+    let mut fields = json!({
+        "used_bytes": u.used_bytes,
+        "files": u.files,
+        "versions": u.versions,
+        "hide_markers": u.hide_markers,
+        "unfinished_large_files": u.unfinished_large_files,
+        "limit_reached": limit_reached(dest, u.used_bytes),
+    });
+    if let Some(quota) = dest.config.quota_bytes {
+        fields["total_bytes"] = quota.into();
+        fields["free_bytes"] = quota.saturating_sub(u.used_bytes).into();
+        fields["used_percent"] =
+            ((u.used_bytes as f64 / quota as f64 * 10_000.0).round() / 100.0).into();
+    }
+    Ok(Report::with(fields))
+}

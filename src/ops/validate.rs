@@ -1,0 +1,346 @@
+//! `dest_validate`: every check a hosting admin needs before trusting the destination.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use super::{usage, Destination, Report};
+use crate::b2::download::DownloadJob;
+use crate::b2::list::{self, FileLister};
+use crate::b2::local_file::LocalFile;
+use crate::b2::session::BucketInfo;
+use crate::b2::upload::UploadJob;
+use crate::error::{Error, Result};
+
+const NEEDED_CAPABILITIES: &[&str] = &["listFiles", "readFiles", "writeFiles", "deleteFiles"];
+const READ_ONLY_CAPABILITIES: &[&str] = &["listFiles", "readFiles"];
+
+struct Checks {
+    list: Vec<Value>,
+    failure: Option<Error>,
+}
+
+impl Checks {
+    fn pass(&mut self, name: &str, message: impl Into<String>) {
+        self.list
+            .push(json!({"name": name, "ok": true, "message": message.into()}));
+    }
+
+    fn fail(&mut self, name: &str, error: Error) {
+        self.list
+            .push(json!({"name": name, "ok": false, "message": error.to_string()}));
+        self.failure.get_or_insert(error);
+    }
+}
+
+pub async fn run(dest: &Destination) -> Result<Report> {
+    let mut checks = Checks {
+        list: Vec::new(),
+        failure: None,
+    };
+    let mut warnings = Vec::new();
+    if let Some(bucket) = run_checks(dest, &mut checks, &mut warnings).await? {
+        if dest.config.free_disk_space_limit > 0 {
+            match usage::measure(dest, &bucket.id).await {
+                Ok(u) if usage::limit_reached(dest, u.used_bytes) => warnings.push(format!(
+                    "the free disk space limit is already reached ({} bytes used of {}): backups will be refused until old ones are deleted",
+                    u.used_bytes,
+                    dest.config.quota_bytes.unwrap_or(0)
+                )),
+                Ok(_) => {}
+                Err(e) => warnings.push(format!("could not measure the space used: {e}")),
+            }
+        }
+    }
+    let ok = checks.failure.is_none();
+    Ok(Report {
+        fields: json!({"valid": ok, "checks": checks.list})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        warnings,
+        failure: checks.failure,
+    })
+}
+
+/// Runs the checks in order; a check that fails stops the ones that depend on it.
+async fn run_checks(
+    dest: &Destination,
+    checks: &mut Checks,
+    warnings: &mut Vec<String>,
+) -> Result<Option<BucketInfo>> {
+    let client = &dest.client;
+    let auth = match client.authorization().await {
+        Ok(a) => a,
+        Err(e @ (Error::Cancelled | Error::Internal(_))) => return Err(e),
+        Err(e) => {
+            checks.fail("authorize", e);
+            return Ok(None);
+        }
+    };
+    checks.pass(
+        "authorize",
+        "B2 accepted the Account ID and Application Key",
+    );
+
+    let needed = if dest.config.read_only {
+        READ_ONLY_CAPABILITIES
+    } else {
+        NEEDED_CAPABILITIES
+    };
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|c| !auth.has_capability(c))
+        .collect();
+    if missing.is_empty() {
+        checks.pass("capabilities", format!("the key has {}", needed.join(", ")));
+    } else {
+        checks.fail(
+            "capabilities",
+            Error::Permission(format!(
+                "the application key lacks the capabilities {}: create a key with {} on this bucket",
+                missing.join(", "),
+                needed.join(", ")
+            )),
+        );
+    }
+
+    let mut access_ok = true;
+    if let Some(buckets) = &auth.allowed.buckets {
+        if !buckets
+            .iter()
+            .any(|b| b.name.as_deref() == Some(dest.config.bucket.as_str()))
+        {
+            access_ok = false;
+            let names: Vec<&str> = buckets.iter().filter_map(|b| b.name.as_deref()).collect();
+            checks.fail(
+                "bucket_access",
+                Error::Permission(format!(
+                    "the application key is restricted to bucket(s) {} and may not use bucket \"{}\": use a key for this bucket",
+                    names.join(", "),
+                    dest.config.bucket
+                )),
+            );
+        }
+    }
+    if let Some(prefix) = auth
+        .allowed
+        .name_prefix
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        let dir = dest.directory_prefix();
+        if !dir.starts_with(prefix) {
+            access_ok = false;
+            checks.fail(
+                "bucket_access",
+                Error::Permission(format!(
+                    "the application key is restricted to file names starting with \"{prefix}\", but the backup directory is \"{}\": set the Backup Directory inside \"{prefix}\" or use another key",
+                    dest.config.backup_directory
+                )),
+            );
+        }
+    }
+    if access_ok {
+        checks.pass(
+            "bucket_access",
+            "the key may use this bucket and backup directory",
+        );
+    } else {
+        return Ok(None);
+    }
+
+    let bucket = match client.bucket(&dest.config.bucket).await {
+        Ok(b) => b,
+        Err(e @ (Error::Cancelled | Error::Internal(_))) => return Err(e),
+        Err(e) => {
+            checks.fail("bucket_exists", e);
+            return Ok(None);
+        }
+    };
+    checks.pass(
+        "bucket_exists",
+        format!("bucket \"{}\" exists", bucket.name),
+    );
+    bucket_warnings(dest, &bucket, warnings);
+
+    if !missing.is_empty() {
+        return Ok(Some(bucket));
+    }
+    if dest.config.read_only {
+        match FileLister::names(&bucket.id, &dest.directory_prefix())
+            .starting_at(&dest.directory_prefix(), 1)
+            .next_page(client)
+            .await
+        {
+            Ok(_) => checks.pass(
+                "probe",
+                "listing the backup directory works (read-only destination: nothing was written)",
+            ),
+            Err(e @ Error::Cancelled) => return Err(e),
+            Err(e) => checks.fail("probe", e),
+        }
+        return Ok(Some(bucket));
+    }
+    match probe(dest, &bucket).await {
+        Ok(()) => checks.pass(
+            "probe",
+            "a probe file was written, read back identical and deleted",
+        ),
+        Err(e @ Error::Cancelled) => return Err(e),
+        Err(e) => checks.fail("probe", e),
+    }
+    Ok(Some(bucket))
+}
+
+fn bucket_warnings(dest: &Destination, bucket: &BucketInfo, warnings: &mut Vec<String>) {
+    let Some(details) = &bucket.details else {
+        warnings.push("the key may not list buckets, so the bucket's privacy and lifecycle settings could not be checked".into());
+        return;
+    };
+    if details.bucket_type == "allPublic" {
+        warnings.push(format!(
+            "bucket \"{}\" is public: anyone who knows a file's name can download your backups; make it private",
+            bucket.name
+        ));
+    }
+    let dir = dest.directory_prefix();
+    let applies = |prefix: &str| dir.starts_with(prefix);
+    let keeps_last_only = details
+        .lifecycle_rules
+        .iter()
+        .any(|r| applies(&r.file_name_prefix) && r.days_from_hiding_to_deleting.is_some());
+    if !keeps_last_only {
+        warnings.push(format!(
+            "bucket \"{}\" keeps all versions of each file: a backup replaced or hidden outside this plugin keeps costing storage; set its lifecycle settings to \"Keep only the last version\"",
+            bucket.name
+        ));
+    }
+    if let Some(days) = details
+        .lifecycle_rules
+        .iter()
+        .filter(|r| applies(&r.file_name_prefix))
+        .find_map(|r| r.days_from_uploading_to_hiding)
+    {
+        warnings.push(format!(
+            "a lifecycle rule of bucket \"{}\" hides files {days} days after upload: backups older than that will disappear",
+            bucket.name
+        ));
+    }
+}
+
+/// Writes a small file under the backup directory, reads it back, compares, deletes it.
+async fn probe(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
+    let client = &dest.client;
+    let scratch = tempfile_dir()?;
+    let token = format!("{:016x}", fastrand::u64(..));
+    let content = format!("b2dest validation probe {token}\n").repeat(64);
+    let local = scratch.path.join("probe");
+    std::fs::write(&local, &content).map_err(|e| Error::local_io("could not write", &local, &e))?;
+    let name = format!("{}.b2dest-probe-{token}", dest.directory_prefix());
+    let file = LocalFile::open(&local)?;
+    let slots = Arc::new(Semaphore::new(1));
+    let uploaded = UploadJob {
+        client,
+        bucket_id: &bucket.id,
+        object_name: &name,
+        file: &file,
+        slots: &slots,
+        concurrency: 1,
+        part_size: crate::b2::MAX_PART_SIZE,
+    }
+    .run()
+    .await;
+    let checked = match uploaded {
+        Ok(_) => {
+            read_back(
+                dest,
+                bucket,
+                &name,
+                &scratch.path.join("back"),
+                content.as_bytes(),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let cleaned = delete_all_versions(dest, bucket, &name).await;
+    checked?;
+    cleaned
+}
+
+async fn read_back(
+    dest: &Destination,
+    bucket: &BucketInfo,
+    name: &str,
+    local: &std::path::Path,
+    expected: &[u8],
+) -> Result<()> {
+    let version = list::find_file(&dest.client, &bucket.id, name)
+        .await?
+        .ok_or_else(|| Error::Remote {
+            message: "the probe file was uploaded but B2 does not list it".into(),
+            retryable: true,
+        })?;
+    DownloadJob {
+        client: &dest.client,
+        version: &version,
+        dest: local,
+        concurrency: 1,
+        range_size: u64::MAX,
+    }
+    .run()
+    .await?;
+    let back = std::fs::read(local).map_err(|e| Error::local_io("could not read", local, &e))?;
+    if back != expected {
+        return Err(Error::Integrity(
+            "the probe file read back from B2 differs from what was written".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn delete_all_versions(dest: &Destination, bucket: &BucketInfo, name: &str) -> Result<()> {
+    let client = dest.client.detached();
+    let versions = FileLister::versions(&bucket.id, name)
+        .starting_at(name, 100)
+        .collect_all(&client)
+        .await?;
+    for v in versions.iter().filter(|v| v.file_name == name) {
+        client
+            .call::<_, Value>(
+                "b2_delete_file_version",
+                &json!({"fileName": v.file_name, "fileId": v.id()}),
+            )
+            .await
+            .map_err(|e| {
+                Error::Permission(format!(
+                    "the probe file could not be deleted ({e}); the key needs deleteFiles"
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// A private scratch directory removed when dropped.
+struct ScratchDir {
+    path: std::path::PathBuf,
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn tempfile_dir() -> Result<ScratchDir> {
+    let path = std::env::temp_dir().join(format!(
+        "b2dest-probe-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir(&path).map_err(|e| Error::local_io("could not create", &path, &e))?;
+    Ok(ScratchDir { path })
+}
