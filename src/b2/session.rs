@@ -448,7 +448,8 @@ impl B2Client {
         .await
     }
 
-    /// The bucket's id (and, when the key may list buckets, its type and lifecycle rules).
+    /// The bucket's id (and, when the key may list buckets, its type and lifecycle rules),
+    /// looked up once per session: ids do not change.
     pub async fn bucket(&self, name: &str) -> Result<BucketInfo> {
         if let Some(b) = self
             .session
@@ -459,6 +460,11 @@ impl B2Client {
         {
             return Ok(b);
         }
+        self.bucket_now(name).await
+    }
+
+    /// The bucket as B2 has it now, for checks of its type and lifecycle rules.
+    pub async fn bucket_now(&self, name: &str) -> Result<BucketInfo> {
         let auth = self.authorization().await?;
         let restricted_id = auth.allowed.buckets.as_ref().and_then(|list| {
             list.iter()

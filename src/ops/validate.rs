@@ -152,7 +152,7 @@ async fn run_checks(
         return Ok(None);
     }
 
-    let bucket = match client.bucket(&dest.config.bucket).await {
+    let bucket = match client.bucket_now(&dest.config.bucket).await {
         Ok(b) => b,
         Err(e @ (Error::Cancelled | Error::Internal(_))) => return Err(e),
         Err(e) => {
