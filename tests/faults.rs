@@ -1,0 +1,464 @@
+//! Reliability under faults: B2's retry rules on every call an operation uses, resume of a
+//! cut-off large upload, files that change while read, and the storage cap.
+
+mod common;
+
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::{Arc, Mutex};
+
+use b2_emulator::{Emulator, Fault, FaultAction};
+use common::*;
+use serde_json::json;
+
+fn error(status: u16, code: &str) -> FaultAction {
+    FaultAction::Error {
+        status,
+        code: code.to_string(),
+        retry_after: None,
+    }
+}
+
+fn inject(emu: &Emulator, call: &str, count: u32, action: FaultAction) {
+    emu.inject(Fault {
+        call: call.to_string(),
+        count,
+        action,
+    });
+}
+
+/// Uploads `len` bytes, downloads them back, and checks the copy is identical.
+fn round_trip(emu: &Emulator, cfg: &str, len: usize, seed: u64) -> (i32, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", len, seed);
+    let (st, v) = upload(cfg, &f, "f");
+    if st != OK {
+        return (st, v);
+    }
+    let back = dir.path().join("back");
+    let (st2, d) = download(cfg, "f", &back);
+    assert_eq!(st2, OK, "{d}");
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(&f).unwrap(),
+        "the stored file is identical"
+    );
+    (st, v)
+}
+
+const TRANSIENT: &[(u16, &str)] = &[
+    (500, "internal_error"),
+    (503, "service_unavailable"),
+    (408, "request_timeout"),
+    (429, "too_many_requests"),
+];
+
+#[test]
+fn every_call_of_an_upload_survives_transient_faults() {
+    let small_calls = [
+        "b2_authorize_account",
+        "b2_list_buckets",
+        "b2_get_upload_url",
+        "b2_upload_file",
+    ];
+    let large_calls = [
+        "b2_authorize_account",
+        "b2_list_buckets",
+        "b2_list_unfinished_large_files",
+        "b2_start_large_file",
+        "b2_get_upload_part_url",
+        "b2_upload_part",
+        "b2_finish_large_file",
+    ];
+    for (calls, len) in [
+        (&small_calls[..], 5_000usize),
+        (&large_calls[..], 3 * PART as usize + 7),
+    ] {
+        for call in calls {
+            for (status, code) in TRANSIENT {
+                let emu = emulator();
+                let cfg = config(&emu, json!({}));
+                inject(&emu, call, 2, error(*status, code));
+                let (st, v) = round_trip(&emu, &cfg, len, 1);
+                assert_eq!(st, OK, "{call} {status}: {v}");
+                assert!(emu.counts().get(call) >= 3, "{call} was tried again");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_failed_upload_takes_a_new_upload_url() {
+    for (call, url_call, len) in [
+        ("b2_upload_file", "b2_get_upload_url", 5_000usize),
+        (
+            "b2_upload_part",
+            "b2_get_upload_part_url",
+            2 * PART as usize + 1,
+        ),
+    ] {
+        for action in [
+            error(503, "service_unavailable"),
+            error(500, "internal_error"),
+            FaultAction::Drop { after_bytes: 1000 },
+        ] {
+            let emu = emulator();
+            let cfg = config(&emu, json!({"concurrency": 1}));
+            inject(&emu, call, 1, action.clone());
+            let (st, v) = round_trip(&emu, &cfg, len, 2);
+            assert_eq!(st, OK, "{call} {action:?}: {v}");
+            assert_eq!(
+                emu.counts().get(url_call),
+                2,
+                "{call} {action:?}: a fresh URL after the failure"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_expired_token_is_renewed_once_and_the_work_goes_on() {
+    let large = 2 * PART as usize + 5;
+    for (call, len) in [
+        ("b2_list_buckets", 100),
+        ("b2_get_upload_url", 100),
+        ("b2_start_large_file", large),
+        ("b2_get_upload_part_url", large),
+        ("b2_finish_large_file", large),
+        ("b2_list_file_names", 100),
+        ("b2_download_file_by_id", large),
+    ] {
+        let emu = emulator();
+        let cfg = config(&emu, json!({}));
+        inject(&emu, call, 1, error(401, "expired_auth_token"));
+        let (st, v) = round_trip(&emu, &cfg, len, 3);
+        assert_eq!(st, OK, "{call}: {v}");
+        assert_eq!(
+            emu.counts().get("b2_authorize_account"),
+            2,
+            "{call}: one re-authorization"
+        );
+    }
+    // On an upload URL, an expired token means a new upload URL, not a new account token.
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    inject(&emu, "b2_upload_file", 1, error(401, "expired_auth_token"));
+    assert_eq!(round_trip(&emu, &cfg, 100, 4).0, OK);
+    assert_eq!(emu.counts().get("b2_get_upload_url"), 2);
+}
+
+#[test]
+fn refusals_are_not_retried() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    inject(&emu, "b2_list_file_names", 5, error(401, "bad_auth_token"));
+    let (st, v) = list(&cfg, "");
+    assert_eq!(st, AUTH, "{v}");
+    assert_eq!(
+        emu.counts().get("b2_list_file_names"),
+        2,
+        "one retry after one re-authorization"
+    );
+    emu.clear_faults();
+
+    emu.reset_counts();
+    inject(&emu, "b2_upload_file", 5, error(400, "bad_request"));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 10, 5);
+    let (st, v) = upload(&cfg, &f, "f");
+    assert_eq!(st, REMOTE, "{v}");
+    assert_eq!(v["error"]["retryable"], false);
+    assert_eq!(emu.counts().get("b2_upload_file"), 1);
+    emu.clear_faults();
+
+    emu.reset_counts();
+    inject(
+        &emu,
+        "b2_upload_file",
+        5,
+        error(403, "storage_cap_exceeded"),
+    );
+    let (st, v) = upload(&cfg, &f, "f");
+    assert_eq!(st, LIMIT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Caps & Alerts"),
+        "{v}"
+    );
+    assert_eq!(emu.counts().get("b2_upload_file"), 1);
+}
+
+#[test]
+fn retries_are_bounded_by_upload_retries() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"upload_retries": 2}));
+    inject(
+        &emu,
+        "b2_upload_file",
+        100,
+        error(503, "service_unavailable"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 10, 6);
+    let (st, v) = upload(&cfg, &f, "f");
+    assert_eq!(st, REMOTE, "{v}");
+    assert_eq!(v["error"]["retryable"], true);
+    assert_eq!(
+        emu.counts().get("b2_upload_file"),
+        3,
+        "the first try and two retries"
+    );
+    assert!(emu.file_versions(BUCKET).is_empty());
+}
+
+#[test]
+fn b2_test_modes_are_survived_or_reported() {
+    let emu = emulator();
+    let cfg = config(
+        &emu,
+        json!({"test_mode": "fail_some_uploads", "upload_retries": 20}),
+    );
+    assert_eq!(round_trip(&emu, &cfg, 4 * PART as usize, 7).0, OK);
+    let cfg = config(
+        &emu,
+        json!({"test_mode": "expire_some_account_authorization_tokens", "upload_retries": 20}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 3 * PART as usize, 8);
+    for i in 0..3 {
+        assert_eq!(upload(&cfg, &f, &format!("t{i}")).0, OK);
+    }
+    let cfg = config(&emu, json!({"test_mode": "force_cap_exceeded"}));
+    let (st, v) = upload(&cfg, &f, "capped");
+    assert_eq!(st, LIMIT, "{v}");
+}
+
+#[test]
+fn a_random_mix_of_faults_during_a_multipart_upload_changes_nothing() {
+    let mut rng = fastrand::Rng::with_seed(42);
+    for round in 0..4 {
+        let emu = emulator();
+        let cfg = config(&emu, json!({"upload_retries": 10, "concurrency": 3}));
+        for _ in 0..8 {
+            let call = [
+                "b2_upload_part",
+                "b2_upload_part",
+                "b2_get_upload_part_url",
+                "b2_finish_large_file",
+                "b2_start_large_file",
+            ][rng.usize(..5)];
+            let action = match rng.usize(..5) {
+                0 => error(503, "service_unavailable"),
+                1 => error(500, "internal_error"),
+                2 => error(401, "expired_auth_token"),
+                3 => FaultAction::Drop {
+                    after_bytes: rng.u64(0..50_000),
+                },
+                _ => error(408, "request_timeout"),
+            };
+            inject(&emu, call, 1, action);
+        }
+        let (st, v) = round_trip(&emu, &cfg, 6 * PART as usize + 999, round);
+        assert_eq!(st, OK, "round {round}: {v}");
+        assert!(emu.unfinished_large_files(BUCKET).is_empty());
+    }
+}
+
+#[test]
+fn a_large_upload_cut_off_by_a_server_restart_resumes_where_it_stopped() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |port: u16| {
+        emulator_with(|c| {
+            c.data_dir = Some(data.path().to_path_buf());
+            c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        })
+    };
+    let emu = start(0);
+    let port: u16 = emu.url().rsplit(':').next().unwrap().parse().unwrap();
+    let cfg = config(&emu, json!({"concurrency": 1, "upload_retries": 0}));
+    let dir = tempfile::tempdir().unwrap();
+    let len = 8 * PART as usize;
+    let f = write_file(dir.path(), "big", len, 9);
+    // Part 4 is slow, and the server goes away while it is in flight.
+    inject(&emu, "b2_upload_part", 3, FaultAction::Delay { millis: 0 });
+    inject(
+        &emu,
+        "b2_upload_part",
+        1,
+        FaultAction::Delay { millis: 1500 },
+    );
+    let shared = Arc::new(Mutex::new(Some(emu)));
+    let stopper = {
+        let shared = shared.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let mut slot = shared.lock().unwrap();
+            if slot.as_ref().unwrap().counts().get("b2_upload_part") >= 4 {
+                slot.take().unwrap().stop();
+                return;
+            }
+        })
+    };
+    let (st, v) = upload(&cfg, &f, "big");
+    stopper.join().unwrap();
+    assert!(st == NETWORK || st == REMOTE, "{v}");
+
+    let emu = start(port);
+    assert_eq!(
+        emu.unfinished_large_files(BUCKET).len(),
+        1,
+        "the parts survived the restart"
+    );
+    let (st, v) = upload(&cfg, &f, "big");
+    assert_eq!(st, OK, "{v}");
+    let counts = emu.counts();
+    assert_eq!(
+        counts.get("b2_start_large_file"),
+        0,
+        "resumed, not started again"
+    );
+    assert!(v["resumed_bytes"].as_u64().unwrap() >= 3 * PART, "{v}");
+    assert_eq!(
+        counts.bytes_received + v["resumed_bytes"].as_u64().unwrap(),
+        len as u64 + 40 * counts.get("b2_upload_part"),
+        "only missing parts were sent"
+    );
+    assert!(emu.unfinished_large_files(BUCKET).is_empty());
+    let back = dir.path().join("back");
+    assert_eq!(download(&cfg, "big", &back).0, OK);
+    assert_eq!(std::fs::read(back).unwrap(), std::fs::read(&f).unwrap());
+}
+
+#[test]
+fn an_unfinished_upload_of_a_changed_file_is_cancelled_not_resumed() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 1, "upload_retries": 0}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "big", 4 * PART as usize, 10);
+    inject(&emu, "b2_upload_part", 1, FaultAction::Delay { millis: 0 });
+    inject(&emu, "b2_upload_part", 1, error(400, "bad_request"));
+    inject(
+        &emu,
+        "b2_cancel_large_file",
+        10,
+        error(500, "internal_error"),
+    );
+    assert_ne!(upload(&cfg, &f, "big").0, OK);
+    emu.clear_faults();
+    let stale = emu.unfinished_large_files(BUCKET);
+    assert_eq!(stale.len(), 1);
+    write_file(dir.path(), "big", 4 * PART as usize, 11);
+    let (st, v) = upload(&cfg, &f, "big");
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["resumed_bytes"], 0);
+    assert!(
+        emu.unfinished_large_files(BUCKET).is_empty(),
+        "the stale upload was cancelled"
+    );
+}
+
+unsafe extern "C" fn mutate_file(done: u64, _total: u64, user: *mut c_void) -> i32 {
+    let (path, how) = unsafe { &*(user as *const (std::path::PathBuf, &str)) };
+    if done > 0 {
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        match *how {
+            "truncate" => f.set_len(10).unwrap(),
+            "grow" => {
+                use std::io::{Seek, Write};
+                let mut f = f;
+                f.seek(std::io::SeekFrom::End(0)).unwrap();
+                f.write_all(b"more").unwrap();
+            }
+            _ => {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(b"rewritten", 0).unwrap();
+            }
+        }
+    }
+    0
+}
+
+#[test]
+fn a_file_that_changes_while_it_is_read_fails_and_leaves_nothing() {
+    for how in ["truncate", "grow", "rewrite"] {
+        for len in [3_000usize, 6 * PART as usize] {
+            let emu = emulator();
+            let cfg = config(&emu, json!({"concurrency": 1}));
+            let dir = tempfile::tempdir().unwrap();
+            let f = write_file(dir.path(), "f", len, 12);
+            // Slow the uploads so the change lands while they are under way.
+            inject(
+                &emu,
+                "b2_upload_file",
+                10,
+                FaultAction::Delay { millis: 400 },
+            );
+            inject(
+                &emu,
+                "b2_upload_part",
+                10,
+                FaultAction::Delay { millis: 400 },
+            );
+            let arg = (f.clone(), how);
+            let (st, v) = upload_with(
+                &cfg,
+                &f,
+                "f",
+                Some(mutate_file),
+                &arg as *const _ as *mut c_void,
+            );
+            assert_eq!(st, LOCAL_IO, "{how} {len}: {v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains("changed"),
+                "{v}"
+            );
+            assert!(
+                emu.file_versions(BUCKET)
+                    .iter()
+                    .all(|v| v.action != "upload"),
+                "{how} {len}: no finished file"
+            );
+            assert!(emu.unfinished_large_files(BUCKET).is_empty(), "{how} {len}");
+        }
+    }
+}
+
+static LOG_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn keep_log(_level: i32, message: *const c_char, _user: *mut c_void) {
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    LOG_LINES.lock().unwrap().push(text);
+}
+
+#[test]
+fn log_lines_tell_what_happened_and_never_hold_a_secret() {
+    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    emu.inject(Fault {
+        call: "b2_upload_file".into(),
+        count: 1,
+        action: FaultAction::Error {
+            status: 429,
+            code: "too_many_requests".into(),
+            retry_after: Some(1),
+        },
+    });
+    assert_eq!(round_trip(&emu, &cfg, 100, 13).0, OK);
+    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
+    let lines = LOG_LINES.lock().unwrap().clone();
+    assert!(!lines.is_empty());
+    // Retry-After: 1 is honoured over the 5 ms back-off of this configuration.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("waiting 1") && l.contains("b2_upload_file")),
+        "{lines:#?}"
+    );
+    for l in &lines {
+        assert_no_secret(l);
+    }
+}
