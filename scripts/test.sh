@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test of b2dest: the Rust suites of the plugin and the emulator (rclone
+# conformance, faults, fork and threads under valgrind included), the C examples built with
+# warnings as errors, the shell harness and the PHP tests, and the header check.
+# Installs what it lacks (rclone, php-cli, valgrind, gcc, make) with apt-get when it can.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have() { command -v "$1" >/dev/null 2>&1; }
+missing=()
+have rclone || missing+=(rclone)
+have php || missing+=(php-cli)
+have valgrind || missing+=(valgrind)
+have gcc || missing+=(gcc)
+have make || missing+=(make)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "warning: ${missing[*]} missing and cannot be installed here (not root, or no apt-get)" >&2
+  fi
+fi
+
+echo "== cargo test --workspace"
+cargo test --workspace --locked
+
+echo "== release build (library, emulator) for the C, shell and PHP tests"
+cargo build --release --locked -p b2dest -p b2-emulator
+
+echo "== C examples with -Wall -Wextra -Werror"
+make -C c_examples
+
+echo "== shell harness and PHP tests"
+bash tests/shell/run.sh
+
+if [ -d .git ] && ! git diff --quiet -- include/; then
+  echo "include/ differs from what the code generates: rebuild and commit include/" >&2
+  git --no-pager diff --stat -- include/ >&2
+  exit 1
+fi
+echo "== all tests passed"
