@@ -462,3 +462,18 @@ fn log_lines_tell_what_happened_and_never_hold_a_secret() {
         assert_no_secret(l);
     }
 }
+
+#[test]
+fn a_stalled_request_times_out_and_is_retried_on_a_new_url() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"timeout_seconds": 1}));
+    inject(
+        &emu,
+        "b2_upload_file",
+        1,
+        FaultAction::Delay { millis: 3000 },
+    );
+    let (st, v) = round_trip(&emu, &cfg, 50_000, 14);
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(emu.counts().get("b2_get_upload_url"), 2);
+}

@@ -108,16 +108,25 @@ impl UploadJob<'_> {
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let sent = req
-            .body(stream.body.take().expect("body taken once"))
-            .send()
-            .await;
+        let body = stream.body.take().expect("body taken once");
+        let timeout = self.client.session.timeout;
+        let sent = tokio::select! {
+            sent = req.body(body).send() => Some(sent),
+            _ = stalled(&read, len, timeout) => None,
+        };
         let answer = match sent {
-            Ok(resp) if resp.status().is_success() => {
+            Some(Ok(resp)) if resp.status().is_success() => {
                 read_json::<T>(call, resp).await.map_err(Failed::fatal)
             }
-            Ok(resp) => Err(failure_from_response(call, resp).await),
-            Err(e) => Err(network_failure(call, &e)),
+            Some(Ok(resp)) => Err(failure_from_response(call, resp).await),
+            Some(Err(e)) => Err(network_failure(call, &e)),
+            None => Err(Failed {
+                failure: Failure::Transient { retry_after: None },
+                error: Error::Network(format!(
+                    "{call} made no progress for {} s; B2 or the network stalled",
+                    timeout.as_secs()
+                )),
+            }),
         };
         let outcome = stream.outcome().await;
         let failed = match (answer, outcome) {
@@ -145,6 +154,21 @@ impl UploadJob<'_> {
             return Err(Failed::fatal(self.file.changed_error()));
         }
         Err(failed)
+    }
+}
+
+/// Resolves when the body has not moved for `timeout` before all `len` bytes were read: the
+/// server or the network stalled. (Waiting for the answer after the whole body was sent is
+/// bounded by the client's read timeout.)
+async fn stalled(read: &std::sync::atomic::AtomicU64, len: u64, timeout: std::time::Duration) {
+    let mut last = u64::MAX;
+    loop {
+        tokio::time::sleep(timeout).await;
+        let now = read.load(Ordering::Relaxed);
+        if now == last && now < len {
+            return;
+        }
+        last = now;
     }
 }
 
