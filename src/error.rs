@@ -90,7 +90,7 @@ impl Error {
             )),
             (403, _) => Error::Permission(format!("{detail}; the account or key may not do this")),
             (404, _) | (400, "file_not_present") | (400, "no_such_file") => {
-                Error::NotFound(format!("{detail}"))
+                Error::NotFound(detail)
             }
             (400, _) if message.to_ascii_lowercase().contains("sha1") => Error::Integrity(format!(
                 "{detail}; the data B2 received did not match its SHA1: the upload was refused and nothing was stored, try again"

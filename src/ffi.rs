@@ -101,12 +101,11 @@ unsafe fn c_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
     })
 }
 
+/// What an operation ended with, and the key to keep out of its response.
+type Outcome = (Result<Report>, Option<String>);
+
 /// Parses the configuration and runs `work` on the runtime, the calling thread waiting.
-fn run_operation<F, Fut>(
-    config_json: &str,
-    observer: &mut dyn Observer,
-    work: F,
-) -> (Result<Report>, Option<String>)
+fn run_operation<F, Fut>(config_json: &str, observer: &mut dyn Observer, work: F) -> Outcome
 where
     F: FnOnce(Destination) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Report>> + Send + 'static,
@@ -134,16 +133,14 @@ where
 ///
 /// # Safety
 /// `response_json` is NULL or points to writable storage for one pointer.
-unsafe fn boundary(
-    response_json: *mut *mut c_char,
-    call: impl FnOnce() -> (Result<Report>, Option<String>),
-) -> i32 {
+unsafe fn boundary(response_json: *mut *mut c_char, call: impl FnOnce() -> Result<Outcome>) -> i32 {
     if !response_json.is_null() {
         // SAFETY: the caller gave writable storage; a NULL there is the safe default.
         unsafe { *response_json = std::ptr::null_mut() };
     }
     let (outcome, secret) = match catch_unwind(AssertUnwindSafe(call)) {
-        Ok(pair) => pair,
+        Ok(Ok(pair)) => pair,
+        Ok(Err(bad_argument)) => (Err(bad_argument), None),
         Err(_) => (
             Err(Error::Internal(
                 "a panic was caught at the C boundary".into(),
@@ -211,13 +208,12 @@ pub unsafe extern "C" fn dest_validate(
     // SAFETY: pointers as the caller promised.
     unsafe {
         boundary(response_json, || {
-            let config = match c_str(config_json, "config_json") {
-                Ok(c) => c,
-                Err(e) => return (Err(e), None),
-            };
-            run_operation(config, &mut runtime::Silent, |dest| async move {
-                ops::validate::run(&dest).await
-            })
+            let config = c_str(config_json, "config_json")?;
+            Ok(run_operation(
+                config,
+                &mut runtime::Silent,
+                |dest| async move { ops::validate::run(&dest).await },
+            ))
         })
     }
 }
@@ -248,25 +244,21 @@ pub unsafe extern "C" fn dest_upload(
     // SAFETY: pointers as the caller promised.
     unsafe {
         boundary(response_json, || {
-            let args = (|| {
-                Ok((
-                    c_str(config_json, "config_json")?,
-                    c_str(local_path, "local_path")?,
-                    c_str(remote_path, "remote_path")?,
-                ))
-            })();
-            let (config, local, remote) = match args {
-                Ok(a) => a,
-                Err(e) => return (Err(e), None),
-            };
+            let (config, local, remote) = (
+                c_str(config_json, "config_json")?,
+                c_str(local_path, "local_path")?,
+                c_str(remote_path, "remote_path")?,
+            );
             let (local, remote) = (PathBuf::from(local), remote.to_string());
             let mut observer = HostObserver {
                 progress,
                 user_data,
             };
-            run_operation(config, &mut observer, move |dest| async move {
-                ops::upload::run(&dest, &local, &remote).await
-            })
+            Ok(run_operation(
+                config,
+                &mut observer,
+                move |dest| async move { ops::upload::run(&dest, &local, &remote).await },
+            ))
         })
     }
 }
@@ -294,25 +286,21 @@ pub unsafe extern "C" fn dest_download(
     // SAFETY: pointers as the caller promised.
     unsafe {
         boundary(response_json, || {
-            let args = (|| {
-                Ok((
-                    c_str(config_json, "config_json")?,
-                    c_str(remote_path, "remote_path")?,
-                    c_str(local_path, "local_path")?,
-                ))
-            })();
-            let (config, remote, local) = match args {
-                Ok(a) => a,
-                Err(e) => return (Err(e), None),
-            };
+            let (config, remote, local) = (
+                c_str(config_json, "config_json")?,
+                c_str(remote_path, "remote_path")?,
+                c_str(local_path, "local_path")?,
+            );
             let (local, remote) = (PathBuf::from(local), remote.to_string());
             let mut observer = HostObserver {
                 progress,
                 user_data,
             };
-            run_operation(config, &mut observer, move |dest| async move {
-                ops::download::run(&dest, &remote, &local).await
-            })
+            Ok(run_operation(
+                config,
+                &mut observer,
+                move |dest| async move { ops::download::run(&dest, &remote, &local).await },
+            ))
         })
     }
 }
@@ -336,20 +324,16 @@ pub unsafe extern "C" fn dest_list(
     // SAFETY: pointers as the caller promised.
     unsafe {
         boundary(response_json, || {
-            let args = (|| {
-                Ok((
-                    c_str(config_json, "config_json")?,
-                    c_str(remote_path, "remote_path")?,
-                ))
-            })();
-            let (config, remote) = match args {
-                Ok(a) => a,
-                Err(e) => return (Err(e), None),
-            };
+            let (config, remote) = (
+                c_str(config_json, "config_json")?,
+                c_str(remote_path, "remote_path")?,
+            );
             let remote = remote.to_string();
-            run_operation(config, &mut runtime::Silent, move |dest| async move {
-                ops::list::run(&dest, &remote).await
-            })
+            Ok(run_operation(
+                config,
+                &mut runtime::Silent,
+                move |dest| async move { ops::list::run(&dest, &remote).await },
+            ))
         })
     }
 }
@@ -372,13 +356,12 @@ pub unsafe extern "C" fn dest_usage(
     // SAFETY: pointers as the caller promised.
     unsafe {
         boundary(response_json, || {
-            let config = match c_str(config_json, "config_json") {
-                Ok(c) => c,
-                Err(e) => return (Err(e), None),
-            };
-            run_operation(config, &mut runtime::Silent, |dest| async move {
-                ops::usage::run(&dest).await
-            })
+            let config = c_str(config_json, "config_json")?;
+            Ok(run_operation(
+                config,
+                &mut runtime::Silent,
+                |dest| async move { ops::usage::run(&dest).await },
+            ))
         })
     }
 }
@@ -404,20 +387,16 @@ pub unsafe extern "C" fn dest_delete(
     // SAFETY: pointers as the caller promised.
     unsafe {
         boundary(response_json, || {
-            let args = (|| {
-                Ok((
-                    c_str(config_json, "config_json")?,
-                    c_str(remote_path, "remote_path")?,
-                ))
-            })();
-            let (config, remote) = match args {
-                Ok(a) => a,
-                Err(e) => return (Err(e), None),
-            };
+            let (config, remote) = (
+                c_str(config_json, "config_json")?,
+                c_str(remote_path, "remote_path")?,
+            );
             let remote = remote.to_string();
-            run_operation(config, &mut runtime::Silent, move |dest| async move {
-                ops::delete::run(&dest, &remote).await
-            })
+            Ok(run_operation(
+                config,
+                &mut runtime::Silent,
+                move |dest| async move { ops::delete::run(&dest, &remote).await },
+            ))
         })
     }
 }

@@ -21,10 +21,18 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
             prop::collection::btree_map(
                 prop_oneof![
-                    Just("name".to_string()), Just("account_id".to_string()), Just("application_key".to_string()),
-                    Just("bucket".to_string()), Just("backup_directory".to_string()), Just("concurrency".to_string()),
-                    Just("free_disk_space_limit".to_string()), Just("quota_bytes".to_string()), Just("api_url".to_string()),
-                    Just("part_size_bytes".to_string()), Just("read_only".to_string()), ".{0,12}".prop_map(String::from),
+                    Just("name".to_string()),
+                    Just("account_id".to_string()),
+                    Just("application_key".to_string()),
+                    Just("bucket".to_string()),
+                    Just("backup_directory".to_string()),
+                    Just("concurrency".to_string()),
+                    Just("free_disk_space_limit".to_string()),
+                    Just("quota_bytes".to_string()),
+                    Just("api_url".to_string()),
+                    Just("part_size_bytes".to_string()),
+                    Just("read_only".to_string()),
+                    ".{0,12}".prop_map(String::from),
                 ],
                 inner,
                 0..8
@@ -37,9 +45,16 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 fn path_string() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop_oneof![
-            Just("..".to_string()), Just(".".to_string()), Just("/".to_string()), Just("//".to_string()),
-            Just("\\".to_string()), Just("\u{0}".to_string()), Just("\u{7f}".to_string()), Just("é".to_string()),
-            "[a-z0-9._-]{1,12}".prop_map(String::from), ".{1,4}".prop_map(String::from),
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("/".to_string()),
+            Just("//".to_string()),
+            Just("\\".to_string()),
+            Just("\u{0}".to_string()),
+            Just("\u{7f}".to_string()),
+            Just("é".to_string()),
+            "[a-z0-9._-]{1,12}".prop_map(String::from),
+            ".{1,4}".prop_map(String::from),
         ],
         0..12,
     )

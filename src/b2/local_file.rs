@@ -78,7 +78,7 @@ impl LocalFile {
         })
     }
 
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.identity.len
     }
 
@@ -101,38 +101,32 @@ impl LocalFile {
 
     /// One sequential pass over the whole file: its SHA1.
     pub async fn sha1(&self, op: Arc<Operation>) -> Result<[u8; 20]> {
-        let file = self.file.clone();
-        let len = self.len();
-        let path = self.path.clone();
-        let hashed = tokio::task::spawn_blocking(move || -> Result<[u8; 20]> {
-            let mut hasher = Sha1::new();
-            let mut buf = vec![0u8; HASH_CHUNK];
-            let mut pos = 0u64;
-            while pos < len {
-                op.check_cancelled()?;
-                let n = (len - pos).min(HASH_CHUNK as u64) as usize;
-                file.read_exact_at(&mut buf[..n], pos)
-                    .map_err(|e| Error::local_io("could not read", &path, &e))?;
-                hasher.update(&buf[..n]);
-                pos += n as u64;
-            }
-            Ok(hasher.finalize().into())
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))??;
+        let hashed = self.hash_range(0, self.size(), Some(op)).await?;
         self.check_unchanged()?;
         Ok(hashed)
     }
 
     /// SHA1 of one range, for checking a part already on B2 before a resume keeps it.
     pub async fn range_sha1(&self, offset: u64, len: u64) -> Result<[u8; 20]> {
+        self.hash_range(offset, len, None).await
+    }
+
+    async fn hash_range(
+        &self,
+        offset: u64,
+        len: u64,
+        op: Option<Arc<Operation>>,
+    ) -> Result<[u8; 20]> {
         let file = self.file.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || -> Result<[u8; 20]> {
             let mut hasher = Sha1::new();
-            let mut buf = vec![0u8; HASH_CHUNK.min(len as usize).max(1)];
+            let mut buf = vec![0u8; (HASH_CHUNK as u64).min(len).max(1) as usize];
             let mut pos = offset;
             while pos < offset + len {
+                if let Some(op) = &op {
+                    op.check_cancelled()?;
+                }
                 let n = (offset + len - pos).min(buf.len() as u64) as usize;
                 file.read_exact_at(&mut buf[..n], pos)
                     .map_err(|e| Error::local_io("could not read", &path, &e))?;

@@ -67,8 +67,8 @@ pub fn part_size_for(len: u64, configured: u64) -> u64 {
 
 impl UploadJob<'_> {
     pub async fn run(&self) -> Result<UploadedFile> {
-        let part_size = part_size_for(self.file.len(), self.part_size);
-        let result = if self.file.len() <= part_size {
+        let part_size = part_size_for(self.file.size(), self.part_size);
+        let result = if self.file.size() <= part_size {
             SimpleUpload { job: self }.run().await
         } else {
             LargeFileUpload::new(self, part_size).run().await
@@ -188,7 +188,7 @@ impl SimpleUpload<'_, '_> {
             .map_err(|_| Error::Internal("slots closed".into()))?;
         let mut headers = job.info_headers();
         headers.push(("X-Bz-File-Name".to_string(), encode_name(job.object_name)));
-        let len = job.file.len();
+        let len = job.file.size();
         let (stored, digest) = client
             .with_retries("b2_upload_file", &client.uploads.clone(), |_auth| {
                 let headers = headers.clone();
@@ -265,12 +265,12 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
     }
 
     fn part_count(&self) -> u32 {
-        self.job.file.len().div_ceil(self.part_size) as u32
+        self.job.file.size().div_ceil(self.part_size) as u32
     }
 
     fn part_range(&self, number: u32) -> (u64, u64) {
         let offset = (number as u64 - 1) * self.part_size;
-        (offset, self.part_size.min(self.job.file.len() - offset))
+        (offset, self.part_size.min(self.job.file.size() - offset))
     }
 
     async fn run(&self) -> Result<UploadedFile> {
@@ -420,7 +420,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         };
         Ok(UploadedFile {
             object_name: job.object_name.to_string(),
-            size: job.file.len(),
+            size: job.file.size(),
             sha1: String::new(),
             file_id: stored.id().to_string(),
             resumed_bytes,

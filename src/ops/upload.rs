@@ -46,7 +46,7 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
 
     if meta.is_file() {
         let file = LocalFile::open(local)?;
-        dest.client.op.add_total(file.len());
+        dest.client.op.add_total(file.size());
         let done = upload_one(dest, &bucket.id, &root, &file, &slots, part_size).await?;
         return Ok(Report::with(file_entry(&root, &done)));
     }
@@ -106,7 +106,7 @@ async fn upload_one(
         format!(
             "uploading {} ({} bytes) to {}",
             file.path.display(),
-            file.len(),
+            file.size(),
             remote.object_name
         ),
     );
