@@ -552,3 +552,35 @@ fn usage_counts_unfinished_large_files_and_delete_cancels_them() {
     assert_eq!(del["bytes_freed"], PART);
     assert!(emu.unfinished_large_files(BUCKET).is_empty());
 }
+
+#[test]
+fn billed_calls_stay_within_the_budget() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 4}));
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..40 {
+        write_file(&dir.path().join("tree"), &format!("f{i:03}"), 2_000, i);
+    }
+    let (st, v) = upload(&cfg, &dir.path().join("tree"), "tree");
+    assert_eq!(st, OK, "{v}");
+    let c = emu.counts();
+    assert_eq!(c.get("b2_upload_file"), 40);
+    assert!(c.get("b2_get_upload_url") <= 4, "one upload URL per concurrent slot: {c:?}");
+    assert_eq!(c.total(), 40 + c.get("b2_get_upload_url") + 2, "uploads + URLs + authorize + bucket lookup: {c:?}");
+
+    // Usage lists with B2's largest page: 12,000 versions are two calls.
+    emu.seed_files(BUCKET, "backups/server1/seeded/", 12_000, 10);
+    emu.reset_counts();
+    let (st, used) = usage(&cfg);
+    assert_eq!(st, OK, "{used}");
+    assert_eq!(used["versions"], 12_040);
+    assert_eq!(emu.counts().get("b2_list_file_versions"), 2);
+
+    // Deleting them keeps `concurrency` deletes in flight and lists with full pages too.
+    emu.reset_counts();
+    let (st, del) = delete(&cfg, "seeded");
+    assert_eq!(st, OK, "{del}");
+    assert_eq!(del["deleted_versions"], 12_000);
+    assert_eq!(emu.counts().get("b2_list_file_versions"), 2);
+    assert_eq!(emu.counts().get("b2_authorize_account"), 0, "the session is kept");
+}
