@@ -119,8 +119,8 @@ typedef int32_t DestLogLevel;
  * Progress of an upload or download.
  *
  * Called on the thread that called `dest_upload` / `dest_download`, never on another one:
- * once at the start, at most about ten times a second while bytes move, and once at the
- * end. `total_bytes` may grow while a directory is being scanned. Return 0 to go on;
+ * once at the start, at most about ten times a second while bytes move, twice a second
+ * while they do not (so a stalled transfer can still be cancelled), and once at the end. `total_bytes` may grow while a directory is being scanned. Return 0 to go on;
  * any other value cancels the operation, which then returns `DEST_ERR_CANCELLED` and
  * leaves nothing half-made on B2 or on disk. The callback may call other `dest_*`
  * functions (they run as separate operations); it must not unwind or longjmp.

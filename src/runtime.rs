@@ -69,10 +69,11 @@ pub trait Observer {
 }
 
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Runs `make(op)` on the runtime and blocks the calling thread until it ends. Progress and
 /// log lines reach `observer` on the calling thread only: at the start, at most every
-/// 100 ms, and at the end.
+/// 100 ms while bytes move and every 500 ms while they do not, and at the end.
 pub fn run<T, F, Fut>(observer: &mut dyn Observer, make: F) -> Result<T>
 where
     T: Send + 'static,
@@ -106,7 +107,13 @@ where
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         let now = op.progress();
-        if now != last && last_report.elapsed() >= PROGRESS_INTERVAL {
+        // Also when nothing moved for a while, so a host can cancel a stalled transfer.
+        let due = if now != last {
+            PROGRESS_INTERVAL
+        } else {
+            HEARTBEAT_INTERVAL
+        };
+        if last_report.elapsed() >= due {
             last = now;
             last_report = Instant::now();
             if !observer.progress(now.0, now.1) && !op.is_cancelled() {

@@ -565,8 +565,15 @@ fn billed_calls_stay_within_the_budget() {
     assert_eq!(st, OK, "{v}");
     let c = emu.counts();
     assert_eq!(c.get("b2_upload_file"), 40);
-    assert!(c.get("b2_get_upload_url") <= 4, "one upload URL per concurrent slot: {c:?}");
-    assert_eq!(c.total(), 40 + c.get("b2_get_upload_url") + 2, "uploads + URLs + authorize + bucket lookup: {c:?}");
+    assert!(
+        c.get("b2_get_upload_url") <= 4,
+        "one upload URL per concurrent slot: {c:?}"
+    );
+    assert_eq!(
+        c.total(),
+        40 + c.get("b2_get_upload_url") + 2,
+        "uploads + URLs + authorize + bucket lookup: {c:?}"
+    );
 
     // Usage lists with B2's largest page: 12,000 versions are two calls.
     emu.seed_files(BUCKET, "backups/server1/seeded/", 12_000, 10);
@@ -582,5 +589,42 @@ fn billed_calls_stay_within_the_budget() {
     assert_eq!(st, OK, "{del}");
     assert_eq!(del["deleted_versions"], 12_000);
     assert_eq!(emu.counts().get("b2_list_file_versions"), 2);
-    assert_eq!(emu.counts().get("b2_authorize_account"), 0, "the session is kept");
+    assert_eq!(
+        emu.counts().get("b2_authorize_account"),
+        0,
+        "the session is kept"
+    );
+}
+
+static LAST_SEEN: std::sync::Mutex<Option<(u64, u64)>> = std::sync::Mutex::new(None);
+
+/// Cancels only when called with nothing moved since its last call: a stall.
+unsafe extern "C" fn cancel_when_stalled(done: u64, total: u64, _user: *mut c_void) -> i32 {
+    let mut last = LAST_SEEN.lock().unwrap();
+    let stalled = *last == Some((done, total)) && done > 0;
+    *last = Some((done, total));
+    stalled as i32
+}
+
+#[test]
+fn a_stalled_upload_can_still_be_cancelled() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 4}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "big", 3 * PART as usize, 15);
+    // Every part hangs at the server: no byte moves, yet the host's stop must be heard.
+    emu.inject(b2_emulator::Fault {
+        call: "b2_upload_part".into(),
+        count: 10,
+        action: b2_emulator::FaultAction::Delay { millis: 5000 },
+    });
+    let (st, v) = upload_with(
+        &cfg,
+        &f,
+        "big",
+        Some(cancel_when_stalled),
+        std::ptr::null_mut(),
+    );
+    assert_eq!(st, CANCELLED, "{v}");
+    assert!(emu.unfinished_large_files(BUCKET).is_empty());
 }
