@@ -1,0 +1,792 @@
+/*
+ * destctl: drive a b2dest destination from the command line.
+ *
+ * The command-line front end that shell scripts and support staff use to check a
+ * destination and to move files by hand. It loads libb2dest.so at run time with dlopen,
+ * so one destctl binary works with any build of the library:
+ *
+ *   destctl [OPTIONS] validate
+ *   destctl [OPTIONS] upload LOCAL REMOTE
+ *   destctl [OPTIONS] download REMOTE LOCAL
+ *   destctl [OPTIONS] list [REMOTE]
+ *   destctl [OPTIONS] usage
+ *   destctl [OPTIONS] delete REMOTE
+ *
+ * The library's JSON response is printed on standard output as one line, and destctl
+ * exits with the library's DEST_* status (0 when the operation succeeded). Errors of
+ * destctl itself use the BSD sysexits numbers, which no DEST_* status reaches:
+ *   64 usage error, 66 configuration file unreadable, 69 library not loadable,
+ *   74 standard output could not be written, 71 out of memory or another system error.
+ *
+ * Build: make -C c_examples (or see the Makefile for the compiler flags).
+ */
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "b2dest.h"
+
+#define DESTCTL_VERSION "0.1.0"
+
+/* sysexits.h numbers, spelled out so that the header is not needed. */
+enum {
+    EXIT_USAGE = 64,
+    EXIT_NO_INPUT = 66,
+    EXIT_UNAVAILABLE = 69,
+    EXIT_OS_ERROR = 71,
+    EXIT_IO_ERROR = 74
+};
+
+/* A configuration is a few hundred bytes; refuse anything absurd. */
+#define MAX_CONFIG_BYTES (1024 * 1024)
+
+/* ------------------------------------------------------------------------------------ */
+/* The library's functions, found with dlsym.                                            */
+
+typedef int32_t (*validate_fn)(const char *, char **);
+typedef int32_t (*transfer_fn)(const char *, const char *, const char *, dest_progress_fn,
+                               void *, char **);
+typedef int32_t (*path_fn)(const char *, const char *, char **);
+typedef int32_t (*config_only_fn)(const char *, char **);
+typedef void (*free_fn)(char *);
+typedef const char *(*version_fn)(void);
+typedef void (*set_log_fn)(dest_log_fn, int32_t, void *);
+
+struct library {
+    void *handle;
+    validate_fn validate;
+    transfer_fn upload;
+    transfer_fn download;
+    path_fn list;
+    config_only_fn usage;
+    path_fn del;
+    free_fn free_response;
+    version_fn version;
+    set_log_fn set_log_callback;
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* Command line.                                                                         */
+
+struct options {
+    const char *lib_path;    /* --lib, or NULL */
+    const char *config_path; /* --config, or NULL; "-" is standard input */
+    int quiet;
+    int verbose; /* 0 none, 1 info, 2 and more debug */
+    int show_help;
+    int show_version;
+    const char *command;
+    const char *args[3];
+    int arg_count;
+};
+
+static const char *program_name = "destctl";
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: %s [OPTIONS] COMMAND [ARGS]\n"
+            "\n"
+            "Commands:\n"
+            "  validate                 check the key, bucket and backup directory\n"
+            "  upload LOCAL REMOTE      upload a file or a directory tree\n"
+            "  download REMOTE LOCAL    restore a file or a directory tree\n"
+            "  list [REMOTE]            list the files under REMOTE (default: all)\n"
+            "  usage                    show the space the backup directory uses\n"
+            "  delete REMOTE            delete a file or directory, every version\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE   destination configuration JSON ('-' = standard input;\n"
+            "                      the default when standard input is not a terminal)\n"
+            "  -l, --lib PATH      libb2dest.so to load (default: $B2DEST_LIB, then\n"
+            "                      libb2dest.so beside destctl, then the library path)\n"
+            "  -q, --quiet         no progress bar\n"
+            "  -v, --verbose       show the library's log lines on standard error\n"
+            "                      (twice: debug lines too)\n"
+            "  -V, --version       print the versions of destctl and the library\n"
+            "  -h, --help          print this help\n"
+            "\n"
+            "The JSON response is printed on standard output, one line. The exit status is\n"
+            "the DEST_* status: 0 ok, 1 invalid argument, 2 configuration, 3 authentication,\n"
+            "4 permission, 5 not found, 6 limit, 7 local I/O, 8 network, 9 remote,\n"
+            "10 integrity, 11 cancelled, 12 internal; 64 usage error, 66 configuration\n"
+            "file unreadable, 69 library not loadable.\n",
+            program_name);
+}
+
+static int usage_error(const char *what, const char *detail)
+{
+    if (detail != NULL) {
+        fprintf(stderr, "%s: %s: %s\n", program_name, what, detail);
+    } else {
+        fprintf(stderr, "%s: %s\n", program_name, what);
+    }
+    fprintf(stderr, "Try '%s --help' for more information.\n", program_name);
+    return EXIT_USAGE;
+}
+
+/* Takes the value of an option given as "--name VALUE", "--name=VALUE" or "-n VALUE".
+ * Returns 1 when `arg` is that option (value stored), 0 when it is not, -1 when the value
+ * is missing. */
+static int option_value(const char *arg, const char *long_name, const char *short_name,
+                        int argc, char **argv, int *index, const char **value)
+{
+    size_t long_len = strlen(long_name);
+    if (strcmp(arg, long_name) == 0 || strcmp(arg, short_name) == 0) {
+        if (*index + 1 >= argc) {
+            return -1;
+        }
+        *index += 1;
+        *value = argv[*index];
+        return 1;
+    }
+    if (strncmp(arg, long_name, long_len) == 0 && arg[long_len] == '=') {
+        *value = arg + long_len + 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Returns 0, or the exit status of a usage error (the message already printed). */
+static int parse_options(int argc, char **argv, struct options *opt)
+{
+    int only_operands = 0;
+    int operand_count = 0;
+
+    memset(opt, 0, sizeof *opt);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int found;
+
+        if (!only_operands && arg[0] == '-' && arg[1] != '\0') {
+            if (strcmp(arg, "--") == 0) {
+                only_operands = 1;
+                continue;
+            }
+            found = option_value(arg, "--config", "-c", argc, argv, &i, &opt->config_path);
+            if (found == 0) {
+                found = option_value(arg, "--lib", "-l", argc, argv, &i, &opt->lib_path);
+            }
+            if (found < 0) {
+                return usage_error("option needs a value", arg);
+            }
+            if (found > 0) {
+                continue;
+            }
+            if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
+                opt->quiet = 1;
+            } else if (strcmp(arg, "--verbose") == 0 || strcmp(arg, "-v") == 0) {
+                opt->verbose++;
+            } else if (strcmp(arg, "-vv") == 0) {
+                opt->verbose += 2;
+            } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+                opt->show_help = 1;
+            } else if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+                opt->show_version = 1;
+            } else {
+                return usage_error("unknown option", arg);
+            }
+            continue;
+        }
+        if (operand_count == 0) {
+            opt->command = arg;
+        } else if (operand_count <= 3) {
+            opt->args[operand_count - 1] = arg;
+        }
+        operand_count++;
+    }
+    opt->arg_count = operand_count > 0 ? operand_count - 1 : 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Loading the library.                                                                  */
+
+/* Finds one symbol; function pointers are copied out of dlsym's void * with memcpy, the
+ * ISO C way (POSIX guarantees the representations match). */
+static int load_symbol(void *handle, const char *name, void *fn_ptr, size_t fn_size)
+{
+    void *sym;
+
+    (void)dlerror();
+    sym = dlsym(handle, name);
+    if (sym == NULL) {
+        const char *why = dlerror();
+        fprintf(stderr, "%s: the library has no function %s: %s\n", program_name, name,
+                why != NULL ? why : "symbol is NULL");
+        return -1;
+    }
+    if (fn_size != sizeof sym) {
+        fprintf(stderr, "%s: function pointers differ in size from data pointers\n",
+                program_name);
+        return -1;
+    }
+    memcpy(fn_ptr, &sym, fn_size);
+    return 0;
+}
+
+#define LOAD(lib, field, name) \
+    load_symbol((lib)->handle, (name), &(lib)->field, sizeof (lib)->field)
+
+/* Where the library is when nothing says otherwise: beside the executable, if there. */
+static char *library_beside_executable(void)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash;
+    char *path;
+    size_t dir_len;
+    static const char file_name[] = "libb2dest.so";
+    struct stat st;
+
+    if (len <= 0) {
+        return NULL;
+    }
+    exe[len] = '\0';
+    slash = strrchr(exe, '/');
+    if (slash == NULL) {
+        return NULL;
+    }
+    dir_len = (size_t)(slash - exe) + 1;
+    path = malloc(dir_len + sizeof file_name);
+    if (path == NULL) {
+        return NULL;
+    }
+    memcpy(path, exe, dir_len);
+    memcpy(path + dir_len, file_name, sizeof file_name);
+    if (stat(path, &st) != 0) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+/* Returns 0, or an exit status (the message already printed). */
+static int load_library(const struct options *opt, struct library *lib)
+{
+    const char *env = getenv("B2DEST_LIB");
+    char *beside = NULL;
+    const char *path;
+
+    memset(lib, 0, sizeof *lib);
+    if (opt->lib_path != NULL) {
+        path = opt->lib_path;
+    } else if (env != NULL && env[0] != '\0') {
+        path = env;
+    } else {
+        beside = library_beside_executable();
+        path = beside != NULL ? beside : "libb2dest.so";
+    }
+
+    lib->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (lib->handle == NULL) {
+        const char *why = dlerror();
+        fprintf(stderr,
+                "%s: cannot load the b2dest library %s: %s\n"
+                "%s: give its path with --lib PATH or B2DEST_LIB=PATH\n",
+                program_name, path, why != NULL ? why : "unknown error", program_name);
+        free(beside);
+        return EXIT_UNAVAILABLE;
+    }
+    free(beside);
+
+    if (LOAD(lib, validate, "dest_validate") != 0 || LOAD(lib, upload, "dest_upload") != 0 ||
+        LOAD(lib, download, "dest_download") != 0 || LOAD(lib, list, "dest_list") != 0 ||
+        LOAD(lib, usage, "dest_usage") != 0 || LOAD(lib, del, "dest_delete") != 0 ||
+        LOAD(lib, free_response, "dest_free") != 0 ||
+        LOAD(lib, version, "dest_version") != 0 ||
+        LOAD(lib, set_log_callback, "dest_set_log_callback") != 0) {
+        /* Nothing of the library has run yet, so unloading it is safe. */
+        if (dlclose(lib->handle) != 0) {
+            fprintf(stderr, "%s: dlclose: %s\n", program_name, dlerror());
+        }
+        lib->handle = NULL;
+        return EXIT_UNAVAILABLE;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The configuration.                                                                    */
+
+/* Reads all of `in` into a NUL-terminated buffer. Returns NULL (message printed) on error. */
+static char *read_all(FILE *in, const char *name)
+{
+    size_t cap = 4096;
+    size_t len = 0;
+    char *buf = malloc(cap);
+
+    if (buf == NULL) {
+        fprintf(stderr, "%s: out of memory\n", program_name);
+        return NULL;
+    }
+    for (;;) {
+        size_t got;
+        if (len + 1 == cap) {
+            char *bigger;
+            if (cap >= MAX_CONFIG_BYTES) {
+                fprintf(stderr, "%s: %s: the configuration is larger than %d bytes\n",
+                        program_name, name, MAX_CONFIG_BYTES);
+                free(buf);
+                return NULL;
+            }
+            bigger = realloc(buf, cap * 2);
+            if (bigger == NULL) {
+                fprintf(stderr, "%s: out of memory\n", program_name);
+                free(buf);
+                return NULL;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        got = fread(buf + len, 1, cap - 1 - len, in);
+        len += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    if (ferror(in)) {
+        fprintf(stderr, "%s: %s: read error\n", program_name, name);
+        free(buf);
+        return NULL;
+    }
+    if (memchr(buf, '\0', len) != NULL) {
+        fprintf(stderr, "%s: %s: the configuration contains a NUL byte\n", program_name,
+                name);
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The configuration holds the application key: wipe it before giving the memory back.
+ * The volatile pointer keeps the compiler from dropping the stores as dead. */
+static void wipe_and_free(char *text)
+{
+    if (text != NULL) {
+        volatile char *p = text;
+        while (*p != '\0') {
+            *p++ = '\0';
+        }
+        free(text);
+    }
+}
+
+/* Returns the configuration JSON (caller frees with wipe_and_free), or NULL with *status set. */
+static char *load_config(const struct options *opt, int *status)
+{
+    const char *path = opt->config_path;
+    FILE *in;
+    char *text;
+
+    if (path == NULL) {
+        if (isatty(STDIN_FILENO)) {
+            *status = usage_error("no configuration: give --config FILE, or pipe the "
+                                  "configuration JSON on standard input",
+                                  NULL);
+            return NULL;
+        }
+        path = "-";
+    }
+    if (strcmp(path, "-") == 0) {
+        text = read_all(stdin, "standard input");
+        *status = EXIT_NO_INPUT;
+        return text;
+    }
+    in = fopen(path, "r");
+    if (in == NULL) {
+        fprintf(stderr, "%s: cannot open the configuration %s: %s\n", program_name, path,
+                strerror(errno));
+        *status = EXIT_NO_INPUT;
+        return NULL;
+    }
+    text = read_all(in, path);
+    if (fclose(in) != 0 && text != NULL) {
+        fprintf(stderr, "%s: %s: %s\n", program_name, path, strerror(errno));
+        free(text);
+        text = NULL;
+    }
+    *status = EXIT_NO_INPUT;
+    return text;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Progress bar and log lines, both on standard error.                                   */
+
+struct progress {
+    int show_bar;        /* draw a bar (stderr is a terminal, not --quiet) */
+    int bar_drawn;       /* a bar is on the current line of stderr */
+    const char *label;   /* "upload" or "download" */
+    double started;      /* monotonic seconds of the first call */
+    uint64_t done;
+    uint64_t total;
+};
+
+static volatile sig_atomic_t interrupted = 0;
+
+static void on_interrupt(int signo)
+{
+    (void)signo;
+    interrupted = 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0.0;
+    }
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void format_bytes(char *out, size_t size, double bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    size_t unit = 0;
+
+    while (bytes >= 1024.0 && unit + 1 < sizeof units / sizeof units[0]) {
+        bytes /= 1024.0;
+        unit++;
+    }
+    if (unit == 0) {
+        snprintf(out, size, "%.0f %s", bytes, units[unit]);
+    } else {
+        snprintf(out, size, "%.1f %s", bytes, units[unit]);
+    }
+}
+
+static void format_duration(char *out, size_t size, double seconds)
+{
+    unsigned long s;
+
+    if (seconds < 0.0 || seconds > 359999.0) {
+        snprintf(out, size, "--:--");
+        return;
+    }
+    s = (unsigned long)(seconds + 0.5);
+    if (s >= 3600) {
+        snprintf(out, size, "%lu:%02lu:%02lu", s / 3600, (s / 60) % 60, s % 60);
+    } else {
+        snprintf(out, size, "%lu:%02lu", s / 60, s % 60);
+    }
+}
+
+/* Room kept for " 42%  12.0 MiB / 30.0 MiB  5.1 MiB/s  0:03 left" beside the bar. */
+#define TAIL_ROOM 52
+
+static int terminal_width(void)
+{
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40) {
+        return ws.ws_col;
+    }
+    return 80;
+}
+
+/* Draws "label [=====>    ]  42%  12.0 MiB / 30.0 MiB  5.1 MiB/s  0:03 left". */
+static void draw_bar(struct progress *p, int finished)
+{
+    char done_text[32], total_text[32], rate_text[32], time_text[32], tail[192];
+    char bar[256];
+    double elapsed = now_seconds() - p->started;
+    double rate = elapsed > 0.05 ? (double)p->done / elapsed : 0.0;
+    double fraction = p->total > 0 ? (double)p->done / (double)p->total : (finished ? 1 : 0);
+    int width = terminal_width();
+    int bar_width;
+    int tail_width;
+    int filled;
+
+    if (fraction > 1.0) {
+        fraction = 1.0;
+    }
+    format_bytes(done_text, sizeof done_text, (double)p->done);
+    format_bytes(total_text, sizeof total_text, (double)p->total);
+    format_bytes(rate_text, sizeof rate_text, rate);
+    if (finished) {
+        format_duration(time_text, sizeof time_text, elapsed);
+        snprintf(tail, sizeof tail, " %3d%%  %s / %s  %s/s  in %s", (int)(fraction * 100),
+                 done_text, total_text, rate_text, time_text);
+    } else {
+        format_duration(time_text, sizeof time_text,
+                        rate > 0.0 ? (double)(p->total - (p->done < p->total ? p->done
+                                                                               : p->total)) /
+                                         rate
+                                   : -1.0);
+        snprintf(tail, sizeof tail, " %3d%%  %s / %s  %s/s  %s left", (int)(fraction * 100),
+                 done_text, total_text, rate_text, time_text);
+    }
+
+    /* A fixed room for the text keeps the bar from changing length as the numbers do. */
+    tail_width = (int)strlen(tail) > TAIL_ROOM ? (int)strlen(tail) : TAIL_ROOM;
+    bar_width = width - tail_width - (int)strlen(p->label) - 4;
+    if (bar_width > (int)sizeof bar - 1) {
+        bar_width = (int)sizeof bar - 1;
+    }
+    if (bar_width < 10) {
+        bar_width = 0;
+    }
+    filled = (int)(fraction * bar_width);
+    for (int i = 0; i < bar_width; i++) {
+        bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+    }
+    bar[bar_width] = '\0';
+
+    /* \r and "erase to end of line" keep the bar on one line of the terminal. */
+    if (bar_width > 0) {
+        fprintf(stderr, "\r\033[K%s [%s]%-*s", p->label, bar, tail_width, tail);
+    } else {
+        fprintf(stderr, "\r\033[K%s%s", p->label, tail);
+    }
+    fflush(stderr);
+    p->bar_drawn = 1;
+}
+
+static void clear_bar(struct progress *p)
+{
+    if (p->bar_drawn) {
+        fputs("\r\033[K", stderr);
+        p->bar_drawn = 0;
+    }
+}
+
+/* The progress callback: runs on the thread that called dest_upload / dest_download. */
+static int32_t on_progress(uint64_t done_bytes, uint64_t total_bytes, void *user_data)
+{
+    struct progress *p = user_data;
+
+    if (p->started == 0.0) {
+        p->started = now_seconds();
+    }
+    p->done = done_bytes;
+    p->total = total_bytes;
+    if (p->show_bar) {
+        draw_bar(p, 0);
+    }
+    /* Ctrl-C: ask the library to stop; it cleans up and returns DEST_ERR_CANCELLED. */
+    return interrupted ? 1 : 0;
+}
+
+static void finish_bar(struct progress *p, int32_t status)
+{
+    if (!p->show_bar || !p->bar_drawn) {
+        return;
+    }
+    if (status == DEST_OK) {
+        draw_bar(p, 1);
+        fputc('\n', stderr);
+    } else {
+        clear_bar(p);
+    }
+    fflush(stderr);
+}
+
+static const char *level_name(int32_t level)
+{
+    switch (level) {
+    case DEST_LOG_ERROR:
+        return "error";
+    case DEST_LOG_WARN:
+        return "warn";
+    case DEST_LOG_INFO:
+        return "info";
+    case DEST_LOG_DEBUG:
+        return "debug";
+    default:
+        return "log";
+    }
+}
+
+/* The log callback: runs on the thread inside the dest_* call, before it returns. */
+static void on_log(int32_t level, const char *message, void *user_data)
+{
+    struct progress *p = user_data;
+
+    if (p != NULL) {
+        clear_bar(p);
+    }
+    fprintf(stderr, "[%s] %s\n", level_name(level), message != NULL ? message : "");
+    fflush(stderr);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Commands.                                                                             */
+
+struct command {
+    const char *name;
+    int min_args;
+    int max_args;
+    const char *synopsis;
+};
+
+static const struct command commands[] = {
+    {"validate", 0, 0, "validate"},
+    {"upload", 2, 2, "upload LOCAL REMOTE"},
+    {"download", 2, 2, "download REMOTE LOCAL"},
+    {"list", 0, 1, "list [REMOTE]"},
+    {"usage", 0, 0, "usage"},
+    {"delete", 1, 1, "delete REMOTE"},
+};
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+static int32_t run_command(const struct library *lib, const struct options *opt,
+                           const char *config, struct progress *progress, char **response)
+{
+    const char *cmd = opt->command;
+
+    if (strcmp(cmd, "validate") == 0) {
+        return lib->validate(config, response);
+    }
+    if (strcmp(cmd, "upload") == 0) {
+        progress->label = "upload";
+        return lib->upload(config, opt->args[0], opt->args[1], on_progress, progress,
+                           response);
+    }
+    if (strcmp(cmd, "download") == 0) {
+        progress->label = "download";
+        return lib->download(config, opt->args[0], opt->args[1], on_progress, progress,
+                             response);
+    }
+    if (strcmp(cmd, "list") == 0) {
+        return lib->list(config, opt->arg_count > 0 ? opt->args[0] : "", response);
+    }
+    if (strcmp(cmd, "usage") == 0) {
+        return lib->usage(config, response);
+    }
+    return lib->del(config, opt->args[0], response);
+}
+
+/* Ctrl-C during a transfer cancels it cleanly; a second Ctrl-C ends destctl at once. */
+static int install_interrupt_handler(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESETHAND;
+    if (sigemptyset(&sa.sa_mask) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+        sigaction(SIGTERM, &sa, NULL) != 0) {
+        fprintf(stderr, "%s: sigaction: %s\n", program_name, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int print_response(const char *response)
+{
+    if (response == NULL) {
+        return 0;
+    }
+    if (fputs(response, stdout) == EOF || fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+        fprintf(stderr, "%s: cannot write the response to standard output: %s\n",
+                program_name, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt;
+    struct library lib;
+    const struct command *cmd;
+    struct progress progress;
+    char *config;
+    char *response = NULL;
+    int32_t status;
+    int rc;
+
+    if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+        const char *slash = strrchr(argv[0], '/');
+        program_name = slash != NULL ? slash + 1 : argv[0];
+    }
+    rc = parse_options(argc, argv, &opt);
+    if (rc != 0) {
+        return rc;
+    }
+    if (opt.show_help) {
+        print_usage(stdout);
+        return fflush(stdout) == 0 ? 0 : EXIT_IO_ERROR;
+    }
+    if (opt.show_version) {
+        printf("destctl %s\n", DESTCTL_VERSION);
+        rc = load_library(&opt, &lib);
+        if (rc != 0) {
+            return rc;
+        }
+        printf("libb2dest %s\n", lib.version());
+        return fflush(stdout) == 0 ? 0 : EXIT_IO_ERROR;
+    }
+    if (opt.command == NULL) {
+        return usage_error("no command given", NULL);
+    }
+    cmd = find_command(opt.command);
+    if (cmd == NULL) {
+        return usage_error("unknown command", opt.command);
+    }
+    if (opt.arg_count < cmd->min_args || opt.arg_count > cmd->max_args) {
+        char synopsis[64];
+        snprintf(synopsis, sizeof synopsis, "usage: %s %s", program_name, cmd->synopsis);
+        return usage_error(opt.arg_count < cmd->min_args ? "missing arguments"
+                                                         : "too many arguments",
+                           synopsis);
+    }
+
+    config = load_config(&opt, &rc);
+    if (config == NULL) {
+        return rc;
+    }
+    rc = load_library(&opt, &lib);
+    if (rc != 0) {
+        wipe_and_free(config);
+        return rc;
+    }
+
+    memset(&progress, 0, sizeof progress);
+    progress.show_bar = !opt.quiet && isatty(STDERR_FILENO);
+    progress.label = opt.command;
+    if (opt.verbose > 0) {
+        lib.set_log_callback(on_log, opt.verbose > 1 ? DEST_LOG_DEBUG : DEST_LOG_INFO,
+                             &progress);
+    }
+    if (install_interrupt_handler() != 0) {
+        wipe_and_free(config);
+        return EXIT_OS_ERROR;
+    }
+
+    status = run_command(&lib, &opt, config, &progress, &response);
+    finish_bar(&progress, status);
+
+    if (opt.verbose > 0) {
+        lib.set_log_callback(NULL, 0, NULL);
+    }
+    rc = print_response(response);
+    lib.free_response(response);
+    wipe_and_free(config);
+
+    /* The library is not dlclose'd: its I/O threads live as long as the process, and
+     * unloading the code under them would crash it. The process ends here anyway. */
+    if (rc != 0) {
+        return EXIT_IO_ERROR;
+    }
+    return (int)status;
+}

@@ -1,0 +1,392 @@
+<?php
+
+declare(strict_types=1);
+
+/**
+ * Thrown when a b2dest operation fails.
+ *
+ * getCode() is the library's DEST_* status (see the B2Dest::ERR_* constants, e.g. 3 for a
+ * rejected key), getErrorCode() its short name ("auth"), getErrorMessage() the library's
+ * message, isRetryable() whether trying again later may help, and getResponse() the whole
+ * decoded response. When the library itself cannot be loaded, getCode() is
+ * B2Dest::UNAVAILABLE (-1) and getErrorCode() "unavailable".
+ *
+ * Neither the message nor the trace ever holds the application key: the library never
+ * puts it in a message, B2Dest removes it again if it ever did, and no function that
+ * receives the configuration is on the stack when an exception is made (the
+ * constructor's parameter is marked #[\SensitiveParameter]).
+ */
+class B2DestException extends RuntimeException
+{
+    private string $errorCode;
+    private string $errorMessage;
+    private bool $retryable;
+    /** @var array<string, mixed> */
+    private array $response;
+
+    /**
+     * @param array<string, mixed> $response
+     */
+    public function __construct(
+        string $operation,
+        int $status,
+        string $errorCode,
+        string $errorMessage,
+        bool $retryable = false,
+        array $response = []
+    ) {
+        parent::__construct(
+            sprintf('b2dest %s failed (%s, status %d): %s', $operation, $errorCode, $status, $errorMessage),
+            $status
+        );
+        $this->errorCode = $errorCode;
+        $this->errorMessage = $errorMessage;
+        $this->retryable = $retryable;
+        $this->response = $response;
+    }
+
+    /** The short name of the status, e.g. "auth", "not_found", "limit". */
+    public function getErrorCode(): string
+    {
+        return $this->errorCode;
+    }
+
+    /** The library's message, written for the person who set up the destination. */
+    public function getErrorMessage(): string
+    {
+        return $this->errorMessage;
+    }
+
+    /** Whether the same call may succeed later (network trouble, B2 busy). */
+    public function isRetryable(): bool
+    {
+        return $this->retryable;
+    }
+
+    /** @return array<string, mixed> The whole decoded response ("ok", "warnings", "error"...). */
+    public function getResponse(): array
+    {
+        return $this->response;
+    }
+}
+
+/**
+ * A Backblaze B2 backup destination, through libb2dest and PHP's FFI extension.
+ *
+ *     $dest = new B2Dest([
+ *         'name' => 'Offsite', 'account_id' => '...', 'application_key' => '...',
+ *         'bucket' => 'my-backups', 'backup_directory' => 'server1',
+ *     ]);
+ *     $dest->validate();
+ *     $r = $dest->upload('/backups/home.tar.gz', 'daily/home.tar.gz');   // ['size' => ..., 'sha1' => ...]
+ *     foreach ($dest->list('daily')['entries'] as $e) { echo $e['path'], "\n"; }
+ *
+ * Every method blocks until B2 answered, returns the library's decoded response as an
+ * array ("ok", "warnings" and the operation's fields, see include/b2dest.h), and throws a
+ * B2DestException on failure. Calls are independent: each one takes the configuration
+ * again, so an object is cheap and may be kept or made per request.
+ *
+ * Loading: the library is loaded once per process (static), with FFI::cdef() over
+ * include/b2dest_ffi.h. The paths come from the arguments of B2Dest::load() or the
+ * constructor, else the environment variables B2DEST_LIB and B2DEST_FFI_HEADER, else
+ * this repository's target/release/libb2dest.so and include/b2dest_ffi.h, else
+ * "libb2dest.so" on the system's library path. FFI must be enabled: the CLI allows it
+ * with the default ffi.enable=preload; under a web server use preloading or
+ * ffi.enable=1.
+ *
+ * Progress: PHP callbacks are not passed to the library (a PHP closure called from the
+ * library's C code would tie the library to the PHP engine's state and memory limits),
+ * so upload() and download() give no progress per call; the progress argument is always
+ * NULL. A PHP caller that wants to show progress can either
+ *   - run the command-line driver in a subprocess (proc_open of
+ *     `destctl --config - upload LOCAL REMOTE` with stderr on a terminal or a pty shows a
+ *     progress bar; its stdout is the same JSON response, its exit status the DEST_* status), or
+ *   - for a download, poll the size of the temporary file the library writes beside the
+ *     target (`.LOCAL.b2dest-*`) from another process, or for an upload, compare usage()
+ *     before and after.
+ *
+ * Secrets: the configuration (with the application key) is kept outside the object's
+ * properties (a private static WeakMap) and never passed on as a PHP function argument,
+ * so it is in no exception trace, var_export()/(array) of the object show nothing,
+ * var_dump()/print_r() show the key as "[redacted]", and the object cannot be serialized.
+ */
+final class B2Dest
+{
+    public const OK = 0;
+    public const ERR_INVALID_ARGUMENT = 1;
+    public const ERR_CONFIG = 2;
+    public const ERR_AUTH = 3;
+    public const ERR_PERMISSION = 4;
+    public const ERR_NOT_FOUND = 5;
+    public const ERR_LIMIT = 6;
+    public const ERR_LOCAL_IO = 7;
+    public const ERR_NETWORK = 8;
+    public const ERR_REMOTE = 9;
+    public const ERR_INTEGRITY = 10;
+    public const ERR_CANCELLED = 11;
+    public const ERR_INTERNAL = 12;
+    /** Not a library status: the library or PHP's FFI extension could not be loaded. */
+    public const UNAVAILABLE = -1;
+
+    private const CODE_NAMES = [
+        0 => 'ok', 1 => 'invalid_argument', 2 => 'config', 3 => 'auth', 4 => 'permission',
+        5 => 'not_found', 6 => 'limit', 7 => 'local_io', 8 => 'network', 9 => 'remote',
+        10 => 'integrity', 11 => 'cancelled', 12 => 'internal',
+    ];
+
+    private static ?FFI $ffi = null;
+
+    /**
+     * Each object's configuration JSON and application key, kept outside the object, so
+     * that var_export(), (array) casts, get_object_vars() and error reporters that walk an
+     * object's properties (say, of a B2Dest found in a trace's arguments) see nothing.
+     *
+     * @var \WeakMap<B2Dest, array{json: string, key: string}>|null
+     */
+    private static ?\WeakMap $secrets = null;
+
+    /**
+     * @param array<string, mixed> $config The destination's configuration: name,
+     *     account_id, application_key, bucket, backup_directory, quota_bytes, ...
+     * @param string|null $libraryPath Path of libb2dest.so (used on the first load only).
+     * @throws B2DestException when the configuration cannot be encoded as JSON (ERR_CONFIG)
+     *     or the library cannot be loaded (UNAVAILABLE).
+     */
+    public function __construct(#[\SensitiveParameter] array $config, ?string $libraryPath = null)
+    {
+        $key = $config['application_key'] ?? '';
+        $json = json_encode($config, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION);
+        if ($json === false) {
+            // json_last_error_msg() names the problem, never the value.
+            throw new B2DestException(
+                'configure',
+                self::ERR_CONFIG,
+                'config',
+                'the configuration cannot be encoded as JSON: ' . json_last_error_msg()
+            );
+        }
+        self::load($libraryPath);
+        self::$secrets ??= new \WeakMap();
+        self::$secrets[$this] = ['json' => $json, 'key' => is_string($key) ? $key : ''];
+    }
+
+    /**
+     * Loads the library once per process; later calls do nothing.
+     *
+     * @throws B2DestException with code UNAVAILABLE when FFI or the library is missing.
+     */
+    public static function load(?string $libraryPath = null, ?string $headerPath = null): void
+    {
+        if (self::$ffi !== null) {
+            return;
+        }
+        if (!extension_loaded('ffi')) {
+            throw self::unavailable('PHP\'s FFI extension is not loaded: install or enable it (extension=ffi)');
+        }
+        $root = dirname(__DIR__, 2);
+        $headerPath ??= self::env('B2DEST_FFI_HEADER') ?? $root . '/include/b2dest_ffi.h';
+        $libraryPath ??= self::env('B2DEST_LIB');
+        if ($libraryPath === null) {
+            $built = $root . '/target/release/libb2dest.so';
+            $libraryPath = is_file($built) ? $built : 'libb2dest.so';
+        }
+        $header = @file_get_contents($headerPath);
+        if ($header === false) {
+            throw self::unavailable("cannot read the FFI header $headerPath; set B2DEST_FFI_HEADER");
+        }
+        try {
+            self::$ffi = FFI::cdef($header, $libraryPath);
+        } catch (\Throwable $e) {
+            throw self::unavailable("cannot load $libraryPath: " . $e->getMessage() . ' (check ffi.enable, and B2DEST_LIB for the path)');
+        }
+    }
+
+    /** The library's version, e.g. "0.1.0". */
+    public static function version(): string
+    {
+        self::load();
+        // FFI returns a `const char *` result as a PHP string (a copy); nothing to free.
+        return (string) self::$ffi->dest_version();
+    }
+
+    /**
+     * Checks the key, its capabilities, the bucket and the backup directory, and writes,
+     * reads back and deletes a probe file.
+     *
+     * @return array<string, mixed> "checks" => [["name", "ok", "message"], ...], "warnings"
+     */
+    public function validate(): array
+    {
+        $out = self::$ffi->new('char*');
+        $status = self::$ffi->dest_validate($this->config(), FFI::addr($out));
+        return $this->finish('validate', $status, $out);
+    }
+
+    /**
+     * Uploads a file or a directory tree to $remote inside the backup directory.
+     *
+     * @return array<string, mixed> "remote_path", "size", "sha1", "file_id" (a directory: "files")
+     */
+    public function upload(string $local, string $remote): array
+    {
+        self::checkPaths($local, $remote);
+        $out = self::$ffi->new('char*');
+        $status = self::$ffi->dest_upload($this->config(), $local, $remote, null, null, FFI::addr($out));
+        return $this->finish('upload', $status, $out);
+    }
+
+    /**
+     * Restores $remote (a file or a directory tree) to $local; a file appears only once its
+     * SHA1 matched.
+     *
+     * @return array<string, mixed> "size", "sha1", "verified" (a directory: "files")
+     */
+    public function download(string $remote, string $local): array
+    {
+        self::checkPaths($local, $remote);
+        $out = self::$ffi->new('char*');
+        $status = self::$ffi->dest_download($this->config(), $remote, $local, null, null, FFI::addr($out));
+        return $this->finish('download', $status, $out);
+    }
+
+    /**
+     * Lists the current files under $remote ('' for the whole backup directory).
+     *
+     * @return array<string, mixed> "count", "entries" => [["path", "size", "sha1", "modified_ms", "file_id"], ...]
+     */
+    public function list(string $remote = ''): array
+    {
+        self::checkPaths($remote);
+        $out = self::$ffi->new('char*');
+        $status = self::$ffi->dest_list($this->config(), $remote, FFI::addr($out));
+        return $this->finish('list', $status, $out);
+    }
+
+    /**
+     * The space the backup directory uses on B2.
+     *
+     * @return array<string, mixed> "used_bytes", "files", "versions", "limit_reached", and with
+     *     quota_bytes set "total_bytes", "free_bytes", "used_percent"
+     */
+    public function usage(): array
+    {
+        $out = self::$ffi->new('char*');
+        $status = self::$ffi->dest_usage($this->config(), FFI::addr($out));
+        return $this->finish('usage', $status, $out);
+    }
+
+    /**
+     * Deletes every version of $remote and of everything under it.
+     *
+     * @return array<string, mixed> "deleted_versions", "bytes_freed"
+     */
+    public function delete(string $remote): array
+    {
+        self::checkPaths($remote);
+        $out = self::$ffi->new('char*');
+        $status = self::$ffi->dest_delete($this->config(), $remote, FFI::addr($out));
+        return $this->finish('delete', $status, $out);
+    }
+
+    /** var_dump() and print_r() show the configuration without the key. */
+    public function __debugInfo(): array
+    {
+        $config = json_decode(self::$secrets[$this]['json'] ?? 'null', true);
+        if (is_array($config) && array_key_exists('application_key', $config)) {
+            $config['application_key'] = '[redacted]';
+        }
+        return ['config' => $config];
+    }
+
+    /** Not clonable: a clone would have no configuration (it lives outside the object). */
+    private function __clone()
+    {
+    }
+
+    /** @return never */
+    public function __serialize(): array
+    {
+        throw new \LogicException('a B2Dest holds an application key and cannot be serialized');
+    }
+
+    /**
+     * Copies the response out of C memory, always frees it, and turns a failure into an
+     * exception. Receives only the status and the response pointer, so the configuration is
+     * in no trace.
+     *
+     * @return array<string, mixed>
+     */
+    private function finish(string $operation, int $status, FFI\CData $out): array
+    {
+        try {
+            $text = FFI::isNull($out) ? null : FFI::string($out);
+        } finally {
+            self::$ffi->dest_free($out);
+        }
+        $response = $text === null ? null : json_decode($text, true);
+        if (!is_array($response)) {
+            throw new B2DestException(
+                $operation,
+                $status === self::OK ? self::ERR_INTERNAL : $status,
+                'internal',
+                'the library returned no readable response (status ' . $status . ')'
+            );
+        }
+        if ($status === self::OK) {
+            return $response;
+        }
+        $error = is_array($response['error'] ?? null) ? $response['error'] : [];
+        $message = is_string($error['message'] ?? null) ? $error['message'] : 'no message';
+        $key = self::$secrets[$this]['key'] ?? '';
+        if (strlen($key) >= 4 && str_contains($message, $key)) {
+            // Belt and braces: the library never puts the key in a message.
+            $message = str_replace($key, '[redacted]', $message);
+            $response['error']['message'] = $message;
+        }
+        throw new B2DestException(
+            $operation,
+            $status,
+            is_string($error['code'] ?? null) ? $error['code'] : (self::CODE_NAMES[$status] ?? 'unknown'),
+            $message,
+            ($error['retryable'] ?? false) === true,
+            $response
+        );
+    }
+
+    /** The configuration JSON; a string no function receives as an argument. */
+    private function config(): string
+    {
+        $secret = self::$secrets[$this] ?? null;
+        if ($secret === null) {
+            // Only an object made without its constructor (reflection, unserialize) gets here.
+            throw new B2DestException('call', self::ERR_CONFIG, 'config', 'this B2Dest was not constructed with a configuration');
+        }
+        return $secret['json'];
+    }
+
+    /** C strings end at a NUL byte: refuse paths that would be cut short. */
+    private static function checkPaths(string ...$paths): void
+    {
+        foreach ($paths as $path) {
+            if (str_contains($path, "\0")) {
+                throw new B2DestException(
+                    'call',
+                    self::ERR_INVALID_ARGUMENT,
+                    'invalid_argument',
+                    'a path contains a NUL byte'
+                );
+            }
+        }
+    }
+
+    private static function unavailable(string $message): B2DestException
+    {
+        return new B2DestException('load', self::UNAVAILABLE, 'unavailable', $message);
+    }
+
+    private static function env(string $name): ?string
+    {
+        $value = getenv($name);
+        return is_string($value) && $value !== '' ? $value : null;
+    }
+}

@@ -1,0 +1,331 @@
+<?php
+
+/*
+ * Tests of c_examples/php/B2Dest.php against a running b2-emulator.
+ *
+ *   B2_EMULATOR_URL=http://127.0.0.1:PORT B2DEST_LIB=target/release/libb2dest.so \
+ *     php tests/php/run_tests.php
+ *
+ * Optional: B2_EMULATOR_ACCOUNT_ID (emu-account), B2_EMULATOR_APPLICATION_KEY
+ * (emu-application-key), B2_EMULATOR_BUCKET (b2dest-test). Plain PHP, no PHPUnit; ends
+ * with "N passed, M failed" and exits 1 when anything failed. tests/shell/run.sh starts
+ * an emulator and runs this file.
+ */
+
+declare(strict_types=1);
+
+// Record arguments in traces, whatever php.ini says: the secret checks then see the worst case.
+ini_set('zend.exception_ignore_args', '0');
+error_reporting(E_ALL);
+
+require dirname(__DIR__, 2) . '/c_examples/php/B2Dest.php';
+
+final class TestFailure extends Exception
+{
+}
+
+function check(bool $condition, string $what): void
+{
+    if (!$condition) {
+        throw new TestFailure($what);
+    }
+}
+
+function env(string $name, ?string $default = null): string
+{
+    $value = getenv($name);
+    if (!is_string($value) || $value === '') {
+        if ($default === null) {
+            fwrite(STDERR, "run_tests.php: set $name (see the comment at the top)\n");
+            exit(2);
+        }
+        return $default;
+    }
+    return $value;
+}
+
+/** Runs $call, which must throw a B2DestException with status $code; returns it. */
+function expect_failure(callable $call, int $code, string $codeName): B2DestException
+{
+    try {
+        $call();
+    } catch (B2DestException $e) {
+        check(
+            $e->getCode() === $code,
+            "expected status $code ($codeName), got {$e->getCode()}: {$e->getMessage()}"
+        );
+        check($e->getErrorCode() === $codeName, "expected error code $codeName, got {$e->getErrorCode()}");
+        check($e->getErrorMessage() !== '', 'the error message is empty');
+        return $e;
+    }
+    throw new TestFailure("expected a B2DestException with status $code ($codeName), the call succeeded");
+}
+
+/** Every textual form of an exception a host might log. */
+function renderings(Throwable $e): array
+{
+    ob_start();
+    var_dump($e);
+    $dump = (string) ob_get_clean();
+    return [
+        'getMessage()' => $e->getMessage(),
+        '__toString()' => (string) $e,
+        'getTraceAsString()' => $e->getTraceAsString(),
+        'print_r(getTrace())' => print_r($e->getTrace(), true),
+        'var_export(getTrace())' => var_export($e->getTrace(), true),
+        'json_encode(getTrace())' => (string) json_encode($e->getTrace(), JSON_PARTIAL_OUTPUT_ON_ERROR),
+        'var_dump(exception)' => $dump,
+    ];
+}
+
+function check_no_secret(Throwable $e, string $secret): void
+{
+    foreach (renderings($e) as $form => $text) {
+        check(!str_contains($text, $secret), "the application key appears in $form");
+    }
+}
+
+function random_file(string $path, int $size): void
+{
+    check(file_put_contents($path, random_bytes($size)) === $size, "cannot write $path");
+}
+
+function remove_tree(string $path): void
+{
+    if (is_dir($path) && !is_link($path)) {
+        foreach (scandir($path) ?: [] as $name) {
+            if ($name !== '.' && $name !== '..') {
+                remove_tree("$path/$name");
+            }
+        }
+        rmdir($path);
+    } elseif (file_exists($path) || is_link($path)) {
+        unlink($path);
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Set-up
+
+$url = env('B2_EMULATOR_URL');
+env('B2DEST_LIB'); // B2Dest::load() reads it
+$accountId = env('B2_EMULATOR_ACCOUNT_ID', 'emu-account');
+$applicationKey = env('B2_EMULATOR_APPLICATION_KEY', 'emu-application-key');
+$bucket = env('B2_EMULATOR_BUCKET', 'b2dest-test');
+$directory = 'php-tests-' . bin2hex(random_bytes(4));
+
+$base = [
+    'name' => 'PHP tests',
+    'account_id' => $accountId,
+    'application_key' => $applicationKey,
+    'bucket' => $bucket,
+    'backup_directory' => $directory,
+    'api_url' => $url,
+    'retry_initial_delay_ms' => 10,
+    'timeout_seconds' => 30,
+];
+// A distinctive wrong key, to search for in every rendering of the exception.
+$wrongSecret = 'WRONG-SECRET-' . bin2hex(random_bytes(8));
+
+$work = sys_get_temp_dir() . '/b2dest-php-tests-' . bin2hex(random_bytes(4));
+check(mkdir($work, 0700), "cannot create $work");
+random_file("$work/file.bin", 150_000);
+mkdir("$work/tree/sub", 0700, true);
+random_file("$work/tree/a.txt", 1_000);
+random_file("$work/tree/sub/b.bin", 20_000);
+
+$dest = new B2Dest($base);
+$passed = 0;
+$failed = 0;
+$tests = [];
+
+// ------------------------------------------------------------------------------------
+// The tests, in order: later ones use what earlier ones stored.
+
+$tests['version'] = function (): void {
+    check(preg_match('/^\d+\.\d+\.\d+/', B2Dest::version()) === 1, 'version is not x.y.z: ' . B2Dest::version());
+};
+
+$tests['validate'] = function () use ($dest): void {
+    $r = $dest->validate();
+    check($r['ok'] === true, 'ok is not true');
+    check(is_array($r['checks']) && count($r['checks']) > 0, 'no checks');
+    foreach ($r['checks'] as $c) {
+        check($c['ok'] === true, "check {$c['name']} failed: {$c['message']}");
+    }
+    check(is_array($r['warnings']), 'no warnings array');
+};
+
+$tests['upload a file'] = function () use ($dest, $work): void {
+    $r = $dest->upload("$work/file.bin", 'backups/file.bin');
+    check($r['ok'] === true, 'ok is not true');
+    check($r['size'] === 150_000, "size is {$r['size']}");
+    check($r['sha1'] === sha1_file("$work/file.bin"), 'sha1 differs');
+    check($r['remote_path'] === 'backups/file.bin', "remote_path is {$r['remote_path']}");
+};
+
+$tests['upload a directory'] = function () use ($dest, $work): void {
+    $r = $dest->upload("$work/tree", 'tree');
+    check($r['file_count'] === 2, "file_count is {$r['file_count']}");
+    check($r['size'] === 21_000, "size is {$r['size']}");
+};
+
+$tests['list everything'] = function () use ($dest): void {
+    $r = $dest->list();
+    $paths = array_column($r['entries'], 'path');
+    sort($paths);
+    check($paths === ['backups/file.bin', 'tree/a.txt', 'tree/sub/b.bin'], 'paths: ' . implode(', ', $paths));
+    check($r['count'] === 3, "count is {$r['count']}");
+};
+
+$tests['list a directory'] = function () use ($dest): void {
+    $r = $dest->list('tree');
+    check($r['count'] === 2, "count is {$r['count']}");
+};
+
+$tests['usage'] = function () use ($dest): void {
+    $r = $dest->usage();
+    check($r['used_bytes'] === 171_000, "used_bytes is {$r['used_bytes']}");
+    check($r['files'] === 3, "files is {$r['files']}");
+};
+
+$tests['download a file'] = function () use ($dest, $work): void {
+    $r = $dest->download('backups/file.bin', "$work/restored/file.bin");
+    check($r['verified'] === true, 'not verified');
+    check(sha1_file("$work/restored/file.bin") === sha1_file("$work/file.bin"), 'restored file differs');
+};
+
+$tests['download a directory'] = function () use ($dest, $work): void {
+    $r = $dest->download('tree', "$work/restored/tree");
+    check($r['file_count'] === 2, "file_count is {$r['file_count']}");
+    foreach (['a.txt', 'sub/b.bin'] as $f) {
+        check(sha1_file("$work/restored/tree/$f") === sha1_file("$work/tree/$f"), "restored $f differs");
+    }
+};
+
+$tests['download what is not there: not_found (5)'] = function () use ($dest, $work): void {
+    expect_failure(fn () => $dest->download('no/such/file', "$work/nothing"), B2Dest::ERR_NOT_FOUND, 'not_found');
+    check(!file_exists("$work/nothing"), 'a failed download left a file');
+};
+
+$tests['a path with a NUL byte: invalid_argument (1)'] = function () use ($dest): void {
+    expect_failure(fn () => $dest->list("a\0b"), B2Dest::ERR_INVALID_ARGUMENT, 'invalid_argument');
+};
+
+$tests['delete'] = function () use ($dest): void {
+    $r = $dest->delete('backups/file.bin');
+    check($r['deleted_versions'] === 1, "deleted_versions is {$r['deleted_versions']}");
+    check($r['bytes_freed'] === 150_000, "bytes_freed is {$r['bytes_freed']}");
+    $r = $dest->delete('tree');
+    check($r['deleted_versions'] === 2, "deleted_versions is {$r['deleted_versions']}");
+    check($dest->list()['count'] === 0, 'files are left after the deletes');
+    check($dest->usage()['used_bytes'] === 0, 'usage is not 0 after the deletes');
+};
+
+$tests['bad configuration: config (2)'] = function () use ($base): void {
+    $config = $base;
+    unset($config['bucket']);
+    $e = expect_failure(fn () => (new B2Dest($config))->validate(), B2Dest::ERR_CONFIG, 'config');
+    check(str_contains($e->getErrorMessage(), 'bucket'), 'the message does not name the field: ' . $e->getErrorMessage());
+    $config = $base;
+    $config['concurrency'] = 1000;
+    expect_failure(fn () => (new B2Dest($config))->usage(), B2Dest::ERR_CONFIG, 'config');
+};
+
+// The wrong-key objects are made here, outside any closure, so that the test code's own
+// closures do not carry the key into the traces this test searches.
+$config = $base;
+$config['application_key'] = $wrongSecret;
+$wrongKeyDest = new B2Dest($config);
+$config['bucket'] = ['not', 'a', 'string'];
+$config['quota_bytes'] = NAN; // json_encode refuses it: the constructor throws
+$unencodable = null;
+try {
+    new B2Dest($config);
+} catch (B2DestException $e) {
+    $unencodable = $e;
+}
+unset($config);
+
+$tests['wrong key: auth (3)'] = function () use ($wrongKeyDest): void {
+    $e = expect_failure(fn () => $wrongKeyDest->validate(), B2Dest::ERR_AUTH, 'auth');
+    check($e->isRetryable() === false, 'a rejected key is marked retryable');
+    check(($e->getResponse()['ok'] ?? null) === false, 'the response is not kept');
+    expect_failure(fn () => $wrongKeyDest->list(), B2Dest::ERR_AUTH, 'auth');
+};
+
+$tests['the key never appears in an exception'] = function () use ($wrongKeyDest, $wrongSecret, $unencodable): void {
+    foreach (['validate', 'list', 'usage'] as $op) {
+        try {
+            $wrongKeyDest->$op();
+            throw new TestFailure("$op succeeded with a wrong key");
+        } catch (B2DestException $e) {
+            check_no_secret($e, $wrongSecret);
+        }
+    }
+    try {
+        $wrongKeyDest->upload('/nonexistent/file', 'x');
+        throw new TestFailure('upload succeeded with a wrong key');
+    } catch (B2DestException $e) {
+        check_no_secret($e, $wrongSecret);
+    }
+    check($unencodable instanceof B2DestException, 'an unencodable configuration did not throw');
+    check($unencodable->getCode() === B2Dest::ERR_CONFIG, 'an unencodable configuration is not ERR_CONFIG');
+    check_no_secret($unencodable, $wrongSecret);
+};
+
+$tests['the key never appears in a dump of the object'] = function () use ($wrongKeyDest, $wrongSecret): void {
+    ob_start();
+    var_dump($wrongKeyDest);
+    $dump = (string) ob_get_clean();
+    foreach ([
+        'var_dump' => $dump,
+        'print_r' => print_r($wrongKeyDest, true),
+        'var_export' => var_export($wrongKeyDest, true),
+        '(array)' => print_r((array) $wrongKeyDest, true),
+        'get_object_vars' => print_r(get_object_vars($wrongKeyDest), true),
+        'json_encode' => (string) json_encode($wrongKeyDest),
+    ] as $form => $text) {
+        check(!str_contains($text, $wrongSecret), "the application key appears in $form");
+    }
+    check(str_contains($dump, '[redacted]'), 'var_dump does not show the redacted configuration');
+    try {
+        serialize($wrongKeyDest);
+        throw new TestFailure('a B2Dest was serialized');
+    } catch (LogicException $e) {
+        check(!str_contains((string) $e, $wrongSecret), 'the serialize refusal shows the key');
+    }
+};
+
+$tests['read-only destination: permission (4)'] = function () use ($base, $work): void {
+    $dest = new B2Dest(['read_only' => true] + $base);
+    check($dest->list()['ok'] === true, 'a read-only destination cannot list');
+    expect_failure(fn () => $dest->upload("$work/file.bin", 'ro/file.bin'), B2Dest::ERR_PERMISSION, 'permission');
+    expect_failure(fn () => $dest->delete('ro/file.bin'), B2Dest::ERR_PERMISSION, 'permission');
+};
+
+// ------------------------------------------------------------------------------------
+
+foreach ($tests as $name => $test) {
+    try {
+        $test();
+        $passed++;
+        echo "ok   $name\n";
+    } catch (Throwable $e) {
+        $failed++;
+        echo "FAIL $name: ", get_class($e), ': ', $e->getMessage(), "\n";
+    }
+}
+
+// Best effort: leave nothing behind on the emulator.
+try {
+    foreach (['backups', 'tree', 'ro'] as $path) {
+        $dest->delete($path);
+    }
+} catch (B2DestException $e) {
+    echo "cleanup: {$e->getMessage()}\n";
+}
+remove_tree($work);
+
+echo "$passed passed, $failed failed\n";
+exit($failed === 0 ? 0 : 1);
