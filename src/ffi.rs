@@ -61,6 +61,15 @@ struct HostObserver {
     user_data: *mut c_void,
 }
 
+impl HostObserver {
+    fn logs_only() -> HostObserver {
+        HostObserver {
+            progress: None,
+            user_data: std::ptr::null_mut(),
+        }
+    }
+}
+
 impl Observer for HostObserver {
     fn progress(&mut self, done: u64, total: u64) -> bool {
         match self.progress {
@@ -71,14 +80,23 @@ impl Observer for HostObserver {
     }
 
     fn log(&mut self, level: LogLevel, message: &str) {
-        let Ok(guard) = LOGGER.lock() else { return };
-        let Some(logger) = guard.as_ref() else { return };
-        if level as i32 > logger.max_level {
+        // Copied out so the lock is not held while the host's code runs: the callback may
+        // set another logger or call the library.
+        let logger = match LOGGER.lock() {
+            Ok(guard) => guard
+                .as_ref()
+                .map(|l| (l.callback, l.max_level, l.user_data)),
+            Err(_) => None,
+        };
+        let Some((callback, max_level, user_data)) = logger else {
+            return;
+        };
+        if level as i32 > max_level {
             return;
         }
         let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
         // SAFETY: the host registered this callback with this user_data for log lines.
-        unsafe { (logger.callback)(level as i32, text.as_ptr(), logger.user_data as *mut c_void) };
+        unsafe { callback(level as i32, text.as_ptr(), user_data as *mut c_void) };
     }
 }
 
@@ -211,7 +229,7 @@ pub unsafe extern "C" fn dest_validate(
             let config = c_str(config_json, "config_json")?;
             Ok(run_operation(
                 config,
-                &mut runtime::Silent,
+                &mut HostObserver::logs_only(),
                 |dest| async move { ops::validate::run(&dest).await },
             ))
         })
@@ -331,7 +349,7 @@ pub unsafe extern "C" fn dest_list(
             let remote = remote.to_string();
             Ok(run_operation(
                 config,
-                &mut runtime::Silent,
+                &mut HostObserver::logs_only(),
                 move |dest| async move { ops::list::run(&dest, &remote).await },
             ))
         })
@@ -359,7 +377,7 @@ pub unsafe extern "C" fn dest_usage(
             let config = c_str(config_json, "config_json")?;
             Ok(run_operation(
                 config,
-                &mut runtime::Silent,
+                &mut HostObserver::logs_only(),
                 |dest| async move { ops::usage::run(&dest).await },
             ))
         })
@@ -394,7 +412,7 @@ pub unsafe extern "C" fn dest_delete(
             let remote = remote.to_string();
             Ok(run_operation(
                 config,
-                &mut runtime::Silent,
+                &mut HostObserver::logs_only(),
                 move |dest| async move { ops::delete::run(&dest, &remote).await },
             ))
         })

@@ -125,13 +125,3 @@ where
     observer.progress(end.0, end.1);
     outcome
 }
-
-/// An observer for calls that have no callback.
-pub struct Silent;
-
-impl Observer for Silent {
-    fn progress(&mut self, _: u64, _: u64) -> bool {
-        true
-    }
-    fn log(&mut self, _: LogLevel, _: &str) {}
-}

@@ -628,3 +628,62 @@ fn a_stalled_upload_can_still_be_cancelled() {
     assert_eq!(st, CANCELLED, "{v}");
     assert!(emu.unfinished_large_files(BUCKET).is_empty());
 }
+
+#[test]
+fn a_failing_directory_upload_leaves_no_unfinished_large_file() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 3, "upload_retries": 0}));
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        write_file(
+            &dir.path().join("tree"),
+            &format!("big{i}"),
+            4 * PART as usize,
+            20 + i,
+        );
+    }
+    emu.inject(b2_emulator::Fault {
+        call: "b2_upload_part".into(),
+        count: 2,
+        action: b2_emulator::FaultAction::Delay { millis: 0 },
+    });
+    emu.inject(b2_emulator::Fault {
+        call: "b2_upload_part".into(),
+        count: 1,
+        action: b2_emulator::FaultAction::Error {
+            status: 400,
+            code: "bad_request".into(),
+            retry_after: None,
+        },
+    });
+    let (st, v) = upload(&cfg, &dir.path().join("tree"), "tree");
+    assert_eq!(st, REMOTE, "{v}");
+    assert!(
+        emu.unfinished_large_files(BUCKET).is_empty(),
+        "every large file under way was finished or cancelled"
+    );
+}
+
+#[test]
+fn a_restore_does_not_follow_links_below_its_target() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("tree/etc"), "passwd", 10, 30);
+    assert_eq!(upload(&cfg, &dir.path().join("tree"), "tree").0, OK);
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let restore = dir.path().join("restore");
+    std::fs::create_dir(&restore).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, restore.join("etc")).unwrap();
+    let (st, v) = download(&cfg, "tree", &restore);
+    assert_eq!(st, LOCAL_IO, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link"),
+        "{v}"
+    );
+    assert!(!elsewhere.join("passwd").exists());
+}

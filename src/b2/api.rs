@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize, Debug)]
+/// Holds the account token: no `Debug`, so it cannot be formatted into a message.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizeResponse {
     pub account_id: String,
@@ -70,7 +71,7 @@ pub struct ListBucketsResponse {
     pub buckets: Vec<Bucket>,
 }
 
-/// An upload URL (or part upload URL) with its own token.
+/// An upload URL (or part upload URL) with its own token (no `Debug`, as above).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadUrlResponse {

@@ -3,7 +3,7 @@
 //! place only once it matched.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,9 +14,12 @@ use tokio::sync::oneshot;
 use super::api::FileVersion;
 use super::local_file::hex;
 use super::retry::Failure;
-use super::session::{failure_from_response, network_failure, B2Client, Failed};
+use super::session::{failure_from_response, network_failure, timed_out, B2Client, Failed};
 use crate::error::{Error, Result};
 
+const CALL: &str = "b2_download_file_by_id";
+/// At most this many ranges a file, so the bookkeeping stays small for any size.
+const MAX_RANGES: u64 = 10_000;
 /// Bytes gathered from the network before one write to disk.
 const WRITE_CHUNK: usize = 1 << 20;
 
@@ -53,16 +56,21 @@ impl TempFile {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::local_io("could not create the directory", &dir, &e))?;
-        let base = dest
+        // The name shows whose temporary file it is, cut so the whole stays within NAME_MAX.
+        let mut base: String = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        while base.len() > 200 {
+            base.pop();
+        }
         for _ in 0..16 {
             let path = dir.join(format!(".{base}.b2dest-{:016x}.tmp", fastrand::u64(..)));
             match OpenOptions::new()
                 .write(true)
                 .read(true)
                 .create_new(true)
+                .mode(0o600) // backups of other accounts: private until the host says otherwise
                 .open(&path)
             {
                 Ok(file) => {
@@ -121,7 +129,7 @@ impl DownloadJob<'_> {
             .set_len(size)
             .map_err(|e| Error::local_io("could not size", &temp.path, &e))?;
         self.client.op.add_total(size);
-        let range_size = self.range_size.max(1);
+        let range_size = self.range_size.max(size.div_ceil(MAX_RANGES)).max(1);
         let digest = if size <= range_size {
             self.fetch_range(&temp, 0, size, true)
                 .await?
@@ -220,7 +228,7 @@ impl DownloadJob<'_> {
         let written = std::sync::atomic::AtomicU64::new(0);
         let hasher = std::sync::Mutex::new(Sha1::new());
         client
-            .with_retries("b2_download_file_by_id", &client.calls.clone(), |auth| {
+            .with_retries(CALL, &client.calls.clone(), |auth| {
                 let url = format!("{}/b2api/v4/b2_download_file_by_id", auth.download_url);
                 let done = written.load(std::sync::atomic::Ordering::Relaxed);
                 let start = offset + done;
@@ -237,23 +245,31 @@ impl DownloadJob<'_> {
                     if start >= end {
                         return Ok(());
                     }
-                    let mut resp = match req.send().await {
+                    let timeout = client.session.timeout;
+                    let sent = tokio::time::timeout(timeout, req.send()).await;
+                    let Ok(sent) = sent else {
+                        return Err(timed_out(CALL, timeout));
+                    };
+                    let mut resp = match sent {
                         Ok(r) if r.status().is_success() => r,
-                        Ok(r) => {
-                            return Err(failure_from_response("b2_download_file_by_id", r).await)
-                        }
-                        Err(e) => return Err(network_failure("b2_download_file_by_id", &e)),
+                        Ok(r) => return Err(failure_from_response(CALL, r).await),
+                        Err(e) => return Err(network_failure(CALL, &e)),
                     };
                     let mut pos = start;
                     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
                     loop {
-                        let chunk = match resp.chunk().await {
-                            Ok(Some(c)) => c,
-                            Ok(None) => break,
-                            Err(e) => {
+                        let chunk = match tokio::time::timeout(timeout, resp.chunk()).await {
+                            Ok(Ok(Some(c))) => c,
+                            Ok(Ok(None)) => break,
+                            Err(_) => {
                                 self.flush(temp, &mut buf, &mut pos, written, hasher, hash)
                                     .await?;
-                                return Err(network_failure("b2_download_file_by_id", &e));
+                                return Err(timed_out(CALL, timeout));
+                            }
+                            Ok(Err(e)) => {
+                                self.flush(temp, &mut buf, &mut pos, written, hasher, hash)
+                                    .await?;
+                                return Err(network_failure(CALL, &e));
                             }
                         };
                         if pos + (buf.len() + chunk.len()) as u64 > end {

@@ -107,8 +107,8 @@ impl LocalFile {
     }
 
     /// SHA1 of one range, for checking a part already on B2 before a resume keeps it.
-    pub async fn range_sha1(&self, offset: u64, len: u64) -> Result<[u8; 20]> {
-        self.hash_range(offset, len, None).await
+    pub async fn range_sha1(&self, offset: u64, len: u64, op: Arc<Operation>) -> Result<[u8; 20]> {
+        self.hash_range(offset, len, Some(op)).await
     }
 
     async fn hash_range(

@@ -57,6 +57,30 @@ impl Authorization {
 pub struct UploadTarget {
     pub url: String,
     pub token: String,
+    obtained: Instant,
+}
+
+/// The newest pooled upload URL that is still fresh; stale ones are dropped.
+pub fn take_fresh(pool: &mut Vec<UploadTarget>) -> Option<UploadTarget> {
+    pool.retain(UploadTarget::is_fresh);
+    pool.pop()
+}
+
+/// Upload URL tokens last 24 hours too: a pooled URL older than this is dropped unused.
+const UPLOAD_URL_MAX_AGE: Duration = Duration::from_secs(23 * 3600);
+
+impl UploadTarget {
+    pub fn new(got: UploadUrlResponse) -> UploadTarget {
+        UploadTarget {
+            url: got.upload_url,
+            token: got.authorization_token,
+            obtained: Instant::now(),
+        }
+    }
+
+    pub fn is_fresh(&self) -> bool {
+        self.obtained.elapsed() < UPLOAD_URL_MAX_AGE
+    }
 }
 
 /// Bucket facts looked up once per session.
@@ -132,7 +156,6 @@ impl B2Session {
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(config.timeout)
-            .read_timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
@@ -306,16 +329,16 @@ impl B2Client {
             if let Some(mode) = &self.session.test_mode {
                 req = req.header("X-Bz-Test-Mode", mode);
             }
-            let sent = self.op.or_cancel(async { Ok(req.send().await) }).await?;
-            let failed = match sent {
-                Ok(resp) if resp.status().is_success() => {
-                    match read_json::<AuthorizeResponse>(call, resp).await {
-                        Ok(body) => return Ok(self.authorization_from(body)),
-                        Err(e) => Failed::fatal(e),
-                    }
-                }
-                Ok(resp) => failure_from_response(call, resp).await,
-                Err(e) => network_failure(call, &e),
+            let timeout = self.session.timeout;
+            let exchanged = self
+                .op
+                .or_cancel(async {
+                    Ok(exchange_json::<AuthorizeResponse>(call, req, timeout).await)
+                })
+                .await?;
+            let failed = match exchanged {
+                Ok(body) => return Ok(self.authorization_from(body)),
+                Err(f) => f,
             };
             let retry_after = match failed.failure {
                 Failure::Transient { retry_after } => retry_after,
@@ -435,15 +458,7 @@ impl B2Client {
                 )
                 .header("Content-Type", "application/json")
                 .body(payload.clone());
-            async move {
-                match req.send().await {
-                    Ok(resp) if resp.status().is_success() => {
-                        read_json(call, resp).await.map_err(Failed::fatal)
-                    }
-                    Ok(resp) => Err(failure_from_response(call, resp).await),
-                    Err(e) => Err(network_failure(call, &e)),
-                }
-            }
+            exchange_json(call, req, self.session.timeout)
         })
         .await
     }
@@ -521,7 +536,7 @@ impl B2Client {
             .upload_targets
             .lock()
             .ok()
-            .and_then(|mut m| m.get_mut(bucket_id).and_then(Vec::pop));
+            .and_then(|mut m| m.get_mut(bucket_id).and_then(take_fresh));
         if let Some(t) = pooled {
             return Ok(t);
         }
@@ -531,10 +546,7 @@ impl B2Client {
                 &serde_json::json!({ "bucketId": bucket_id }),
             )
             .await?;
-        Ok(UploadTarget {
-            url: got.upload_url,
-            token: got.authorization_token,
-        })
+        Ok(UploadTarget::new(got))
     }
 
     /// Gives back an upload URL whose last upload succeeded, for the next upload.
@@ -545,6 +557,44 @@ impl B2Client {
                 pool.push(target);
             }
         }
+    }
+}
+
+/// One request whose answer is JSON, bounded by `timeout` in all (API answers are small).
+pub async fn exchange_json<T: DeserializeOwned>(
+    call: &str,
+    req: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> std::result::Result<T, Failed> {
+    let exchange = async {
+        match req.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                read_json(call, resp).await.map_err(|e| match e {
+                    // A success whose body was cut off: the call may simply be made again.
+                    Error::Network(_) => Failed {
+                        failure: Failure::Transient { retry_after: None },
+                        error: e,
+                    },
+                    other => Failed::fatal(other),
+                })
+            }
+            Ok(resp) => Err(failure_from_response(call, resp).await),
+            Err(e) => Err(network_failure(call, &e)),
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(timed_out(call, timeout)),
+    }
+}
+
+pub fn timed_out(call: &str, timeout: Duration) -> Failed {
+    Failed {
+        failure: Failure::Transient { retry_after: None },
+        error: Error::Network(format!(
+            "{call} made no progress for {} s; B2 or the network stalled",
+            timeout.as_secs()
+        )),
     }
 }
 

@@ -15,7 +15,8 @@ use super::list;
 use super::local_file::{hex, LocalFile, RangeOutcome, RangeStream};
 use super::retry::Failure;
 use super::session::{
-    failure_from_response, network_failure, read_json, B2Client, Failed, UploadTarget,
+    failure_from_response, network_failure, read_json, take_fresh, timed_out, B2Client, Failed,
+    UploadTarget,
 };
 use super::{MAX_PARTS, MAX_PART_SIZE};
 use crate::error::{Error, Result};
@@ -112,7 +113,7 @@ impl UploadJob<'_> {
         let timeout = self.client.session.timeout;
         let sent = tokio::select! {
             sent = req.body(body).send() => Some(sent),
-            _ = stalled(&read, len, timeout) => None,
+            _ = stalled(&read, timeout) => None,
         };
         let answer = match sent {
             Some(Ok(resp)) if resp.status().is_success() => {
@@ -120,15 +121,12 @@ impl UploadJob<'_> {
             }
             Some(Ok(resp)) => Err(failure_from_response(call, resp).await),
             Some(Err(e)) => Err(network_failure(call, &e)),
-            None => Err(Failed {
-                failure: Failure::Transient { retry_after: None },
-                error: Error::Network(format!(
-                    "{call} made no progress for {} s; B2 or the network stalled",
-                    timeout.as_secs()
-                )),
-            }),
+            None => Err(timed_out(call, timeout)),
         };
-        let outcome = stream.outcome().await;
+        // The reader ends as soon as the request stops pulling; bounded all the same.
+        let outcome = tokio::time::timeout(timeout, stream.outcome())
+            .await
+            .unwrap_or(RangeOutcome::Abandoned);
         let failed = match (answer, outcome) {
             (Ok(v), RangeOutcome::Read(digest)) => return Ok((v, digest)),
             (_, RangeOutcome::LocalFailure(kind)) => {
@@ -150,22 +148,36 @@ impl UploadJob<'_> {
         };
         self.client.op.sub_done(read.load(Ordering::Relaxed));
         // B2 refused the bytes as not matching their SHA1: if the file changed, say so.
-        if matches!(failed.error, Error::Integrity(_)) && self.file.check_unchanged().is_err() {
-            return Err(Failed::fatal(self.file.changed_error()));
-        }
+        let failed = match (failed.failure, &failed.error) {
+            // B2 saw other bytes than the SHA1 computed from what was read: either the file
+            // changed, or the bytes were damaged on the way, which a new attempt fixes.
+            (_, Error::Integrity(_)) => match self.file.check_unchanged() {
+                Err(changed) => Failed::fatal(changed),
+                Ok(()) => Failed {
+                    failure: Failure::Transient { retry_after: None },
+                    error: failed.error,
+                },
+            },
+            // An upload URL's own token expired: a new URL, not a new account token.
+            (Failure::Reauthorize, _) => Failed {
+                failure: Failure::Transient { retry_after: None },
+                error: failed.error,
+            },
+            _ => failed,
+        };
         Err(failed)
     }
 }
 
-/// Resolves when the body has not moved for `timeout` before all `len` bytes were read: the
-/// server or the network stalled. (Waiting for the answer after the whole body was sent is
-/// bounded by the client's read timeout.)
-async fn stalled(read: &std::sync::atomic::AtomicU64, len: u64, timeout: std::time::Duration) {
+/// Resolves when nothing moved for `timeout`: no body bytes, or no answer once the whole
+/// body was sent. B2 answers only after the whole body, so a whole-request timeout would
+/// fail every large part on a slow link.
+async fn stalled(read: &std::sync::atomic::AtomicU64, timeout: std::time::Duration) {
     let mut last = u64::MAX;
     loop {
         tokio::time::sleep(timeout).await;
         let now = read.load(Ordering::Relaxed);
-        if now == last && now < len {
+        if now == last {
             return;
         }
         last = now;
@@ -207,6 +219,7 @@ impl SimpleUpload<'_, '_> {
             .await?;
         let sha1 = hex(&digest);
         if stored.whole_sha1().as_deref() != Some(sha1.as_str()) {
+            delete_version(client, &stored).await;
             return Err(Error::Integrity(format!(
                 "B2 stored {} with a SHA1 other than the one sent; upload it again",
                 job.object_name
@@ -381,7 +394,11 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
     }
 
     async fn local_part_matches(&self, part: &Part, offset: u64, len: u64) -> Result<bool> {
-        let local = hex(&self.job.file.range_sha1(offset, len).await?);
+        let local = hex(&self
+            .job
+            .file
+            .range_sha1(offset, len, self.job.client.op.clone())
+            .await?);
         Ok(local.eq_ignore_ascii_case(&part.content_sha1))
     }
 
@@ -475,7 +492,12 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
 
     /// A part upload URL for this file that no other part is using.
     async fn take_part_target(&self, file_id: &str) -> Result<UploadTarget> {
-        if let Some(t) = self.part_targets.lock().ok().and_then(|mut p| p.pop()) {
+        if let Some(t) = self
+            .part_targets
+            .lock()
+            .ok()
+            .and_then(|mut p| take_fresh(&mut p))
+        {
             return Ok(t);
         }
         let got: UploadUrlResponse = self
@@ -486,10 +508,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                 &serde_json::json!({"fileId": file_id}),
             )
             .await?;
-        Ok(UploadTarget {
-            url: got.upload_url,
-            token: got.authorization_token,
-        })
+        Ok(UploadTarget::new(got))
     }
 
     /// Best effort: a cancel that fails (B2 unreachable) leaves the parts for the next

@@ -21,9 +21,13 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
             crate::b2::list::find_file(&dest.client, &bucket.id, &path.object_name).await?
         {
             let got = fetch(dest, &version, local, concurrency, range_size).await?;
-            return Ok(Report::with(json!({
+            let mut report = Report::with(json!({
                 "remote_path": path.relative, "size": got.size, "sha1": got.sha1, "verified": got.verified,
-            })));
+            }));
+            if !got.verified {
+                report.warnings.push(unverified_warning(&version.file_name));
+            }
+            return Ok(report);
         }
     }
     let files = list::current_files(dest, &bucket.id, &path).await?;
@@ -36,7 +40,11 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
     let prefix = path.dir_prefix();
     let mut plan: Vec<(PathBuf, &FileVersion, String)> = Vec::new();
     for f in &files {
-        let sub = f.file_name.strip_prefix(&prefix).unwrap_or(&f.file_name);
+        // The path itself named a file ("x/" given for the file x): it lands in `local`.
+        let sub = match f.file_name.strip_prefix(&prefix) {
+            Some(sub) => sub,
+            None => f.file_name.rsplit('/').next().unwrap_or(&f.file_name),
+        };
         // A name written by another tool may hold '..': it must not lead outside `local`.
         check_segments(sub).map_err(|why| {
             Error::InvalidArgument(format!(
@@ -44,6 +52,7 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
                 f.file_name
             ))
         })?;
+        refuse_links(local, sub)?;
         plan.push((local.join(sub), f, sub.to_string()));
     }
     let per_file = (concurrency / plan.len().min(concurrency)).max(1);
@@ -61,11 +70,18 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
         .try_collect()
         .await?;
     let total: u64 = restored.iter().map(|(_, g)| g.size).sum();
+    let unverified: Vec<String> = restored
+        .iter()
+        .filter(|(_, g)| !g.verified)
+        .map(|(entry, _)| unverified_warning(entry["path"].as_str().unwrap_or_default()))
+        .collect();
     let verified = restored.iter().all(|(_, g)| g.verified);
     let entries: Vec<Value> = restored.into_iter().map(|(e, _)| e).collect();
-    Ok(Report::with(json!({
+    let mut report = Report::with(json!({
         "remote_path": path.relative, "size": total, "verified": verified, "file_count": entries.len(), "files": entries,
-    })))
+    }));
+    report.warnings = unverified;
+    Ok(report)
 }
 
 async fn fetch(
@@ -84,4 +100,28 @@ async fn fetch(
     }
     .run()
     .await
+}
+
+/// A directory below `local` that is a symbolic link could send a restore (often run as
+/// root) anywhere on the machine: refuse it rather than follow it.
+fn refuse_links(local: &Path, sub: &str) -> Result<()> {
+    let mut at = local.to_path_buf();
+    for segment in sub.split('/') {
+        at.push(segment);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(Error::LocalIo(format!(
+                    "{} is a symbolic link; a restore does not follow links below its target directory: remove it or restore elsewhere",
+                    at.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()), // nothing there yet: it will be created as a directory
+        }
+    }
+    Ok(())
+}
+
+fn unverified_warning(name: &str) -> String {
+    format!("{name} was restored unverified: B2 holds no SHA1 for it (a large file uploaded by another tool without large_file_sha1)")
 }

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -68,18 +70,34 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
     // share the same slots.
     let bucket_id = bucket.id.as_str();
     let slots = &slots;
+    // After a failure no new file starts, but the ones under way run to their end (success
+    // or their own clean-up): dropping them mid-way would leave unfinished large files.
+    let failed = AtomicBool::new(false);
+    let failed = &failed;
     let work: Vec<_> = jobs
         .iter()
         .map(|(remote_file, path)| async move {
-            let file = LocalFile::open(path)?;
-            let done = upload_one(dest, bucket_id, remote_file, &file, slots, part_size).await?;
-            Ok::<_, Error>((file_entry(remote_file, &done), done.size))
+            if failed.load(Ordering::SeqCst) {
+                return None;
+            }
+            let attempt = async {
+                let file = LocalFile::open(path)?;
+                let done =
+                    upload_one(dest, bucket_id, remote_file, &file, slots, part_size).await?;
+                Ok::<_, Error>((file_entry(remote_file, &done), done.size))
+            };
+            let result = attempt.await;
+            if result.is_err() {
+                failed.store(true, Ordering::SeqCst);
+            }
+            Some(result)
         })
         .collect();
-    let uploaded: Vec<(Value, u64)> = stream::iter(work)
+    let results: Vec<Option<Result<(Value, u64)>>> = stream::iter(work)
         .buffered(dest.config.concurrency)
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
+    let uploaded: Vec<(Value, u64)> = results.into_iter().flatten().collect::<Result<_>>()?;
     let total: u64 = uploaded.iter().map(|(_, size)| size).sum();
     let uploaded: Vec<Value> = uploaded.into_iter().map(|(v, _)| v).collect();
     let mut report = Report::with(json!({
