@@ -1,0 +1,224 @@
+//! The test-control API under `/__emulator/` (never counted, never faulted), and the
+//! operations it shares with the `Emulator` methods.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{B2Error, B2Result};
+use crate::faults::{Fault, Faults};
+use crate::http::{json_response, ok_json, read_body_limited, Body, MAX_JSON_BODY};
+use crate::server::Shared;
+use crate::store::{Action, Version};
+use crate::{KeySpec, StoredVersion};
+
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, path: &str) -> Response<Body> {
+    match handle_inner(shared, req, path).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BucketSettings {
+    bucket_type: Option<String>,
+    lifecycle_rules: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct SeedRequest {
+    bucket: String,
+    prefix: String,
+    count: u64,
+    size: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CorruptRequest {
+    bucket: String,
+    file_name: String,
+}
+
+async fn json_body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> B2Result<T> {
+    let bytes = read_body_limited(req.into_body(), MAX_JSON_BODY).await?;
+    let bytes = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        &b"{}"[..]
+    } else {
+        &bytes[..]
+    };
+    serde_json::from_slice(bytes)
+        .map_err(|e| B2Error::bad_request(format!("bad control request: {e}")))
+}
+
+async fn handle_inner(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    path: &str,
+) -> B2Result<Response<Body>> {
+    let method = req.method().clone();
+    let path = path.trim_end_matches('/');
+    let done = || ok_json(json!({"ok": true}));
+    match (&method, path) {
+        (&Method::GET, "health") => Ok(done()),
+        (&Method::POST, "faults") => {
+            let fault: Fault = json_body(req).await?;
+            Faults::validate(&fault).map_err(B2Error::bad_request)?;
+            shared.faults.inject(fault);
+            Ok(done())
+        }
+        (&Method::DELETE, "faults") => {
+            shared.faults.clear();
+            Ok(done())
+        }
+        (&Method::GET, "counts") => Ok(json_response(
+            StatusCode::OK,
+            &serde_json::to_value(shared.faults.counts()).unwrap_or_default(),
+        )),
+        (&Method::POST, "counts/reset") => {
+            shared.faults.reset_counts();
+            Ok(done())
+        }
+        (&Method::POST, "keys") => {
+            let spec: KeySpec = json_body(req).await?;
+            shared.auth.add_key(spec);
+            Ok(done())
+        }
+        (&Method::POST, "seed") => {
+            let seed: SeedRequest = json_body(req).await?;
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                seed_files(&shared, &seed.bucket, &seed.prefix, seed.count, seed.size)
+            })
+            .await
+            .map_err(|e| B2Error::internal(e.to_string()))??;
+            Ok(done())
+        }
+        (&Method::POST, "corrupt") => {
+            let target: CorruptRequest = json_body(req).await?;
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                corrupt_file(&shared, &target.bucket, &target.file_name)
+            })
+            .await
+            .map_err(|e| B2Error::internal(e.to_string()))??;
+            Ok(done())
+        }
+        (&Method::POST, p) if p.starts_with("buckets/") => {
+            let name = &p["buckets/".len()..];
+            let settings: BucketSettings = json_body(req).await?;
+            let meta = configure_bucket(
+                &shared,
+                name,
+                settings.bucket_type.as_deref(),
+                settings.lifecycle_rules,
+                true,
+            )?;
+            Ok(ok_json(meta))
+        }
+        (&Method::GET, p) if p.starts_with("versions/") => {
+            let name = &p["versions/".len()..];
+            let versions = stored_versions(&shared, name, false)?;
+            Ok(ok_json(serde_json::to_value(versions).unwrap_or_default()))
+        }
+        (&Method::GET, p) if p.starts_with("unfinished/") => {
+            let name = &p["unfinished/".len()..];
+            let versions = stored_versions(&shared, name, true)?;
+            Ok(ok_json(serde_json::to_value(versions).unwrap_or_default()))
+        }
+        _ => Err(B2Error::not_found(format!(
+            "no control endpoint {method} /__emulator/{path}"
+        ))),
+    }
+}
+
+fn bucket_id(shared: &Shared, name: &str) -> B2Result<String> {
+    shared
+        .store
+        .bucket_by_name(name)
+        .map(|b| b.id)
+        .ok_or_else(|| B2Error::not_found(format!("no bucket named {name}")))
+}
+
+/// Sets a bucket's type and lifecycle rules (creating it when `create` and missing).
+pub fn configure_bucket(
+    shared: &Shared,
+    name: &str,
+    bucket_type: Option<&str>,
+    lifecycle_rules: Option<Value>,
+    create: bool,
+) -> B2Result<Value> {
+    if let Some(kind) = bucket_type {
+        crate::names::validate_bucket_type(kind)?;
+    }
+    if let Some(rules) = &lifecycle_rules {
+        crate::names::validate_lifecycle_rules(rules)?;
+    }
+    let meta = match shared.store.bucket_by_name(name) {
+        Some(b) => shared.store.update_bucket(
+            &b.id,
+            bucket_type.map(str::to_owned),
+            None,
+            lifecycle_rules,
+            None,
+            None,
+        )?,
+        None if create => shared.store.create_bucket(
+            name,
+            bucket_type.unwrap_or("allPrivate"),
+            json!({}),
+            lifecycle_rules.unwrap_or_else(|| json!([])),
+            json!([]),
+        )?,
+        None => return Err(B2Error::not_found(format!("no bucket named {name}"))),
+    };
+    Ok(meta.to_json(shared.auth.account_id()))
+}
+
+pub fn seed_files(
+    shared: &Shared,
+    bucket: &str,
+    prefix: &str,
+    count: u64,
+    size: u64,
+) -> B2Result<()> {
+    let id = bucket_id(shared, bucket)?;
+    shared.store.seed(&id, prefix, count, size)
+}
+
+pub fn corrupt_file(shared: &Shared, bucket: &str, file_name: &str) -> B2Result<()> {
+    let id = bucket_id(shared, bucket)?;
+    shared.store.corrupt(&id, file_name)
+}
+
+/// All versions of a bucket in B2 order, or only its unfinished large files.
+pub fn stored_versions(
+    shared: &Shared,
+    bucket: &str,
+    unfinished_only: bool,
+) -> B2Result<Vec<StoredVersion>> {
+    let id = bucket_id(shared, bucket)?;
+    Ok(shared
+        .store
+        .all_versions(&id)
+        .into_iter()
+        .filter(|v| !unfinished_only || v.action == Action::Start)
+        .map(stored_version)
+        .collect())
+}
+
+fn stored_version(v: Version) -> StoredVersion {
+    StoredVersion {
+        file_id: v.file_id(),
+        sha1: v.sha1_or_none().to_owned(),
+        file_name: v.name,
+        action: v.action.as_str().to_owned(),
+        size: v.size,
+        file_info: v.info,
+        upload_timestamp: v.ts,
+    }
+}

@@ -1,0 +1,74 @@
+//! B2's error answer: `{"status":N,"code":"...","message":"..."}`.
+
+use hyper::{header, Response, StatusCode};
+use serde_json::json;
+
+use crate::http::{json_response, Body};
+
+#[derive(Debug, Clone)]
+pub struct B2Error {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    /// Seconds, sent as `Retry-After` when set.
+    pub retry_after: Option<u64>,
+}
+
+impl B2Error {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        B2Error {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+
+    /// The key lacks a capability, or the bucket / name is outside its restriction.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, "unauthorized", message)
+    }
+
+    pub fn bad_auth_token(message: impl Into<String>) -> Self {
+        Self::new(401, "bad_auth_token", message)
+    }
+
+    pub fn expired_auth_token() -> Self {
+        Self::new(401, "expired_auth_token", "Authorization token has expired")
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "not_found", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "internal_error", message)
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let body = json!({
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+        });
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = json_response(status, &body);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<std::io::Error> for B2Error {
+    fn from(e: std::io::Error) -> Self {
+        B2Error::internal(format!("emulator storage error: {e}"))
+    }
+}
+
+pub type B2Result<T> = Result<T, B2Error>;

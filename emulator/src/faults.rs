@@ -1,0 +1,261 @@
+//! Call names, per-call counters, scripted faults and the `X-Bz-Test-Mode` switches.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Every B2 call the emulator serves; the name is what counts and faults use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    AuthorizeAccount,
+    ListBuckets,
+    CreateBucket,
+    UpdateBucket,
+    DeleteBucket,
+    GetUploadUrl,
+    UploadFile,
+    StartLargeFile,
+    GetUploadPartUrl,
+    UploadPart,
+    FinishLargeFile,
+    CancelLargeFile,
+    ListUnfinishedLargeFiles,
+    ListParts,
+    ListFileNames,
+    ListFileVersions,
+    HideFile,
+    DeleteFileVersion,
+    GetFileInfo,
+    DownloadFileByName,
+    DownloadFileById,
+}
+
+impl Call {
+    pub const ALL: [Call; 21] = [
+        Call::AuthorizeAccount,
+        Call::ListBuckets,
+        Call::CreateBucket,
+        Call::UpdateBucket,
+        Call::DeleteBucket,
+        Call::GetUploadUrl,
+        Call::UploadFile,
+        Call::StartLargeFile,
+        Call::GetUploadPartUrl,
+        Call::UploadPart,
+        Call::FinishLargeFile,
+        Call::CancelLargeFile,
+        Call::ListUnfinishedLargeFiles,
+        Call::ListParts,
+        Call::ListFileNames,
+        Call::ListFileVersions,
+        Call::HideFile,
+        Call::DeleteFileVersion,
+        Call::GetFileInfo,
+        Call::DownloadFileByName,
+        Call::DownloadFileById,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::AuthorizeAccount => "b2_authorize_account",
+            Call::ListBuckets => "b2_list_buckets",
+            Call::CreateBucket => "b2_create_bucket",
+            Call::UpdateBucket => "b2_update_bucket",
+            Call::DeleteBucket => "b2_delete_bucket",
+            Call::GetUploadUrl => "b2_get_upload_url",
+            Call::UploadFile => "b2_upload_file",
+            Call::StartLargeFile => "b2_start_large_file",
+            Call::GetUploadPartUrl => "b2_get_upload_part_url",
+            Call::UploadPart => "b2_upload_part",
+            Call::FinishLargeFile => "b2_finish_large_file",
+            Call::CancelLargeFile => "b2_cancel_large_file",
+            Call::ListUnfinishedLargeFiles => "b2_list_unfinished_large_files",
+            Call::ListParts => "b2_list_parts",
+            Call::ListFileNames => "b2_list_file_names",
+            Call::ListFileVersions => "b2_list_file_versions",
+            Call::HideFile => "b2_hide_file",
+            Call::DeleteFileVersion => "b2_delete_file_version",
+            Call::GetFileInfo => "b2_get_file_info",
+            Call::DownloadFileByName => "b2_download_file_by_name",
+            Call::DownloadFileById => "b2_download_file_by_id",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Call> {
+        Call::ALL.iter().copied().find(|c| c.name() == name)
+    }
+
+    pub fn is_download(self) -> bool {
+        matches!(self, Call::DownloadFileByName | Call::DownloadFileById)
+    }
+
+    /// Calls whose request body is file content.
+    pub fn is_upload(self) -> bool {
+        matches!(self, Call::UploadFile | Call::UploadPart)
+    }
+}
+
+/// Request and byte counters, as returned by `Emulator::counts` and `GET /__emulator/counts`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counts {
+    pub calls: BTreeMap<String, u64>,
+    /// Upload and part body bytes read, whether the upload was accepted or not.
+    pub bytes_received: u64,
+    /// Download body bytes sent.
+    pub bytes_sent: u64,
+}
+
+impl Counts {
+    pub fn get(&self, call: &str) -> u64 {
+        self.calls.get(call).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.calls.values().sum()
+    }
+}
+
+/// A scripted fault: fires on the next `count` requests to `call` (`"*"` = any call).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Fault {
+    pub call: String,
+    pub count: u32,
+    #[serde(flatten)]
+    pub action: FaultAction,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum FaultAction {
+    /// Answer with a B2 JSON error (uploads: after draining the body; nothing is stored).
+    Error {
+        status: u16,
+        code: String,
+        #[serde(default)]
+        retry_after: Option<u64>,
+    },
+    /// Read this many request body bytes, then close the connection with no answer.
+    Drop { after_bytes: u64 },
+    /// Sleep, then handle the request normally.
+    Delay { millis: u64 },
+    /// Downloads only: flip a byte of the body sent, headers unchanged.
+    Corrupt,
+}
+
+/// The `X-Bz-Test-Mode` values real B2 understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestMode {
+    FailSomeUploads,
+    ExpireSomeAccountAuthorizationTokens,
+    ForceCapExceeded,
+}
+
+impl TestMode {
+    pub fn parse(value: &str) -> Option<TestMode> {
+        match value.trim() {
+            "fail_some_uploads" => Some(TestMode::FailSomeUploads),
+            "expire_some_account_authorization_tokens" => {
+                Some(TestMode::ExpireSomeAccountAuthorizationTokens)
+            }
+            "force_cap_exceeded" => Some(TestMode::ForceCapExceeded),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Faults {
+    queue: Mutex<VecDeque<Fault>>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    fail_some_uploads_seen: AtomicU64,
+    expire_some_tokens_seen: AtomicU64,
+}
+
+impl Faults {
+    pub fn count_call(&self, call: Call) {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(call.name().to_owned())
+            .or_insert(0) += 1;
+    }
+
+    pub fn add_received(&self, n: u64) {
+        self.bytes_received.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_sent(&self, n: u64) {
+        self.bytes_sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            calls: self.calls.lock().unwrap().clone(),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn reset_counts(&self) {
+        self.calls.lock().unwrap().clear();
+        self.bytes_received.store(0, Ordering::Relaxed);
+        self.bytes_sent.store(0, Ordering::Relaxed);
+    }
+
+    /// Checks a fault's call name; `Err` names the problem.
+    pub fn validate(fault: &Fault) -> Result<(), String> {
+        if fault.call != "*" && Call::from_name(&fault.call).is_none() {
+            return Err(format!("unknown call name {:?}", fault.call));
+        }
+        if let FaultAction::Error { status, .. } = fault.action {
+            if !(400..=599).contains(&status) {
+                return Err(format!("error status {status} is not a 4xx/5xx"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        if fault.count > 0 {
+            self.queue.lock().unwrap().push_back(fault);
+        }
+    }
+
+    pub fn clear(&self) {
+        self.queue.lock().unwrap().clear();
+    }
+
+    /// Takes one firing of the oldest fault matching `call`, if any. A `Corrupt` fault
+    /// only matches downloads, so a `"*"` corrupt fault waits for the next download.
+    pub fn take(&self, call: Call) -> Option<FaultAction> {
+        let mut queue = self.queue.lock().unwrap();
+        let index = queue.iter().position(|f| {
+            (f.call == "*" || f.call == call.name())
+                && (call.is_download() || !matches!(f.action, FaultAction::Corrupt))
+        })?;
+        let fault = &mut queue[index];
+        let action = fault.action.clone();
+        fault.count -= 1;
+        if fault.count == 0 {
+            queue.remove(index);
+        }
+        Some(action)
+    }
+
+    /// Whether this request, carrying `mode`, is one of the "some" that fail:
+    /// deterministically the 1st, 4th, 7th... request carrying that mode, so tests can
+    /// rely on it while clients still see mostly successes.
+    pub fn test_mode_fires(&self, mode: TestMode) -> bool {
+        let counter = match mode {
+            TestMode::FailSomeUploads => &self.fail_some_uploads_seen,
+            TestMode::ExpireSomeAccountAuthorizationTokens => &self.expire_some_tokens_seen,
+            TestMode::ForceCapExceeded => return true,
+        };
+        counter.fetch_add(1, Ordering::Relaxed) % 3 == 0
+    }
+}

@@ -1,0 +1,318 @@
+//! A strict local Backblaze B2 native-API server for tests, demos and benchmarks.
+//!
+//! It enforces what real B2 enforces (tokens, capabilities, bucket and prefix
+//! restrictions, SHA1s, sizes, names), streams uploads to disk while hashing them,
+//! persists its state in a data directory, and lets tests script faults and read
+//! per-call counters. See README.md for the HTTP control API and the binary.
+
+mod api;
+mod auth;
+mod content_file;
+mod control;
+mod download;
+mod error;
+mod faults;
+mod http;
+mod names;
+mod server;
+mod store;
+mod upload;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use faults::{Counts, Fault, FaultAction};
+
+use server::Shared;
+
+/// How to run an emulator.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Default 127.0.0.1:0 (any free port on loopback).
+    pub listen: SocketAddr,
+    /// `None`: a temp dir deleted when the emulator stops.
+    pub data_dir: Option<PathBuf>,
+    /// The master key's keyID (and the account id). Default "emu-account".
+    pub account_id: String,
+    /// Default "emu-application-key".
+    pub application_key: String,
+    /// Created (allPrivate) at start if missing. Default `["b2dest-test"]`.
+    pub buckets: Vec<String>,
+    /// Extra, possibly restricted, keys.
+    pub keys: Vec<KeySpec>,
+    /// absoluteMinimumPartSize, enforced for every part but the last. Default 5,000,000.
+    pub min_part_size: u64,
+    /// recommendedPartSize. Default 100,000,000.
+    pub recommended_part_size: u64,
+    /// Lifetime of account and upload tokens. Default 24 h.
+    pub token_lifetime: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            data_dir: None,
+            account_id: "emu-account".to_owned(),
+            application_key: "emu-application-key".to_owned(),
+            buckets: vec!["b2dest-test".to_owned()],
+            keys: Vec::new(),
+            min_part_size: 5_000_000,
+            recommended_part_size: 100_000_000,
+            token_lifetime: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// An application key: capabilities, and optionally one bucket (by name) and a name prefix.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeySpec {
+    pub key_id: String,
+    pub application_key: String,
+    pub capabilities: Vec<String>,
+    pub bucket: Option<String>,
+    pub name_prefix: Option<String>,
+}
+
+/// A stored file version as tests see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredVersion {
+    pub file_name: String,
+    pub file_id: String,
+    /// "upload", "hide" or "start" (an unfinished large file).
+    pub action: String,
+    pub size: u64,
+    /// "none" for large files, hide markers and unfinished files.
+    pub sha1: String,
+    pub file_info: BTreeMap<String, String>,
+    pub upload_timestamp: u64,
+}
+
+/// A running emulator; stops (gracefully) on `stop` or drop.
+pub struct Emulator {
+    url: String,
+    data_dir: PathBuf,
+    account_id: String,
+    application_key: String,
+    shared: Arc<Shared>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+    /// Dropped after the server thread has stopped, deleting the temp data dir.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl Emulator {
+    /// Runs the server on its own thread with its own multi-thread tokio runtime (so it
+    /// can be used from sync tests and from inside another runtime); returns once listening.
+    pub fn start(config: Config) -> io::Result<Emulator> {
+        let (data_dir, temp_dir) = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                (dir.clone(), None)
+            }
+            None => {
+                let temp = tempfile::Builder::new().prefix("b2-emulator-").tempdir()?;
+                (temp.path().to_owned(), Some(temp))
+            }
+        };
+        let store = store::Store::open(&data_dir)?;
+        for name in &config.buckets {
+            if store.bucket_by_name(name).is_none() {
+                store
+                    .create_bucket(
+                        name,
+                        "allPrivate",
+                        serde_json::json!({}),
+                        serde_json::json!([]),
+                        serde_json::json!([]),
+                    )
+                    .map_err(|e| io::Error::other(e.message))?;
+            }
+        }
+        let auth = auth::Auth::new(
+            &config.account_id,
+            &config.application_key,
+            config.token_lifetime,
+        );
+        for key in &config.keys {
+            auth.add_key(key.clone());
+        }
+
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let host = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let url = format!("http://{}", SocketAddr::new(host, addr.port()));
+
+        let shared = Arc::new(Shared {
+            store,
+            auth,
+            faults: faults::Faults::default(),
+            base_url: url.clone(),
+            min_part_size: config.min_part_size,
+            recommended_part_size: config.recommended_part_size,
+        });
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("b2-emulator".to_owned())
+            .spawn(move || {
+                let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers)
+                    .thread_name("b2-emulator-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            let _ = ready_tx.send(Ok(()));
+                            server::serve(listener, thread_shared, shutdown_rx).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+                // Body readers and writers on blocking threads end with their connections.
+                runtime.shutdown_timeout(Duration::from_secs(5));
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("emulator thread died during start"))??;
+        Ok(Emulator {
+            url,
+            data_dir,
+            account_id: config.account_id,
+            application_key: config.application_key,
+            shared,
+            shutdown,
+            thread: Some(thread),
+            _temp_dir: temp_dir,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    pub fn application_key(&self) -> &str {
+        &self.application_key
+    }
+
+    /// Queues a scripted fault. Panics on an unknown call name (a test bug).
+    pub fn inject(&self, fault: Fault) {
+        if let Err(e) = faults::Faults::validate(&fault) {
+            panic!("b2-emulator: bad fault {fault:?}: {e}");
+        }
+        self.shared.faults.inject(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.shared.faults.counts()
+    }
+
+    pub fn reset_counts(&self) {
+        self.shared.faults.reset_counts();
+    }
+
+    pub fn add_key(&self, spec: KeySpec) {
+        self.shared.auth.add_key(spec);
+    }
+
+    /// Changes a bucket's type and/or lifecycle rules. Panics if the bucket does not exist.
+    pub fn update_bucket(
+        &self,
+        bucket: &str,
+        bucket_type: Option<&str>,
+        lifecycle_rules: Option<serde_json::Value>,
+    ) {
+        if let Err(e) =
+            control::configure_bucket(&self.shared, bucket, bucket_type, lifecycle_rules, false)
+        {
+            panic!("b2-emulator: update_bucket({bucket}): {}", e.message);
+        }
+    }
+
+    /// Flips a byte of the newest version's stored content, keeping its recorded SHA1.
+    /// Panics if there is no such file.
+    pub fn corrupt_file(&self, bucket: &str, file_name: &str) {
+        if let Err(e) = control::corrupt_file(&self.shared, bucket, file_name) {
+            panic!(
+                "b2-emulator: corrupt_file({bucket}, {file_name}): {}",
+                e.message
+            );
+        }
+    }
+
+    /// Creates `count` finished files `{prefix}{i:08}` of `size` bytes (real content and
+    /// SHA1, one shared blob) without counting any call. Panics on an unknown bucket.
+    pub fn seed_files(&self, bucket: &str, prefix: &str, count: u64, size: u64) {
+        if let Err(e) = control::seed_files(&self.shared, bucket, prefix, count, size) {
+            panic!("b2-emulator: seed_files({bucket}): {}", e.message);
+        }
+    }
+
+    /// Every version of the bucket in B2 order (name ascending, newest first), hide
+    /// markers and unfinished large files ("start") included, as b2_list_file_versions
+    /// shows them. Empty for an unknown bucket.
+    pub fn file_versions(&self, bucket: &str) -> Vec<StoredVersion> {
+        control::stored_versions(&self.shared, bucket, false).unwrap_or_default()
+    }
+
+    /// The unfinished large files of the bucket, in the same order.
+    pub fn unfinished_large_files(&self, bucket: &str) -> Vec<StoredVersion> {
+        control::stored_versions(&self.shared, bucket, true).unwrap_or_default()
+    }
+
+    /// Stops accepting connections, lets requests in progress finish (up to 5 s), and
+    /// waits for the server thread.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}

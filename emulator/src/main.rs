@@ -1,0 +1,169 @@
+//! `b2-emulator`: runs the emulator until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use b2_emulator::{Config, Emulator, KeySpec};
+use clap::Parser;
+
+/// A strict local Backblaze B2 native-API server.
+///
+/// Prints `B2_EMULATOR_URL=http://HOST:PORT` as the first line on stdout once it is
+/// listening, then serves until SIGINT or SIGTERM.
+#[derive(Parser, Debug)]
+#[command(name = "b2-emulator", version)]
+struct Args {
+    /// Address to listen on (loopback by default; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Directory holding the journal and file content; kept across restarts.
+    /// Without it a temp dir is used and removed at exit.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The master key's keyID (also the account id).
+    #[arg(long, default_value = "emu-account")]
+    account_id: String,
+    /// The master key's secret.
+    #[arg(long, default_value = "emu-application-key")]
+    application_key: String,
+    /// A bucket to create (allPrivate) if missing; repeatable. Default: b2dest-test.
+    #[arg(long = "bucket", value_name = "NAME")]
+    buckets: Vec<String>,
+    /// An extra key, repeatable: KEYID:APPKEY:CAP1,CAP2[:BUCKET[:PREFIX]]
+    /// (an empty BUCKET means all buckets).
+    #[arg(long = "key", value_name = "SPEC", value_parser = parse_key)]
+    keys: Vec<KeySpec>,
+    /// absoluteMinimumPartSize: smallest part but the last.
+    #[arg(long, default_value_t = 5_000_000)]
+    min_part_size: u64,
+    /// recommendedPartSize reported by b2_authorize_account.
+    #[arg(long, default_value_t = 100_000_000)]
+    recommended_part_size: u64,
+    /// Lifetime of account and upload tokens, in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    token_lifetime_secs: u64,
+}
+
+fn parse_key(spec: &str) -> Result<KeySpec, String> {
+    let mut fields = spec.splitn(5, ':');
+    let key_id = fields.next().filter(|s| !s.is_empty());
+    let application_key = fields.next().filter(|s| !s.is_empty());
+    let (Some(key_id), Some(application_key)) = (key_id, application_key) else {
+        return Err("expected KEYID:APPKEY:CAP1,CAP2[:BUCKET[:PREFIX]]".to_owned());
+    };
+    let capabilities = fields
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let bucket = fields.next().filter(|s| !s.is_empty()).map(str::to_owned);
+    let name_prefix = fields.next().filter(|s| !s.is_empty()).map(str::to_owned);
+    Ok(KeySpec {
+        key_id: key_id.to_owned(),
+        application_key: application_key.to_owned(),
+        capabilities,
+        bucket,
+        name_prefix,
+    })
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let config = Config {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        account_id: args.account_id,
+        application_key: args.application_key,
+        buckets: if args.buckets.is_empty() {
+            Config::default().buckets
+        } else {
+            args.buckets
+        },
+        keys: args.keys,
+        min_part_size: args.min_part_size,
+        recommended_part_size: args.recommended_part_size,
+        token_lifetime: Duration::from_secs(args.token_lifetime_secs),
+    };
+    // Signal handlers go in before the URL is printed, so a parent that stops us as soon
+    // as it has read the URL still gets a clean stop.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("b2-emulator: cannot install signal handlers: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let emulator = match Emulator::start(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("b2-emulator: cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "B2_EMULATOR_URL={}", emulator.url());
+        let _ = out.flush();
+    }
+    eprintln!(
+        "b2-emulator: serving {} (data dir {})",
+        emulator.url(),
+        emulator.data_dir().display()
+    );
+    signals.wait();
+    emulator.stop();
+    std::process::ExitCode::SUCCESS
+}
+
+/// SIGINT and SIGTERM, listened to on a small runtime of their own.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (term, int) = runtime.block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
+        })?;
+        Ok(Signals { runtime, term, int })
+    }
+
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_key;
+
+    #[test]
+    fn key_specs() {
+        let k = parse_key("id:secret:listFiles,readFiles:bkt:pre/fix").unwrap();
+        assert_eq!(k.capabilities, ["listFiles", "readFiles"]);
+        assert_eq!(k.bucket.as_deref(), Some("bkt"));
+        assert_eq!(k.name_prefix.as_deref(), Some("pre/fix"));
+        let k = parse_key("id:secret:writeFiles::p").unwrap();
+        assert_eq!(k.bucket, None);
+        assert_eq!(k.name_prefix.as_deref(), Some("p"));
+        assert!(parse_key("id").is_err());
+    }
+}

@@ -1,0 +1,380 @@
+//! Scripted faults, X-Bz-Test-Mode, call counts and the HTTP control API.
+
+use std::time::{Duration, Instant};
+
+use b2_emulator::{Fault, FaultAction};
+use serde_json::json;
+
+use crate::common::*;
+
+fn fault(call: &str, count: u32, action: FaultAction) -> Fault {
+    Fault {
+        call: call.to_owned(),
+        count,
+        action,
+    }
+}
+
+fn error(status: u16, code: &str, retry_after: Option<u64>) -> FaultAction {
+    FaultAction::Error {
+        status,
+        code: code.to_owned(),
+        retry_after,
+    }
+}
+
+#[test]
+fn error_faults_answer_b2_errors_and_store_nothing() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let bucket_id = b2.bucket_id(BUCKET);
+    let (url, token) = b2.upload_url(&bucket_id);
+    emu.reset_counts();
+    emu.inject(fault(
+        "b2_upload_file",
+        2,
+        error(503, "service_unavailable", Some(1)),
+    ));
+    let data = content(10_000, 1);
+    for _ in 0..2 {
+        let resp = http()
+            .post(&url)
+            .header("Authorization", &token)
+            .header("X-Bz-File-Name", "f")
+            .header("Content-Type", "b2/x-auto")
+            .header("X-Bz-Content-Sha1", sha1_hex(&data))
+            .body(data.clone())
+            .send()
+            .unwrap();
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let (status, v) = status_json(resp);
+        assert_eq!(
+            (status, v["code"].as_str(), v["status"].as_u64()),
+            (503, Some("service_unavailable"), Some(503))
+        );
+    }
+    assert!(emu.file_versions(BUCKET).is_empty());
+    assert_eq!(blob_count(&emu), 0);
+    let (status, _) = upload_to(&url, &token, "f", &data, &[]);
+    assert_eq!(status, 200);
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_upload_file"), 3);
+    assert_eq!(counts.bytes_received, 30_000);
+}
+
+#[test]
+fn faults_fire_in_order_and_star_matches_any_call() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let acct = json!({"accountId": b2.account_id});
+    emu.inject(fault(
+        "b2_list_buckets",
+        1,
+        error(500, "internal_error", None),
+    ));
+    emu.inject(fault(
+        "b2_list_buckets",
+        1,
+        error(429, "too_many_requests", Some(3)),
+    ));
+    assert_eq!(b2.call("b2_list_buckets", acct.clone()).0, 500);
+    assert_eq!(b2.call("b2_list_buckets", acct.clone()).0, 429);
+    assert_eq!(b2.call("b2_list_buckets", acct.clone()).0, 200);
+
+    emu.inject(fault("*", 1, FaultAction::Corrupt));
+    emu.inject(fault("*", 1, error(503, "service_unavailable", None)));
+    // The corrupt fault waits for a download; the "*" error takes the next call.
+    assert_eq!(b2.call("b2_list_buckets", acct.clone()).0, 503);
+    assert_eq!(b2.call("b2_list_buckets", acct.clone()).0, 200);
+
+    emu.inject(fault(
+        "b2_list_buckets",
+        5,
+        error(503, "service_unavailable", None),
+    ));
+    emu.clear_faults();
+    assert_eq!(b2.call("b2_list_buckets", acct).0, 200);
+}
+
+#[test]
+fn drop_faults_close_the_connection_without_an_answer() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let bucket_id = b2.bucket_id(BUCKET);
+    let (url, token) = b2.upload_url(&bucket_id);
+    emu.inject(fault(
+        "b2_upload_file",
+        1,
+        FaultAction::Drop { after_bytes: 1000 },
+    ));
+    let data = content(500_000, 2);
+    let result = http()
+        .post(&url)
+        .header("Authorization", &token)
+        .header("X-Bz-File-Name", "d")
+        .header("Content-Type", "b2/x-auto")
+        .header("X-Bz-Content-Sha1", sha1_hex(&data))
+        .body(data.clone())
+        .send();
+    assert!(
+        result.is_err(),
+        "expected a dropped connection, got {result:?}"
+    );
+    assert!(emu.file_versions(BUCKET).is_empty());
+
+    // After a drop, the same URL works again (the upload no longer holds it).
+    let (status, v) = upload_to(&url, &token, "d", &data, &[]);
+    assert_eq!(status, 200, "{v}");
+
+    emu.inject(fault(
+        "b2_list_buckets",
+        1,
+        FaultAction::Drop { after_bytes: 0 },
+    ));
+    let request = format!(
+        "POST /b2api/v2/b2_list_buckets HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 2\r\n\r\n{{}}",
+        b2.token
+    );
+    let answer = raw_exchange(
+        emu.url(),
+        request.as_bytes(),
+        false,
+        Duration::from_secs(10),
+    );
+    assert_eq!(answer, "", "no answer at all");
+}
+
+#[test]
+fn delay_faults_slow_a_call_down() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    emu.inject(fault(
+        "b2_list_buckets",
+        1,
+        FaultAction::Delay { millis: 400 },
+    ));
+    let t = Instant::now();
+    b2.ok("b2_list_buckets", json!({"accountId": b2.account_id}));
+    assert!(t.elapsed() >= Duration::from_millis(400));
+    let t = Instant::now();
+    b2.ok("b2_list_buckets", json!({"accountId": b2.account_id}));
+    assert!(t.elapsed() < Duration::from_millis(400));
+}
+
+#[test]
+fn corrupt_faults_flip_a_byte_of_a_download() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let bucket_id = b2.bucket_id(BUCKET);
+    let data = content(3_000_000, 3);
+    b2.upload_ok(&bucket_id, "c", &data);
+    emu.inject(fault("b2_download_file_by_name", 1, FaultAction::Corrupt));
+    let resp = b2.download(BUCKET, "c");
+    assert_eq!(
+        resp.headers()["x-bz-content-sha1"],
+        sha1_hex(&data).as_str()
+    );
+    let body = resp.bytes().unwrap();
+    assert_eq!(body.len(), data.len());
+    assert_eq!(body.iter().zip(&data).filter(|(a, b)| a != b).count(), 1);
+    assert_eq!(
+        b2.download(BUCKET, "c").bytes().unwrap().as_ref(),
+        &data[..]
+    );
+}
+
+#[test]
+fn test_mode_headers() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let bucket_id = b2.bucket_id(BUCKET);
+    let (url, token) = b2.upload_url(&bucket_id);
+    let mode = |m| [("X-Bz-Test-Mode", m)];
+    let statuses: Vec<u16> = (0..6)
+        .map(|i| {
+            upload_to(
+                &url,
+                &token,
+                &format!("t{i}"),
+                b"t",
+                &mode("fail_some_uploads"),
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(statuses, [503, 200, 200, 503, 200, 200]);
+    assert_eq!(emu.file_versions(BUCKET).len(), 4);
+
+    let (status, v) = upload_to(&url, &token, "cap", b"c", &mode("force_cap_exceeded"));
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (403, Some("storage_cap_exceeded"))
+    );
+    let resp = http()
+        .get(format!("{}/file/{BUCKET}/t1", emu.url()))
+        .header("Authorization", &b2.token)
+        .header("X-Bz-Test-Mode", "force_cap_exceeded")
+        .send()
+        .unwrap();
+    let (status, v) = status_json(resp);
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (403, Some("download_cap_exceeded"))
+    );
+
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| {
+            let resp = http()
+                .post(format!("{}/b2api/v2/b2_list_buckets", emu.url()))
+                .header("Authorization", &b2.token)
+                .header("X-Bz-Test-Mode", "expire_some_account_authorization_tokens")
+                .json(&json!({"accountId": b2.account_id}))
+                .send()
+                .unwrap();
+            let (status, v) = status_json(resp);
+            if status == 401 {
+                assert_eq!(v["code"], "expired_auth_token");
+            }
+            status
+        })
+        .collect();
+    assert_eq!(statuses, [401, 200, 200]);
+}
+
+#[test]
+fn every_request_to_a_call_is_counted() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let bucket_id = b2.bucket_id(BUCKET);
+    b2.upload_ok(&bucket_id, "x", b"12345");
+    let bad = B2 {
+        token: "bad".to_owned(),
+        ..B2::master(&emu)
+    };
+    let _ = bad.call("b2_list_file_names", json!({"bucketId": bucket_id}));
+    let _ = authorize_raw(emu.url(), "emu-account", "wrong", 4);
+    let _ = b2.download(BUCKET, "x").bytes();
+    let _ = http()
+        .get(format!("{}/__emulator/counts", emu.url()))
+        .send()
+        .unwrap();
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_authorize_account"), 3);
+    assert_eq!(counts.get("b2_list_buckets"), 1);
+    assert_eq!(counts.get("b2_get_upload_url"), 1);
+    assert_eq!(counts.get("b2_upload_file"), 1);
+    assert_eq!(counts.get("b2_list_file_names"), 1);
+    assert_eq!(counts.get("b2_download_file_by_name"), 1);
+    assert_eq!(counts.total(), 8);
+    assert_eq!(counts.bytes_received, 5);
+    assert_eq!(counts.bytes_sent, 5);
+    emu.reset_counts();
+    assert_eq!(emu.counts().total(), 0);
+    assert_eq!(emu.counts().bytes_sent, 0);
+}
+
+#[test]
+fn the_http_control_api() {
+    let emu = start();
+    let control = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut req = http().request(method, format!("{}/__emulator/{path}", emu.url()));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        status_json(req.send().unwrap())
+    };
+    use reqwest::Method;
+    assert_eq!(control(Method::GET, "health", None).0, 200);
+    let (status, _) = control(
+        Method::POST,
+        "faults",
+        Some(
+            json!({"call":"b2_list_buckets","count":1,"action":"error","status":503,"code":"service_unavailable","retry_after":1}),
+        ),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        control(
+            Method::POST,
+            "faults",
+            Some(json!({"call":"b2_nope","count":1,"action":"corrupt"}))
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        control(
+            Method::POST,
+            "faults",
+            Some(json!({"call":"*","count":1,"action":"explode"}))
+        )
+        .0,
+        400
+    );
+    let b2 = B2::master(&emu);
+    assert_eq!(
+        b2.call("b2_list_buckets", json!({"accountId": b2.account_id}))
+            .0,
+        503
+    );
+
+    control(
+        Method::POST,
+        "faults",
+        Some(json!({"call":"b2_list_buckets","count":3,"action":"delay","millis":1})),
+    );
+    assert_eq!(control(Method::DELETE, "faults", None).0, 200);
+
+    let (status, counts) = control(Method::GET, "counts", None);
+    assert_eq!(status, 200);
+    assert_eq!(counts["calls"]["b2_list_buckets"], 1);
+    assert_eq!(counts["calls"]["b2_authorize_account"], 1);
+    control(Method::POST, "counts/reset", None);
+    assert_eq!(control(Method::GET, "counts", None).1["calls"], json!({}));
+
+    let key = json!({"key_id":"k2","application_key":"s2","capabilities":["listFiles"],"bucket":BUCKET,"name_prefix":null});
+    assert_eq!(control(Method::POST, "keys", Some(key)).0, 200);
+    let (status, v) = authorize_raw(emu.url(), "k2", "s2", 4);
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["apiInfo"]["storageApi"]["allowed"]["buckets"][0]["name"],
+        BUCKET
+    );
+
+    let (status, v) = control(
+        Method::POST,
+        &format!("buckets/{BUCKET}"),
+        Some(
+            json!({"bucketType": "allPublic", "lifecycleRules": [{"fileNamePrefix": "", "daysFromHidingToDeleting": 1}]}),
+        ),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["bucketType"], "allPublic");
+    assert_eq!(
+        control(
+            Method::POST,
+            "seed",
+            Some(json!({"bucket": BUCKET, "prefix": "p/", "count": 3, "size": 7}))
+        )
+        .0,
+        200
+    );
+    let resp = http()
+        .get(format!("{}/file/{BUCKET}/p/00000001", emu.url()))
+        .send()
+        .unwrap();
+    assert_eq!(resp.bytes().unwrap().len(), 7, "public now, seeded");
+    let (status, versions) = control(Method::GET, &format!("versions/{BUCKET}"), None);
+    assert_eq!(status, 200);
+    assert_eq!(versions.as_array().unwrap().len(), 3);
+    assert_eq!(control(Method::GET, "nothing-here", None).0, 404);
+    assert_eq!(
+        control(
+            Method::POST,
+            "seed",
+            Some(json!({"bucket": "nope", "prefix": "", "count": 1, "size": 1}))
+        )
+        .0,
+        404
+    );
+}

@@ -1,0 +1,13 @@
+//! The emulator's conformance suite: one test binary, one module per concern.
+
+mod common;
+
+mod auth;
+mod binary;
+mod downloads;
+mod embedding;
+mod faults;
+mod large_files;
+mod listing;
+mod persistence;
+mod uploads;
