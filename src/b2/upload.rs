@@ -82,6 +82,14 @@ impl UploadJob<'_> {
         result
     }
 
+    /// One of the operation's `concurrency` request slots, held while a request runs.
+    async fn request_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("the request slots were closed".into()))
+    }
+
     fn info_headers(&self) -> Vec<(String, String)> {
         vec![(
             "X-Bz-Info-src_last_modified_millis".to_string(),
@@ -193,11 +201,7 @@ impl SimpleUpload<'_, '_> {
     async fn run(&self) -> Result<UploadedFile> {
         let job = self.job;
         let client = job.client;
-        let _slot = job
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Error::Internal("slots closed".into()))?;
+        let _slot = job.request_slot().await?;
         let mut headers = job.info_headers();
         headers.push(("X-Bz-File-Name".to_string(), encode_name(job.object_name)));
         let len = job.file.size();
@@ -447,11 +451,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
     async fn send_part(&self, file_id: &str, number: u32) -> Result<(u32, String)> {
         let job = self.job;
         let client = job.client;
-        let _slot = job
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Error::Internal("slots closed".into()))?;
+        let _slot = job.request_slot().await?;
         let (offset, len) = self.part_range(number);
         let headers = vec![("X-Bz-Part-Number".to_string(), number.to_string())];
         let digest = client
