@@ -29,6 +29,13 @@ cargo test --workspace --locked
 echo "== release build (library, emulator) for the C, shell and PHP tests"
 cargo build --release --locked -p b2dest -p b2-emulator
 
+# tokio's parking_lot keeps a process-wide table of parked threads that a forked child
+# inherits without the threads: the shipped library must not carry it.
+if grep -q parking_lot_core target/release/libb2dest.so; then
+  echo "libb2dest.so links parking_lot (a dependency enabled tokio's parking_lot feature): fork() would break" >&2
+  exit 1
+fi
+
 echo "== C examples with -Wall -Wextra -Werror"
 make -C c_examples
 
