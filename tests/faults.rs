@@ -27,7 +27,7 @@ fn inject(emu: &Emulator, call: &str, count: u32, action: FaultAction) {
 }
 
 /// Uploads `len` bytes, downloads them back, and checks the copy is identical.
-fn round_trip(emu: &Emulator, cfg: &str, len: usize, seed: u64) -> (i32, serde_json::Value) {
+fn round_trip(cfg: &str, len: usize, seed: u64) -> (i32, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let f = write_file(dir.path(), "f", len, seed);
     let (st, v) = upload(cfg, &f, "f");
@@ -78,7 +78,7 @@ fn every_call_of_an_upload_survives_transient_faults() {
                 let emu = emulator();
                 let cfg = config(&emu, json!({}));
                 inject(&emu, call, 2, error(*status, code));
-                let (st, v) = round_trip(&emu, &cfg, len, 1);
+                let (st, v) = round_trip(&cfg, len, 1);
                 assert_eq!(st, OK, "{call} {status}: {v}");
                 assert!(emu.counts().get(call) >= 3, "{call} was tried again");
             }
@@ -104,7 +104,7 @@ fn a_failed_upload_takes_a_new_upload_url() {
             let emu = emulator();
             let cfg = config(&emu, json!({"concurrency": 1}));
             inject(&emu, call, 1, action.clone());
-            let (st, v) = round_trip(&emu, &cfg, len, 2);
+            let (st, v) = round_trip(&cfg, len, 2);
             assert_eq!(st, OK, "{call} {action:?}: {v}");
             assert_eq!(
                 emu.counts().get(url_call),
@@ -130,7 +130,7 @@ fn an_expired_token_is_renewed_once_and_the_work_goes_on() {
         let emu = emulator();
         let cfg = config(&emu, json!({}));
         inject(&emu, call, 1, error(401, "expired_auth_token"));
-        let (st, v) = round_trip(&emu, &cfg, len, 3);
+        let (st, v) = round_trip(&cfg, len, 3);
         assert_eq!(st, OK, "{call}: {v}");
         assert_eq!(
             emu.counts().get("b2_authorize_account"),
@@ -142,7 +142,7 @@ fn an_expired_token_is_renewed_once_and_the_work_goes_on() {
     let emu = emulator();
     let cfg = config(&emu, json!({}));
     inject(&emu, "b2_upload_file", 1, error(401, "expired_auth_token"));
-    assert_eq!(round_trip(&emu, &cfg, 100, 4).0, OK);
+    assert_eq!(round_trip(&cfg, 100, 4).0, OK);
     assert_eq!(emu.counts().get("b2_get_upload_url"), 2);
 }
 
@@ -219,7 +219,7 @@ fn b2_test_modes_are_survived_or_reported() {
         &emu,
         json!({"test_mode": "fail_some_uploads", "upload_retries": 20}),
     );
-    assert_eq!(round_trip(&emu, &cfg, 4 * PART as usize, 7).0, OK);
+    assert_eq!(round_trip(&cfg, 4 * PART as usize, 7).0, OK);
     let cfg = config(
         &emu,
         json!({"test_mode": "expire_some_account_authorization_tokens", "upload_retries": 20}),
@@ -259,7 +259,7 @@ fn a_random_mix_of_faults_during_a_multipart_upload_changes_nothing() {
             };
             inject(&emu, call, 1, action);
         }
-        let (st, v) = round_trip(&emu, &cfg, 6 * PART as usize + 999, round);
+        let (st, v) = round_trip(&cfg, 6 * PART as usize + 999, round);
         assert_eq!(st, OK, "round {round}: {v}");
         assert!(emu.unfinished_large_files(BUCKET).is_empty());
     }
@@ -447,7 +447,7 @@ fn log_lines_tell_what_happened_and_never_hold_a_secret() {
             retry_after: Some(1),
         },
     });
-    assert_eq!(round_trip(&emu, &cfg, 100, 13).0, OK);
+    assert_eq!(round_trip(&cfg, 100, 13).0, OK);
     b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
     let lines = LOG_LINES.lock().unwrap().clone();
     assert!(!lines.is_empty());
@@ -473,7 +473,7 @@ fn a_stalled_request_times_out_and_is_retried_on_a_new_url() {
         1,
         FaultAction::Delay { millis: 3000 },
     );
-    let (st, v) = round_trip(&emu, &cfg, 50_000, 14);
+    let (st, v) = round_trip(&cfg, 50_000, 14);
     assert_eq!(st, OK, "{v}");
     assert_eq!(emu.counts().get("b2_get_upload_url"), 2);
 }
