@@ -246,3 +246,9 @@ fn the_committed_header_is_what_the_code_generates() {
         }
     }
 }
+
+#[test]
+#[should_panic(expected = "a B2 token leaked")]
+fn the_secret_check_catches_a_token() {
+    assert_no_secret("{\"error\":\"Authorization: 4_acct_Zx9\"}");
+}

@@ -99,7 +99,8 @@ pub fn take_response(status: i32, ptr: *mut c_char) -> (i32, Value) {
 }
 
 /// Every key the tests use holds this, and the master key is the emulator's default: no
-/// response or log line of the whole suite may contain either.
+/// response or log line of the whole suite may contain either, nor a B2 token. Every
+/// response of every Rust test goes through `take_response`, which checks.
 pub const SECRET_MARK: &str = "-secret-application-key";
 pub const MASTER_KEY: &str = "emu-application-key";
 
