@@ -104,10 +104,17 @@ pub fn take_response(status: i32, ptr: *mut c_char) -> (i32, Value) {
 pub const SECRET_MARK: &str = "-secret-application-key";
 pub const MASTER_KEY: &str = "emu-application-key";
 
+/// The emulator's account and upload tokens start with these, as B2's do with "4_".
+pub const TOKEN_MARKS: [&str; 2] = ["4_acct_", "4_upld_"];
+
 pub fn assert_no_secret(text: &str) {
     assert!(
         !text.contains(SECRET_MARK) && !text.contains(MASTER_KEY),
-        "a secret leaked: {text}"
+        "a key leaked: {text}"
+    );
+    assert!(
+        !TOKEN_MARKS.iter().any(|t| text.contains(t)),
+        "a B2 token leaked: {text}"
     );
 }
 
