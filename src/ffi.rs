@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use serde_json::{json, Map, Value};
 
@@ -51,9 +51,16 @@ struct Logger {
     callback: unsafe extern "C" fn(i32, *const c_char, *mut c_void),
     max_level: i32,
     user_data: usize,
+    /// The next logger on the retired list, once this one has been replaced.
+    retired_next: AtomicPtr<Logger>,
 }
 
-static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
+/// The current logger, or NULL. A lock-free pointer rather than a mutex: a lock held by
+/// another thread at `fork()` would stay held forever in the child. A replaced logger is
+/// never freed (a line may be on its way through it on another thread) but kept on the
+/// retired list, a few bytes per `dest_set_log_callback`.
+static LOGGER: AtomicPtr<Logger> = AtomicPtr::new(std::ptr::null_mut());
+static RETIRED_LOGGERS: AtomicPtr<Logger> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Relays progress and log lines to the host, on the host's calling thread.
 struct HostObserver {
@@ -80,14 +87,9 @@ impl Observer for HostObserver {
     }
 
     fn log(&mut self, level: LogLevel, message: &str) {
-        // Copied out so the lock is not held while the host's code runs: the callback may
-        // set another logger or call the library.
-        let logger = match LOGGER.lock() {
-            Ok(guard) => guard
-                .as_ref()
-                .map(|l| (l.callback, l.max_level, l.user_data)),
-            Err(_) => None,
-        };
+        // SAFETY: LOGGER holds NULL or a leaked, never-freed Logger.
+        let logger = unsafe { LOGGER.load(Ordering::Acquire).as_ref() }
+            .map(|l| (l.callback, l.max_level, l.user_data));
         let Some((callback, max_level, user_data)) = logger else {
             return;
         };
@@ -454,12 +456,31 @@ pub extern "C" fn dest_set_log_callback(
     user_data: *mut c_void,
 ) {
     let _ = catch_unwind(|| {
-        if let Ok(mut slot) = LOGGER.lock() {
-            *slot = callback.map(|callback| Logger {
+        let fresh = callback.map_or(std::ptr::null_mut(), |callback| {
+            Box::into_raw(Box::new(Logger {
                 callback,
                 max_level,
                 user_data: user_data as usize,
-            });
+                retired_next: AtomicPtr::new(std::ptr::null_mut()),
+            }))
+        });
+        let replaced = LOGGER.swap(fresh, Ordering::AcqRel);
+        // SAFETY: `replaced` is NULL or a leaked Logger that nothing else retires (the swap
+        // handed it to this thread alone); the list is push-only.
+        if let Some(old) = unsafe { replaced.as_ref() } {
+            let mut head = RETIRED_LOGGERS.load(Ordering::Acquire);
+            loop {
+                old.retired_next.store(head, Ordering::Relaxed);
+                match RETIRED_LOGGERS.compare_exchange_weak(
+                    head,
+                    replaced,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => head = now,
+                }
+            }
         }
     });
 }
