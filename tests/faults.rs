@@ -477,3 +477,30 @@ fn a_stalled_request_times_out_and_is_retried_on_a_new_url() {
     assert_eq!(st, OK, "{v}");
     assert_eq!(emu.counts().get("b2_get_upload_url"), 2);
 }
+
+#[test]
+fn threads_that_meet_an_expired_token_share_one_reauthorization() {
+    let emu = emulator_with(|c| c.token_lifetime = std::time::Duration::from_secs(1));
+    let cfg = config(&emu, json!({}));
+    assert_eq!(list(&cfg, "").0, OK);
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    emu.reset_counts();
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cfg, barrier) = (cfg.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                list(&cfg, "").0
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), OK);
+    }
+    assert_eq!(
+        emu.counts().get("b2_authorize_account"),
+        1,
+        "one re-authorization for all threads"
+    );
+}

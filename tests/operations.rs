@@ -41,6 +41,12 @@ fn small_file_round_trip() {
     assert_eq!(st, OK, "{down}");
     assert_eq!(down["verified"], true);
     assert_eq!(std::fs::read(&back).unwrap(), data);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&back).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "restores are private"
+    );
 
     let (st, used) = usage(&cfg);
     assert_eq!(st, OK, "{used}");
