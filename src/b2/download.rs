@@ -96,10 +96,15 @@ impl TempFile {
         )))
     }
 
+    /// Renames the verified file into place. When it replaces a file, it is flushed to disk
+    /// first, so that a crash right after cannot leave neither the old copy nor the new one;
+    /// a new file is left to the kernel's writeback, as other restore tools do.
     fn persist(mut self, dest: &Path) -> Result<()> {
-        self.file
-            .sync_all()
-            .map_err(|e| Error::local_io("could not flush", &self.path, &e))?;
+        if std::fs::symlink_metadata(dest).is_ok() {
+            self.file
+                .sync_all()
+                .map_err(|e| Error::local_io("could not flush", &self.path, &e))?;
+        }
         std::fs::rename(&self.path, dest)
             .map_err(|e| Error::local_io("could not move the restored file to", dest, &e))?;
         self.persisted = true;
