@@ -165,18 +165,16 @@ impl DownloadJob<'_> {
     /// Ranges fetched `concurrency` at a time, while one task hashes them in order as each
     /// completes (reading back what the page cache still holds).
     async fn fetch_ranges(&self, temp: &TempFile, size: u64, range_size: u64) -> Result<[u8; 20]> {
-        let count = size.div_ceil(range_size) as usize;
-        let mut senders = Vec::with_capacity(count);
-        let mut receivers = Vec::with_capacity(count);
-        for _ in 0..count {
+        let ranges = plan_ranges(size, range_size, self.concurrency.max(1));
+        let mut senders = Vec::with_capacity(ranges.len());
+        let mut receivers = Vec::with_capacity(ranges.len());
+        for &range in &ranges {
             let (tx, rx) = oneshot::channel::<()>();
-            senders.push(tx);
-            receivers.push(rx);
+            senders.push((range, tx));
+            receivers.push((range, rx));
         }
-        let fetches = stream::iter(senders.into_iter().enumerate().map(|(i, done)| async move {
-            let offset = i as u64 * range_size;
-            self.fetch_range(temp, offset, range_size.min(size - offset), false)
-                .await?;
+        let fetches = stream::iter(senders.into_iter().map(|((offset, len), done)| async move {
+            self.fetch_range(temp, offset, len, false).await?;
             let _ = done.send(());
             Ok::<(), Error>(())
         }))
@@ -185,12 +183,10 @@ impl DownloadJob<'_> {
         let file = temp.file.clone();
         let hashing = async move {
             let mut hasher = Sha1::new();
-            for (i, rx) in receivers.into_iter().enumerate() {
+            for ((offset, len), rx) in receivers {
                 if rx.await.is_err() {
                     return None; // a fetch failed; its error is the one to report
                 }
-                let offset = i as u64 * range_size;
-                let len = range_size.min(size - offset);
                 let f = file.clone();
                 hasher = tokio::task::spawn_blocking(move || {
                     let mut buf = vec![0u8; (4 << 20).min(len as usize)];
@@ -342,5 +338,46 @@ impl DownloadJob<'_> {
         written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         self.client.op.add_done(n);
         Ok(())
+    }
+}
+
+/// The ranges of a download: `range_size` each, except that the first `streams` ranges grow
+/// from 1/streams of it to all of it. Equal first ranges would start and end together, and
+/// so would every wave after them, handing the in-order hasher `streams` ranges at once,
+/// the last of them after the final byte arrived; staggered, ranges complete one by one
+/// and the hasher keeps pace.
+fn plan_ranges(size: u64, range_size: u64, streams: usize) -> Vec<(u64, u64)> {
+    let mut ranges = Vec::new();
+    let mut offset = 0;
+    let mut step = 1u64;
+    while offset < size {
+        let wanted = if step <= streams as u64 {
+            range_size * step / streams as u64
+        } else {
+            range_size
+        };
+        let len = wanted.max(1).min(size - offset);
+        ranges.push((offset, len));
+        offset += len;
+        step += 1;
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_ranges;
+
+    #[test]
+    fn ranges_cover_the_file_and_start_staggered() {
+        let r = plan_ranges(1000, 100, 4);
+        assert_eq!(
+            &r[..5],
+            &[(0, 25), (25, 50), (75, 75), (150, 100), (250, 100)]
+        );
+        assert_eq!(r.last(), Some(&(950, 50)));
+        assert!(r.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
+        assert_eq!(plan_ranges(10, 100, 4), vec![(0, 10)]);
+        assert_eq!(plan_ranges(1000, 100, 1)[0], (0, 100));
     }
 }
