@@ -312,7 +312,10 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         let (file_id, kept) = match self.find_resumable(&info).await? {
             Some(found) => found,
             None => {
+                // Not cut short by a cancel: without its answer, the file id needed to
+                // cancel the started file would be lost and its parts left behind.
                 let started: FileVersion = client
+                    .detached()
                     .call(
                         "b2_start_large_file",
                         &StartLargeFile {
@@ -426,12 +429,16 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         job.file.check_unchanged()?;
         let part_sha1_array: Vec<&String> = sha1s.values().collect();
         let body = serde_json::json!({"fileId": file_id, "partSha1Array": part_sha1_array});
-        let finished: Result<FileVersion> = client.call("b2_finish_large_file", &body).await;
+        client.op.check_cancelled()?;
+        // Not cut short either: a finish B2 completed must be reported as done.
+        let finished: Result<FileVersion> =
+            client.detached().call("b2_finish_large_file", &body).await;
         let stored = match finished {
             Ok(v) => v,
             // A finish retried after a lost answer is refused although the first one
             // worked: ask B2 what became of the file before calling it a failure.
             Err(e) => match client
+                .detached()
                 .call::<_, FileVersion>("b2_get_file_info", &serde_json::json!({"fileId": file_id}))
                 .await
             {
