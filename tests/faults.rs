@@ -15,6 +15,7 @@ fn error(status: u16, code: &str) -> FaultAction {
         status,
         code: code.to_string(),
         retry_after: None,
+        message: None,
     }
 }
 
@@ -445,6 +446,7 @@ fn log_lines_tell_what_happened_and_never_hold_a_secret() {
             status: 429,
             code: "too_many_requests".into(),
             retry_after: Some(1),
+            message: None,
         },
     });
     assert_eq!(round_trip(&cfg, 100, 13).0, OK);
@@ -503,4 +505,33 @@ fn threads_that_meet_an_expired_token_share_one_reauthorization() {
         1,
         "one re-authorization for all threads"
     );
+}
+
+#[test]
+fn a_sha1_refusal_of_an_unchanged_file_is_damage_in_transit_and_is_sent_again() {
+    for (call, url_call, len) in [
+        ("b2_upload_file", "b2_get_upload_url", 5_000usize),
+        (
+            "b2_upload_part",
+            "b2_get_upload_part_url",
+            2 * PART as usize + 1,
+        ),
+    ] {
+        let emu = emulator();
+        let cfg = config(&emu, json!({"concurrency": 1}));
+        let damaged = FaultAction::Error {
+            status: 400,
+            code: "bad_request".into(),
+            retry_after: None,
+            message: Some("Sha1 did not match data received".into()),
+        };
+        inject(&emu, call, 1, damaged);
+        let (st, v) = round_trip(&cfg, len, 15);
+        assert_eq!(st, OK, "{call}: {v}");
+        assert_eq!(
+            emu.counts().get(url_call),
+            2,
+            "{call}: sent again on a new URL"
+        );
+    }
 }

@@ -534,6 +534,7 @@ fn usage_counts_unfinished_large_files_and_delete_cancels_them() {
             status: 400,
             code: "bad_request".into(),
             retry_after: None,
+            message: None,
         },
     });
     emu.inject(b2_emulator::Fault {
@@ -543,6 +544,7 @@ fn usage_counts_unfinished_large_files_and_delete_cancels_them() {
             status: 500,
             code: "internal_error".into(),
             retry_after: None,
+            message: None,
         },
     });
     let (st, v) = upload(&cfg, &f, "big");
@@ -661,6 +663,7 @@ fn a_failing_directory_upload_leaves_no_unfinished_large_file() {
             status: 400,
             code: "bad_request".into(),
             retry_after: None,
+            message: None,
         },
     });
     let (st, v) = upload(&cfg, &dir.path().join("tree"), "tree");

@@ -135,6 +135,9 @@ pub enum FaultAction {
         code: String,
         #[serde(default)]
         retry_after: Option<u64>,
+        /// The error's message; by default it names the scripted fault.
+        #[serde(default)]
+        message: Option<String>,
     },
     /// Read this many request body bytes, then close the connection with no answer.
     Drop { after_bytes: u64 },

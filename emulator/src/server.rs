@@ -173,10 +173,12 @@ async fn route(
                 status,
                 code,
                 retry_after,
+                message,
             } => {
                 upload::drain(&shared, req.into_body(), call.is_upload()).await;
-                let mut error =
-                    B2Error::new(status, &code, format!("scripted fault on {}", call.name()));
+                let message =
+                    message.unwrap_or_else(|| format!("scripted fault on {}", call.name()));
+                let mut error = B2Error::new(status, &code, message);
                 error.retry_after = retry_after;
                 return Ok(error.into_response());
             }

@@ -20,6 +20,7 @@ fn error(status: u16, code: &str, retry_after: Option<u64>) -> FaultAction {
         status,
         code: code.to_owned(),
         retry_after,
+        message: None,
     }
 }
 
