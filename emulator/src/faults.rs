@@ -143,6 +143,9 @@ pub enum FaultAction {
     Drop { after_bytes: u64 },
     /// Sleep, then handle the request normally.
     Delay { millis: u64 },
+    /// Handle the request in full (store, delete, cancel...), then close the connection
+    /// without answering: the client cannot tell whether B2 acted.
+    LoseAnswer,
     /// Downloads only: flip a byte of the body sent, headers unchanged.
     Corrupt,
 }

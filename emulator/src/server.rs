@@ -166,6 +166,7 @@ async fn route(
     };
     shared.faults.count_call(call);
     let mut corrupt = false;
+    let mut lose_answer = false;
     let mut req = req;
     if let Some(action) = shared.faults.take(call) {
         match action {
@@ -190,6 +191,7 @@ async fn route(
                 tokio::time::sleep(Duration::from_millis(millis)).await
             }
             FaultAction::Corrupt => corrupt = true,
+            FaultAction::LoseAnswer => lose_answer = true,
         }
     }
     let resp = match endpoint {
@@ -208,6 +210,9 @@ async fn route(
                 .unwrap_or_else(B2Error::into_response)
         }
     };
+    if lose_answer {
+        return Err(DropConnection);
+    }
     Ok(resp)
 }
 

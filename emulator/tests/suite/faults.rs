@@ -146,6 +146,45 @@ fn drop_faults_close_the_connection_without_an_answer() {
 }
 
 #[test]
+fn lose_answer_faults_act_then_close_without_an_answer() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let bucket_id = b2.bucket_id(BUCKET);
+    let (url, token) = b2.upload_url(&bucket_id);
+    emu.inject(fault("b2_upload_file", 1, FaultAction::LoseAnswer));
+    let data = content(50_000, 3);
+    let result = http()
+        .post(&url)
+        .header("Authorization", &token)
+        .header("X-Bz-File-Name", "lost")
+        .header("Content-Type", "b2/x-auto")
+        .header("X-Bz-Content-Sha1", sha1_hex(&data))
+        .body(data.clone())
+        .send();
+    assert!(result.is_err(), "expected no answer, got {result:?}");
+    let versions = emu.file_versions(BUCKET);
+    assert_eq!(versions.len(), 1, "the upload was stored: {versions:?}");
+    assert_eq!(versions[0].file_name, "lost");
+
+    let file_id = versions[0].file_id.clone();
+    emu.inject(fault("b2_delete_file_version", 1, FaultAction::LoseAnswer));
+    let request = serde_json::to_string(&json!({"fileId": file_id, "fileName": "lost"})).unwrap();
+    let request = format!(
+        "POST /b2api/v2/b2_delete_file_version HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n{request}",
+        b2.token,
+        request.len()
+    );
+    let answer = raw_exchange(
+        emu.url(),
+        request.as_bytes(),
+        false,
+        Duration::from_secs(10),
+    );
+    assert_eq!(answer, "", "no answer at all");
+    assert!(emu.file_versions(BUCKET).is_empty(), "the delete happened");
+}
+
+#[test]
 fn delay_faults_slow_a_call_down() {
     let emu = start();
     let b2 = B2::master(&emu);
