@@ -43,6 +43,9 @@ pub struct DestinationConfig {
     pub concurrency: usize,
     pub part_size_bytes: Option<u64>,
     pub read_only: bool,
+    /// A directory upload fails at the first file it cannot upload, instead of skipping
+    /// it and reporting it in `skipped`.
+    pub strict: bool,
     /// Without a trailing `/`.
     pub api_url: String,
     pub timeout: Duration,
@@ -71,6 +74,7 @@ const KNOWN_KEYS: &[&str] = &[
     "concurrency",
     "part_size_bytes",
     "read_only",
+    "strict",
     "api_url",
     "timeout_seconds",
     "retry_initial_delay_ms",
@@ -133,6 +137,7 @@ impl DestinationConfig {
         let part_size_bytes =
             fields.optional_uint("part_size_bytes", 1, crate::b2::MAX_PART_SIZE)?;
         let read_only = fields.optional_bool("read_only")?.unwrap_or(false);
+        let strict = fields.optional_bool("strict")?.unwrap_or(false);
         let api_url = check_api_url(
             &fields
                 .optional_string("api_url")?
@@ -177,6 +182,7 @@ impl DestinationConfig {
                 concurrency,
                 part_size_bytes,
                 read_only,
+                strict,
                 api_url,
                 timeout,
                 retry_initial_delay,

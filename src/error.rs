@@ -26,8 +26,17 @@ pub enum Error {
     Remote { message: String, retryable: bool },
     #[error("{0}")]
     Integrity(String),
-    #[error("the operation was cancelled by the progress callback; nothing was left half-made")]
+    #[error(
+        "the operation was cancelled by the progress callback; the file under way was not kept"
+    )]
     Cancelled,
+    /// A cancel that came part-way through a directory: the message says what was kept.
+    #[error("the operation was cancelled by the progress callback; {0}")]
+    CancelledPartway(String),
+    /// A download whose bytes did not match twice, with different results each time: the
+    /// damage was on the way, so a later try may well succeed.
+    #[error("{0}")]
+    DamagedInTransit(String),
     #[error("internal error: {0}; please report this as a bug")]
     Internal(String),
 }
@@ -48,7 +57,8 @@ impl Error {
             Error::Network(_) => DestStatus::DestErrNetwork,
             Error::Remote { .. } => DestStatus::DestErrRemote,
             Error::Integrity(_) => DestStatus::DestErrIntegrity,
-            Error::Cancelled => DestStatus::DestErrCancelled,
+            Error::Cancelled | Error::CancelledPartway(_) => DestStatus::DestErrCancelled,
+            Error::DamagedInTransit(_) => DestStatus::DestErrIntegrity,
             Error::Internal(_) => DestStatus::DestErrInternal,
         }
     }
@@ -56,9 +66,35 @@ impl Error {
     /// Whether the host may simply try the same call again later.
     pub fn retryable(&self) -> bool {
         match self {
-            Error::Network(_) => true,
+            Error::Network(_) | Error::DamagedInTransit(_) => true,
             Error::Remote { retryable, .. } => *retryable,
             _ => false,
+        }
+    }
+
+    /// The same error (same status, same retryability) with `note` added to its message:
+    /// what a directory operation kept or left when it stopped part-way.
+    pub fn with_note(self, note: &str) -> Error {
+        let add = |m: String| format!("{m}; {note}");
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(add(m)),
+            Error::Config(m) => Error::Config(add(m)),
+            Error::Auth(m) => Error::Auth(add(m)),
+            Error::Permission(m) => Error::Permission(add(m)),
+            Error::NotFound(m) => Error::NotFound(add(m)),
+            Error::Limit(m) => Error::Limit(add(m)),
+            Error::LocalIo(m) => Error::LocalIo(add(m)),
+            Error::Network(m) => Error::Network(add(m)),
+            Error::Remote { message, retryable } => Error::Remote {
+                message: add(message),
+                retryable,
+            },
+            Error::Integrity(m) => Error::Integrity(add(m)),
+            Error::DamagedInTransit(m) => Error::DamagedInTransit(add(m)),
+            Error::Cancelled | Error::CancelledPartway(_) => {
+                Error::CancelledPartway(note.to_string())
+            }
+            Error::Internal(m) => Error::Internal(add(m)),
         }
     }
 

@@ -5,6 +5,7 @@
 //! - `config`: the destination's configuration. `remote_path`: path rules.
 //! - `ops`: what each destination operation does.
 //! - `b2`: the B2 native-API client (sessions, retries in `b2::retry`, uploads, downloads).
+//! - `local`: the local file system through directory handles (no link followed).
 //! - `runtime`: the lazily built, fork-aware runtime; `operation`: progress, cancel, logs.
 //! - `error` and `status`: the one error type and the ABI's status codes.
 
@@ -12,6 +13,7 @@ pub mod b2;
 pub mod config;
 pub mod error;
 pub mod ffi;
+pub mod local;
 pub mod operation;
 pub mod ops;
 pub mod remote_path;

@@ -1,10 +1,15 @@
-//! Downloads: a file written to a temporary file beside its destination, large files as
+//! Downloads: a file written to a temporary file in its destination directory (an unnamed
+//! `O_TMPFILE` where the file system has it, so a kill leaves nothing), large files as
 //! concurrent ranges written in place, SHA1 checked as the ranges complete, and renamed into
-//! place only once it matched.
+//! place only once it matched. Every name is resolved relative to the handle of the
+//! directory the caller opened, and no link there is followed.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -12,16 +17,22 @@ use sha1::{Digest, Sha1};
 use tokio::sync::oneshot;
 
 use super::api::FileVersion;
-use super::local_file::hex;
 use super::retry::Failure;
 use super::session::{failure_from_response, network_failure, timed_out, B2Client, Failed};
 use crate::error::{Error, Result};
+use crate::local::dir::{identity, try_lock, EntryKind};
+use crate::local::file::hex;
+use crate::local::Dir;
+use crate::operation::LogLevel;
 
 const CALL: &str = "b2_download_file_by_id";
 /// At most this many ranges a file, so the bookkeeping stays small for any size.
 const MAX_RANGES: u64 = 10_000;
 /// Bytes gathered from the network before one write to disk.
 const WRITE_CHUNK: usize = 1 << 20;
+/// Set (to anything) in tests: use the named temporary file even where `O_TMPFILE` works,
+/// so that the fallback and its clean-up can be tested on any file system.
+pub const NAMED_TEMP_ENV: &str = "B2DEST_TEST_NAMED_TEMP";
 
 /// A restored file.
 #[derive(Clone, Debug)]
@@ -36,55 +47,135 @@ pub struct DownloadedFile {
 pub struct DownloadJob<'a> {
     pub client: &'a B2Client,
     pub version: &'a FileVersion,
-    pub dest: &'a Path,
+    /// The directory the file goes into, opened once by the caller.
+    pub dir: &'a Arc<Dir>,
+    /// The file's name in `dir`.
+    pub name: &'a OsStr,
     pub concurrency: usize,
     pub range_size: u64,
 }
 
+/// The hidden name of one of this library's temporary files for `target`:
+/// `.{target}.b2dest-{16 hex}.tmp`, the target cut so the whole stays within NAME_MAX.
+fn temp_name(target: &OsStr) -> OsString {
+    let base = &target.as_bytes()[..target.len().min(200)];
+    let mut name = Vec::with_capacity(base.len() + 32);
+    name.push(b'.');
+    name.extend_from_slice(base);
+    name.extend_from_slice(format!(".b2dest-{:016x}.tmp", fastrand::u64(..)).as_bytes());
+    OsString::from_vec(name)
+}
+
+/// Whether `name` is one of this library's temporary names for `target`.
+fn is_temp_name_of(name: &[u8], target: &OsStr) -> bool {
+    let base = &target.as_bytes()[..target.len().min(200)];
+    let Some(rest) = name
+        .strip_prefix(b".")
+        .and_then(|r| r.strip_prefix(base))
+        .and_then(|r| r.strip_prefix(b".b2dest-"))
+        .and_then(|r| r.strip_suffix(b".tmp"))
+    else {
+        return false;
+    };
+    rest.len() == 16
+        && rest
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// Removes, from `dir`, the named temporary files this library left for any of `targets`
+/// when a restore was killed: only regular files, only names of the pattern, and only
+/// those no live restore holds (each live one keeps an `flock` on its file). Returns how
+/// many went.
+pub fn remove_stale_temps(dir: &Dir, targets: &HashSet<OsString>) -> usize {
+    let Ok(names) = dir.names() else {
+        return 0;
+    };
+    let mut removed = 0;
+    for name in names {
+        if !targets.iter().any(|t| is_temp_name_of(name.as_bytes(), t)) {
+            continue;
+        }
+        let Ok(Some(stat)) = dir.stat_at(&name) else {
+            continue;
+        };
+        if stat.kind != EntryKind::File {
+            continue;
+        }
+        let Ok(file) = dir.open_any(&name) else {
+            continue;
+        };
+        // The name must still be the file that is locked, and the lock free: its owner died.
+        if identity(&file).ok() == Some((stat.dev, stat.ino))
+            && try_lock(&file)
+            && dir.unlink(&name).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// A temporary file that disappears unless it was renamed into place.
 struct TempFile {
+    dir: Arc<Dir>,
+    /// Its name in `dir`: from the start for the named fallback, from `persist` on for an
+    /// unnamed one.
+    name: Option<OsString>,
+    /// For messages.
     path: PathBuf,
     file: Arc<File>,
     persisted: bool,
 }
 
 impl TempFile {
-    fn create_beside(dest: &Path) -> Result<TempFile> {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::local_io("could not create the directory", &dir, &e))?;
-        // The name shows whose temporary file it is, cut so the whole stays within NAME_MAX.
-        let mut base: String = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        while base.len() > 200 {
-            base.pop();
-        }
-        for _ in 0..16 {
-            let path = dir.join(format!(".{base}.b2dest-{:016x}.tmp", fastrand::u64(..)));
-            match OpenOptions::new()
-                .write(true)
-                .read(true)
-                .create_new(true)
-                .mode(0o600) // backups of other accounts: private until the host says otherwise
-                .open(&path)
-            {
+    fn create_in(dir: &Arc<Dir>, target: &OsStr) -> Result<TempFile> {
+        let path = dir.display(target);
+        if std::env::var_os(NAMED_TEMP_ENV).is_none() {
+            match dir.unnamed_file() {
                 Ok(file) => {
+                    try_lock(&file);
                     return Ok(TempFile {
+                        dir: dir.clone(),
+                        name: None,
                         path,
                         file: Arc::new(file),
                         persisted: false,
-                    })
+                    });
+                }
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+                    ) => {}
+                Err(e) => {
+                    return Err(Error::local_io(
+                        "could not create a temporary file in",
+                        dir.path(),
+                        &e,
+                    ))
+                }
+            }
+        }
+        for _ in 0..16 {
+            let name = temp_name(target);
+            match dir.create_new(&name) {
+                Ok(file) => {
+                    // Held while the restore lives: the next restore removes it only unheld.
+                    try_lock(&file);
+                    return Ok(TempFile {
+                        dir: dir.clone(),
+                        path: dir.display(&name),
+                        name: Some(name),
+                        file: Arc::new(file),
+                        persisted: false,
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(Error::local_io(
                         "could not create a temporary file in",
-                        &dir,
+                        dir.path(),
                         &e,
                     ))
                 }
@@ -92,74 +183,151 @@ impl TempFile {
         }
         Err(Error::LocalIo(format!(
             "could not create a temporary file in {}",
-            dir.display()
+            dir.path().display()
         )))
     }
 
     /// Renames the verified file into place. When it replaces a file, it is flushed to disk
     /// first, so that a crash right after cannot leave neither the old copy nor the new one;
     /// a new file is left to the kernel's writeback, as other restore tools do.
-    fn persist(mut self, dest: &Path) -> Result<()> {
-        if std::fs::symlink_metadata(dest).is_ok() {
+    fn persist(mut self, target: &OsStr) -> Result<()> {
+        let dest = self.dir.display(target);
+        if matches!(self.dir.stat_at(target), Ok(Some(_))) {
             self.file
                 .sync_all()
                 .map_err(|e| Error::local_io("could not flush", &self.path, &e))?;
         }
-        std::fs::rename(&self.path, dest)
-            .map_err(|e| Error::local_io("could not move the restored file to", dest, &e))?;
+        let name = match self.name.clone() {
+            Some(name) => name,
+            None => self.link_hidden()?,
+        };
+        self.dir
+            .rename(&name, target)
+            .map_err(|e| Error::local_io("could not move the restored file to", &dest, &e))?;
         self.persisted = true;
         Ok(())
+    }
+
+    /// Gives an unnamed file a hidden name beside the target (`linkat` cannot replace a
+    /// name, `renameat` then can).
+    fn link_hidden(&mut self) -> Result<OsString> {
+        let target = self.path.file_name().unwrap_or_default().to_os_string();
+        for _ in 0..16 {
+            let name = temp_name(&target);
+            match self.dir.link_unnamed(&self.file, &name) {
+                Ok(()) => {
+                    self.name = Some(name.clone());
+                    return Ok(name);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(Error::local_io(
+                        "could not name the restored file in",
+                        self.dir.path(),
+                        &e,
+                    ))
+                }
+            }
+        }
+        Err(Error::LocalIo(format!(
+            "could not name the restored file in {}",
+            self.dir.path().display()
+        )))
     }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.persisted {
-            let _ = std::fs::remove_file(&self.path);
+            if let Some(name) = &self.name {
+                let _ = self.dir.unlink(name);
+            }
         }
     }
 }
 
 impl DownloadJob<'_> {
     pub async fn run(&self) -> Result<DownloadedFile> {
-        if self.dest.is_dir() {
-            return Err(Error::InvalidArgument(format!(
-                "{} is a directory; give the path of the file to write",
-                self.dest.display()
-            )));
+        let dest = self.dir.display(self.name);
+        match self.dir.stat_at(self.name) {
+            Ok(Some(s)) if s.kind == EntryKind::Dir => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is a directory; give the path of the file to write",
+                    dest.display()
+                )))
+            }
+            Ok(Some(s)) if s.kind == EntryKind::Link => {
+                return Err(Error::LocalIo(format!(
+                    "{} is a symbolic link; a restore does not replace or follow links below its target: remove it or restore elsewhere",
+                    dest.display()
+                )))
+            }
+            _ => {}
         }
         let size = self.version.content_length;
-        let temp = TempFile::create_beside(self.dest)?;
-        temp.file
-            .set_len(size)
-            .map_err(|e| Error::local_io("could not size", &temp.path, &e))?;
         self.client.op.add_total(size);
-        let range_size = self.range_size.max(size.div_ceil(MAX_RANGES)).max(1);
-        let digest = if size <= range_size {
-            self.fetch_range(&temp, 0, size, true)
-                .await?
-                .expect("hashed inline")
-        } else {
-            self.fetch_ranges(&temp, size, range_size).await?
-        };
-        let sha1 = hex(&digest);
         let expected = self.version.whole_sha1();
-        if let Some(expected) = &expected {
-            if *expected != sha1 {
-                return Err(Error::Integrity(format!(
-                    "the downloaded bytes of {} have SHA1 {sha1} but B2 recorded {expected}; nothing was written to {}: try again, and if it persists the copy on B2 is damaged",
-                    self.version.file_name,
-                    self.dest.display()
-                )));
+        // A mismatch is fetched once more: bytes damaged on the way differ from one try to
+        // the next, a damaged copy on B2 gives the same wrong SHA1 again.
+        let mut first_mismatch: Option<String> = None;
+        loop {
+            let temp = TempFile::create_in(self.dir, self.name)?;
+            temp.file
+                .set_len(size)
+                .map_err(|e| Error::local_io("could not size", &temp.path, &e))?;
+            let digest = self.fetch_all(&temp, size).await?;
+            let sha1 = hex(&digest);
+            match &expected {
+                Some(expected) if *expected != sha1 => {
+                    let Some(first) = &first_mismatch else {
+                        self.client.op.log(
+                            LogLevel::Warn,
+                            format!(
+                                "the downloaded bytes of {} have SHA1 {sha1} but B2 recorded {expected}; downloading it once more",
+                                self.version.file_name
+                            ),
+                        );
+                        self.client.op.sub_done(size);
+                        first_mismatch = Some(sha1);
+                        continue;
+                    };
+                    let text = format!(
+                        "the downloaded bytes of {} did not match the SHA1 B2 recorded ({expected}) on two tries (SHA1 {first}, then {sha1}); nothing was written to {}",
+                        self.version.file_name,
+                        dest.display()
+                    );
+                    return Err(if *first == sha1 {
+                        Error::Integrity(format!(
+                            "{text}: the same wrong bytes twice, so the copy on B2 is most likely damaged; restore another backup"
+                        ))
+                    } else {
+                        Error::DamagedInTransit(format!(
+                            "{text}: different bytes each time, so they were damaged on the way: try again"
+                        ))
+                    });
+                }
+                _ => {}
             }
+            self.client.op.check_cancelled()?;
+            temp.persist(self.name)?;
+            return Ok(DownloadedFile {
+                size,
+                sha1,
+                verified: expected.is_some(),
+            });
         }
-        self.client.op.check_cancelled()?;
-        temp.persist(self.dest)?;
-        Ok(DownloadedFile {
-            size,
-            sha1,
-            verified: expected.is_some(),
-        })
+    }
+
+    async fn fetch_all(&self, temp: &TempFile, size: u64) -> Result<[u8; 20]> {
+        let range_size = self.range_size.max(size.div_ceil(MAX_RANGES)).max(1);
+        if size <= range_size {
+            Ok(self
+                .fetch_range(temp, 0, size, true)
+                .await?
+                .expect("hashed inline"))
+        } else {
+            self.fetch_ranges(temp, size, range_size).await
+        }
     }
 
     /// Ranges fetched `concurrency` at a time, while one task hashes them in order as each

@@ -4,7 +4,6 @@
 pub mod api;
 pub mod download;
 pub mod list;
-pub mod local_file;
 pub mod retry;
 pub mod session;
 pub mod upload;

@@ -12,7 +12,6 @@ use tokio::sync::Semaphore;
 
 use super::api::{FileVersion, Part, StartLargeFile, UploadUrlResponse};
 use super::list;
-use super::local_file::{hex, LocalFile, RangeOutcome, RangeStream};
 use super::retry::Failure;
 use super::session::{
     failure_from_response, network_failure, read_json, take_fresh, timed_out, B2Client, Failed,
@@ -20,6 +19,7 @@ use super::session::{
 };
 use super::{MAX_PARTS, MAX_PART_SIZE};
 use crate::error::{Error, Result};
+use crate::local::file::{hex, LocalFile, RangeOutcome, RangeStream};
 use crate::operation::LogLevel;
 
 /// B2 file names travel percent-encoded, `/` kept as it is.

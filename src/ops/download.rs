@@ -1,14 +1,27 @@
 //! `dest_download`: a file or a directory tree from the backup directory to local disk.
+//!
+//! The path the host names is resolved once, at the start (it may hold links of the host's
+//! own: a `/home` on a symbolic link). Everything below it is created and written relative
+//! to directory handles opened level by level without following links, so a link planted
+//! by a customer at any moment is refused, never followed. A directory restore that fails
+//! or is cancelled part-way keeps the files it completed (each verified whole) and says
+//! which they are; nothing partial of the others is left.
 
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
 use super::{list, Destination, Report};
 use crate::b2::api::FileVersion;
-use crate::b2::download::{DownloadJob, DownloadedFile};
+use crate::b2::download::{remove_stale_temps, DownloadJob, DownloadedFile};
 use crate::error::{Error, Result};
+use crate::local::{make_dirs_below, Dir};
+use crate::operation::LogLevel;
 use crate::remote_path::{check_segments, EmptyPath, RemotePath};
 
 pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Report> {
@@ -20,7 +33,12 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
         if let Some(version) =
             crate::b2::list::find_file(&dest.client, &bucket.id, &path.object_name).await?
         {
-            let got = fetch(dest, &version, local, concurrency, range_size).await?;
+            let (parent, name) = split_target(local)?;
+            let dir = Arc::new(Dir::open_or_create_named(parent).map_err(|e| {
+                Error::local_io("could not open or create the directory", parent, &e)
+            })?);
+            clean_stale(dest, &dir, HashSet::from([name.to_os_string()]));
+            let got = fetch(dest, &version, &dir, name, concurrency, range_size).await?;
             let mut report = Report::with(json!({
                 "remote_path": path.relative, "size": got.size, "sha1": got.sha1, "verified": got.verified,
             }));
@@ -38,7 +56,10 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
         )));
     }
     let prefix = path.dir_prefix();
-    let mut plan: Vec<(PathBuf, &FileVersion, String)> = Vec::new();
+    let mut plan: Vec<(&FileVersion, String)> = Vec::new();
+    // The names restored into each directory (by its path below the target), so that each
+    // directory's stale temporaries are looked for once.
+    let mut names_by_dir: HashMap<String, HashSet<OsString>> = HashMap::new();
     for f in &files {
         // The path itself named a file ("x/" given for the file x): it lands in `local`.
         let sub = match f.file_name.strip_prefix(&prefix) {
@@ -52,23 +73,79 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
                 f.file_name
             ))
         })?;
-        refuse_links(local, sub)?;
-        plan.push((local.join(sub), f, sub.to_string()));
+        let (dir, name) = split_sub(sub);
+        names_by_dir
+            .entry(dir.to_string())
+            .or_default()
+            .insert(OsString::from(name));
+        plan.push((f, sub.to_string()));
     }
+    let root = Arc::new(
+        Dir::open_or_create_named(local)
+            .map_err(|e| Error::local_io("could not open or create the directory", local, &e))?,
+    );
+    let cleaned: Mutex<HashSet<String>> = Mutex::default();
+    let (cleaned, names_by_dir, root) = (&cleaned, &names_by_dir, &root);
     let per_file = (concurrency / plan.len().min(concurrency)).max(1);
+    // After a failure no new file starts; the ones under way finish or clean up after
+    // themselves, so that the response can say exactly what is on disk.
+    let failed = AtomicBool::new(false);
+    let failed = &failed;
     let work: Vec<_> = plan
         .iter()
-        .map(|(target, version, sub)| async move {
-            let got = fetch(dest, version, target, per_file, range_size).await?;
-            let entry =
-                json!({"path": sub, "size": got.size, "sha1": got.sha1, "verified": got.verified});
-            Ok::<_, Error>((entry, got))
+        .map(|(version, sub)| async move {
+            if failed.load(Ordering::SeqCst) || dest.client.op.is_cancelled() {
+                return Outcome::NotStarted(sub.clone());
+            }
+            let attempt = async {
+                let (dir_sub, name) = split_sub(sub);
+                // Each level opened afresh below the root's handle: a link planted since
+                // the last file is refused, not followed.
+                let dir = make_dirs_below(root, dir_sub)?;
+                let first_visit = cleaned
+                    .lock()
+                    .map(|mut c| c.insert(dir_sub.to_string()))
+                    .unwrap_or(false);
+                if first_visit {
+                    if let Some(names) = names_by_dir.get(dir_sub) {
+                        clean_stale(dest, &dir, names.clone());
+                    }
+                }
+                fetch(dest, version, &dir, OsStr::new(name), per_file, range_size).await
+            };
+            match attempt.await {
+                Ok(got) => Outcome::Restored(
+                    json!({"path": sub, "size": got.size, "sha1": got.sha1, "verified": got.verified}),
+                    got,
+                ),
+                Err(e) => {
+                    failed.store(true, Ordering::SeqCst);
+                    Outcome::Failed(sub.clone(), e)
+                }
+            }
         })
         .collect();
-    let restored: Vec<(Value, DownloadedFile)> = stream::iter(work)
+    let outcomes: Vec<Outcome> = stream::iter(work)
         .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
+    let (mut restored, mut failed_files, mut not_started) = (Vec::new(), Vec::new(), Vec::new());
+    let mut failure: Option<Error> = None;
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Restored(entry, got) => restored.push((entry, got)),
+            Outcome::Failed(sub, e) => {
+                failed_files.push(json!({"path": sub, "reason": e.to_string()}));
+                if failure.is_none() || matches!(failure, Some(Error::Cancelled)) {
+                    failure = Some(e);
+                }
+            }
+            Outcome::NotStarted(sub) => not_started.push(Value::from(sub)),
+        }
+    }
+    if failure.is_none() && !not_started.is_empty() {
+        failure = Some(Error::Cancelled);
+    }
     let total: u64 = restored.iter().map(|(_, g)| g.size).sum();
     let unverified: Vec<String> = restored
         .iter()
@@ -77,49 +154,83 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
         .collect();
     let verified = restored.iter().all(|(_, g)| g.verified);
     let entries: Vec<Value> = restored.into_iter().map(|(e, _)| e).collect();
+    let count = entries.len();
     let mut report = Report::with(json!({
-        "remote_path": path.relative, "size": total, "verified": verified, "file_count": entries.len(), "files": entries,
+        "remote_path": path.relative, "size": total, "verified": verified, "file_count": count, "files": entries,
     }));
     report.warnings = unverified;
+    if let Some(e) = failure {
+        let note = format!(
+            "{count} file(s) were restored into {} before it stopped and are kept, each verified whole (listed in \"files\"); the other {} were not restored and nothing partial of them was left (\"failed\", \"not_started\")",
+            local.display(),
+            failed_files.len() + not_started.len()
+        );
+        report.fields.insert("failed".into(), failed_files.into());
+        report
+            .fields
+            .insert("not_started".into(), not_started.into());
+        report.failure = Some(e.with_note(&note));
+    }
     Ok(report)
+}
+
+enum Outcome {
+    Restored(Value, DownloadedFile),
+    Failed(String, Error),
+    NotStarted(String),
+}
+
+/// `a/b/c` as (`a/b`, `c`); `c` as (``, `c`).
+fn split_sub(sub: &str) -> (&str, &str) {
+    sub.rsplit_once('/').unwrap_or(("", sub))
+}
+
+/// The directory and name of a single-file restore's target.
+fn split_target(local: &Path) -> Result<(&Path, &OsStr)> {
+    let name = local.file_name().ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "{} does not name a file; give the path of the file to write",
+            local.display()
+        ))
+    })?;
+    let parent = match local.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok((parent, name))
+}
+
+fn clean_stale(dest: &Destination, dir: &Dir, names: HashSet<OsString>) {
+    let removed = remove_stale_temps(dir, &names);
+    if removed > 0 {
+        dest.client.op.log(
+            LogLevel::Info,
+            format!(
+                "removed {removed} temporary file(s) an interrupted restore had left in {}",
+                dir.path().display()
+            ),
+        );
+    }
 }
 
 async fn fetch(
     dest: &Destination,
     version: &FileVersion,
-    local: &Path,
+    dir: &Arc<Dir>,
+    name: &OsStr,
     concurrency: usize,
     range_size: u64,
 ) -> Result<DownloadedFile> {
     DownloadJob {
         client: &dest.client,
         version,
-        dest: local,
+        dir,
+        name,
         concurrency,
         range_size,
     }
     .run()
     .await
-}
-
-/// A directory below `local` that is a symbolic link could send a restore (often run as
-/// root) anywhere on the machine: refuse it rather than follow it.
-fn refuse_links(local: &Path, sub: &str) -> Result<()> {
-    let mut at = local.to_path_buf();
-    for segment in sub.split('/') {
-        at.push(segment);
-        match std::fs::symlink_metadata(&at) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(Error::LocalIo(format!(
-                    "{} is a symbolic link; a restore does not follow links below its target directory: remove it or restore elsewhere",
-                    at.display()
-                )))
-            }
-            Ok(_) => {}
-            Err(_) => return Ok(()), // nothing there yet: it will be created as a directory
-        }
-    }
-    Ok(())
 }
 
 fn unverified_warning(name: &str) -> String {

@@ -1,20 +1,32 @@
 //! `dest_upload`: a file, or a directory tree, to the backup directory.
+//!
+//! A directory is walked through directory handles: each subdirectory is opened relative to
+//! its parent's handle without following links, and each file relative to its directory's
+//! handle when its turn comes, refused unless it is still the file the walk saw. A file that
+//! cannot be uploaded (an odd name, unreadable, swapped, changing while read) is skipped
+//! and listed in `skipped`, and the rest of the tree still goes up (`DEST_OK` with a
+//! warning), unless the configuration asks for `strict`. A directory upload that fails or
+//! is cancelled part-way says which files went up (`files`) and which did not (`failed`,
+//! `not_started`); the files that went up stay on B2, each one whole.
 
+use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::{usage, Destination, Report};
-use crate::b2::local_file::LocalFile;
 use crate::b2::upload::{UploadJob, UploadedFile};
 use crate::error::{Error, Result};
-use crate::operation::LogLevel;
-use crate::remote_path::{EmptyPath, RemotePath};
+use crate::local::dir::{is_link_error, EntryKind};
+use crate::local::file::LocalFile;
+use crate::local::{open_named, Dir, Named};
+use crate::operation::{LogLevel, Operation};
+use crate::remote_path::{check_segments, EmptyPath, RemotePath};
 
 fn file_entry(path: &RemotePath, f: &UploadedFile) -> Value {
     json!({
@@ -34,80 +46,145 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
             "the remote path of an upload names the file or directory to create; remove the trailing '/'".into(),
         ));
     }
-    let meta = std::fs::metadata(local).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NotFound(format!(
-            "the local path {} does not exist; check the path the backup gave",
-            local.display()
-        )),
-        _ => Error::local_io("could not read", local, &e),
-    })?;
+    let named = open_named(local)?;
     let bucket = dest.bucket().await?;
     usage::check_limit(dest, &bucket.id).await?;
     let part_size = dest.part_size().await?;
     let slots = Arc::new(Semaphore::new(dest.config.concurrency));
 
-    if meta.is_file() {
-        let file = LocalFile::open(local)?;
-        dest.client.op.add_total(file.size());
-        let done = upload_one(dest, &bucket.id, &root, &file, &slots, part_size).await?;
-        return Ok(Report::with(file_entry(&root, &done)));
-    }
-    if !meta.is_dir() {
-        return Err(Error::InvalidArgument(format!(
-            "{} is neither a regular file nor a directory",
-            local.display()
-        )));
-    }
-    let mut warnings = Vec::new();
-    let tree = walk(local, &mut warnings)?;
-    let mut jobs = Vec::with_capacity(tree.len());
-    for (sub, path, len) in tree {
-        jobs.push((root.child(&sub)?, path));
-        dest.client.op.add_total(len);
-    }
-    // Files are opened only when their turn comes (a tree may hold more files than the
-    // process may open); small files go `concurrency` at a time, and a large one's parts
-    // share the same slots.
+    let root_dir = match named {
+        Named::File(file) => {
+            dest.client.op.add_total(file.size());
+            let done = upload_one(dest, &bucket.id, &root, &file, &slots, part_size).await?;
+            return Ok(Report::with(file_entry(&root, &done)));
+        }
+        Named::Dir(dir) => Arc::new(dir),
+    };
+    let walk = Walk::new(root_dir, root.clone(), dest.client.op.clone());
+    let warnings = walk.warnings.clone();
     let bucket_id = bucket.id.as_str();
     let slots = &slots;
     // After a failure no new file starts, but the ones under way run to their end (success
-    // or their own clean-up): dropping them mid-way would leave unfinished large files.
+    // or their own clean-up): dropping them mid-way would leave unfinished large files. The
+    // walk goes on (listing only) so that the response can name every file not uploaded.
     let failed = AtomicBool::new(false);
     let failed = &failed;
-    let work: Vec<_> = jobs
-        .iter()
-        .map(|(remote_file, path)| async move {
-            if failed.load(Ordering::SeqCst) {
-                return None;
-            }
-            let attempt = async {
-                let file = LocalFile::open(path)?;
-                let done =
-                    upload_one(dest, bucket_id, remote_file, &file, slots, part_size).await?;
-                Ok::<_, Error>((file_entry(remote_file, &done), done.size))
+    let strict = dest.config.strict;
+    let work = walk.map(|item| async move {
+        let WalkItem::File {
+            remote,
+            dir,
+            name,
+            seen,
+        } = item
+        else {
+            let WalkItem::Skip { local_path, reason } = item else {
+                unreachable!("two kinds of item")
             };
-            let result = attempt.await;
-            if result.is_err() {
-                failed.store(true, Ordering::SeqCst);
+            // Strict: the first such file fails the upload; any later one is only listed.
+            if strict && !failed.swap(true, Ordering::SeqCst) {
+                return Outcome::Failed(local_path, Error::LocalIo(reason));
             }
-            Some(result)
-        })
-        .collect();
-    let results: Vec<Option<Result<(Value, u64)>>> = stream::iter(work)
+            return Outcome::Skipped(local_path, reason);
+        };
+        let local_path = dir.display(&name);
+        if failed.load(Ordering::SeqCst) || dest.client.op.is_cancelled() {
+            return Outcome::NotStarted(local_path);
+        }
+        let attempt = async {
+            let file = LocalFile::open_in(&dir, &name, seen)?;
+            upload_one(dest, bucket_id, &remote, &file, slots, part_size).await
+        };
+        match attempt.await {
+            Ok(done) => Outcome::Uploaded(file_entry(&remote, &done), done.size),
+            Err(e) if is_file_level(&e) && (!strict || failed.swap(true, Ordering::SeqCst)) => {
+                Outcome::Skipped(local_path, e.to_string())
+            }
+            Err(e) => {
+                failed.store(true, Ordering::SeqCst);
+                Outcome::Failed(local_path, e)
+            }
+        }
+    });
+    let outcomes: Vec<Outcome> = stream::iter(work)
         .buffered(dest.config.concurrency)
         .collect()
         .await;
-    let uploaded: Vec<(Value, u64)> = results.into_iter().flatten().collect::<Result<_>>()?;
-    let total: u64 = uploaded.iter().map(|(_, size)| size).sum();
-    let uploaded: Vec<Value> = uploaded.into_iter().map(|(v, _)| v).collect();
+
+    let (mut files, mut skipped, mut failed_files, mut not_started) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut total = 0u64;
+    let mut failure: Option<Error> = None;
+    let mut report_warnings =
+        std::mem::take(&mut *warnings.lock().unwrap_or_else(|e| e.into_inner()));
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Uploaded(entry, size) => {
+                total += size;
+                files.push(entry);
+            }
+            Outcome::Skipped(path, reason) => {
+                report_warnings.push(format!("skipped: {reason}"));
+                skipped.push(json!({"local_path": path.to_string_lossy(), "reason": reason}));
+            }
+            Outcome::Failed(path, e) => {
+                failed_files
+                    .push(json!({"local_path": path.to_string_lossy(), "reason": e.to_string()}));
+                // The first real failure decides; a cancel seen by later files follows it.
+                if failure.is_none() || matches!(failure, Some(Error::Cancelled)) {
+                    failure = Some(e);
+                }
+            }
+            Outcome::NotStarted(path) => not_started.push(Value::from(path.to_string_lossy())),
+        }
+    }
+    if failure.is_none() && !not_started.is_empty() {
+        // Cancelled between two files: nothing failed, but the host asked to stop.
+        failure = Some(Error::Cancelled);
+    }
+    if !skipped.is_empty() {
+        report_warnings.push(format!(
+            "{} file(s) could not be uploaded and were skipped (listed in \"skipped\"); the rest of the tree was uploaded: upload those again once the reason is fixed",
+            skipped.len()
+        ));
+    }
+    let uploaded = files.len();
     let mut report = Report::with(json!({
         "remote_path": root.relative,
         "size": total,
-        "file_count": uploaded.len(),
-        "files": uploaded,
+        "file_count": uploaded,
+        "files": files,
+        "skipped": skipped,
     }));
-    report.warnings = warnings;
+    if let Some(e) = failure {
+        let note = format!(
+            "{uploaded} file(s) of the tree were uploaded before it stopped and are kept on B2, each one whole (listed in \"files\"); {} file(s) were not uploaded (\"failed\": under way when it stopped, nothing of them kept; \"not_started\"; \"skipped\")",
+            failed_files.len() + not_started.len() + report.fields["skipped"].as_array().map_or(0, Vec::len)
+        );
+        report.fields.insert("failed".into(), failed_files.into());
+        report
+            .fields
+            .insert("not_started".into(), not_started.into());
+        report.failure = Some(e.with_note(&note));
+    }
+    report.warnings = report_warnings;
     Ok(report)
+}
+
+/// A failure that concerns one local file alone (its name, its reading, its changing), so
+/// that the rest of the tree can still go up.
+fn is_file_level(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::LocalIo(_) | Error::NotFound(_) | Error::InvalidArgument(_)
+    )
+}
+
+enum Outcome {
+    Uploaded(Value, u64),
+    Skipped(PathBuf, String),
+    Failed(PathBuf, Error),
+    NotStarted(PathBuf),
 }
 
 async fn upload_one(
@@ -141,48 +218,174 @@ async fn upload_one(
     .await
 }
 
-/// Every regular file below `root`, with its `/`-separated path relative to it, sorted.
-/// Symbolic links are not followed: a backup tree that links outside itself would
-/// otherwise upload what it points at.
-fn walk(root: &Path, warnings: &mut Vec<String>) -> Result<Vec<(String, PathBuf, u64)>> {
-    let mut out = Vec::new();
-    let mut pending = vec![(String::new(), root.to_path_buf())];
-    while let Some((prefix, dir)) = pending.pop() {
-        let entries =
-            std::fs::read_dir(&dir).map_err(|e| Error::local_io("could not list", &dir, &e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::local_io("could not list", &dir, &e))?;
-            let path = entry.path();
-            let name = entry.file_name().into_string().map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "{} has a name that is not UTF-8, which B2 file names must be; rename it",
+enum WalkItem {
+    /// A regular file `name` in `dir`, as the walk saw it (device, inode).
+    File {
+        remote: RemotePath,
+        dir: Arc<Dir>,
+        name: OsString,
+        seen: (u64, u64),
+    },
+    /// A file or directory that cannot be uploaded, and why (the reason names it).
+    Skip { local_path: PathBuf, reason: String },
+}
+
+/// A subdirectory still to list: its parent, its name, its `/`-path below the root, and the
+/// device and inode the walk saw.
+type PendingDir = (Arc<Dir>, OsString, String, (u64, u64));
+
+/// The walk of a directory tree, depth first, each directory's entries in byte order,
+/// listed only when the upload reaches it. It holds a handle on the directories whose
+/// files are still to come and on the ancestors of those still to list, never one per
+/// file, so a tree may hold more files than the process may open.
+struct Walk {
+    root: RemotePath,
+    /// Progress: each file's size counts in the total as soon as the walk sees it.
+    op: Arc<Operation>,
+    pending: Vec<PendingDir>,
+    queue: VecDeque<WalkItem>,
+    /// Entries that are neither files nor directories: skipped by design, not failures.
+    warnings: Arc<Mutex<Vec<String>>>,
+}
+
+impl Walk {
+    fn new(root_dir: Arc<Dir>, root: RemotePath, op: Arc<Operation>) -> Walk {
+        let mut walk = Walk {
+            root,
+            op,
+            pending: Vec::new(),
+            queue: VecDeque::new(),
+            warnings: Arc::default(),
+        };
+        walk.list(root_dir, String::new());
+        walk
+    }
+
+    fn skip(&mut self, local_path: PathBuf, reason: String) {
+        self.queue.push_back(WalkItem::Skip { local_path, reason });
+    }
+
+    fn list(&mut self, dir: Arc<Dir>, prefix: String) {
+        let names = match dir.names() {
+            Ok(n) => n,
+            Err(e) => {
+                let reason = Error::local_io("could not list", dir.path(), &e).to_string();
+                return self.skip(dir.path().to_path_buf(), reason);
+            }
+        };
+        let mut subdirs = Vec::new();
+        for name in names {
+            let path = dir.display(&name);
+            let Some(text) = name.to_str() else {
+                let reason = format!(
+                    "{} has a name that is not UTF-8, which B2 file names must be: rename it",
                     path.display()
-                ))
-            })?;
-            let sub = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
+                );
+                self.skip(path, reason);
+                continue;
             };
-            let kind = entry
-                .file_type()
-                .map_err(|e| Error::local_io("could not read", &path, &e))?;
-            if kind.is_dir() {
-                pending.push((sub, path));
-            } else if kind.is_file() {
-                let len = entry
-                    .metadata()
-                    .map_err(|e| Error::local_io("could not read", &path, &e))?
-                    .len();
-                out.push((sub, path, len));
-            } else {
-                warnings.push(format!(
-                    "{} is not a regular file (a link, socket or device) and was skipped",
+            let stat = match dir.stat_at(&name) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue, // removed since the listing: nothing to back up
+                Err(e) => {
+                    let reason = Error::local_io("could not read", &path, &e).to_string();
+                    self.skip(path, reason);
+                    continue;
+                }
+            };
+            if !matches!(stat.kind, EntryKind::File | EntryKind::Dir) {
+                if let Ok(mut w) = self.warnings.lock() {
+                    w.push(format!(
+                        "{} is not a regular file (a link, socket or device) and was skipped",
+                        path.display()
+                    ));
+                }
+                continue;
+            }
+            if let Err(why) = check_segments(text) {
+                let reason = format!(
+                    "{} cannot be uploaded: its name {why}; rename it",
                     path.display()
-                ));
+                );
+                self.skip(path, reason);
+                continue;
+            }
+            let sub = if prefix.is_empty() {
+                text.to_string()
+            } else {
+                format!("{prefix}/{text}")
+            };
+            if stat.kind == EntryKind::Dir {
+                subdirs.push((dir.clone(), name, sub, (stat.dev, stat.ino)));
+                continue;
+            }
+            match self.root.child(&sub) {
+                Ok(remote) => {
+                    self.op.add_total(stat.len);
+                    self.queue.push_back(WalkItem::File {
+                        remote,
+                        dir: dir.clone(),
+                        name,
+                        seen: (stat.dev, stat.ino),
+                    })
+                }
+                Err(e) => {
+                    let reason = format!("{} cannot be uploaded: {e}", path.display());
+                    self.skip(path, reason);
+                }
+            }
+        }
+        // Popped from the end: push in reverse so that they are listed in byte order.
+        self.pending.extend(subdirs.into_iter().rev());
+    }
+
+    /// Opens a subdirectory through its parent's handle, refusing a link or another
+    /// directory put in the place of the one the walk saw.
+    fn open_pending(&mut self) -> bool {
+        let Some((parent, name, sub, seen)) = self.pending.pop() else {
+            return false;
+        };
+        let path = parent.display(&name);
+        let opened = parent.subdir(&name).and_then(|d| {
+            let id = crate::local::dir::identity_of_dir(&d)?;
+            Ok((d, id))
+        });
+        match opened {
+            Ok((d, id)) if id == seen => self.list(Arc::new(d), sub),
+            Ok(_) => self.skip(
+                path.clone(),
+                format!(
+                    "{} was replaced by another directory after its parent was read; nothing below it was uploaded",
+                    path.display()
+                ),
+            ),
+            Err(e) if is_link_error(&e) => self.skip(
+                path.clone(),
+                format!(
+                    "{} became a symbolic link after its parent was read; it was not followed and nothing below it was uploaded",
+                    path.display()
+                ),
+            ),
+            Err(e) => {
+                let reason = Error::local_io("could not open the directory", &path, &e);
+                self.skip(path, format!("{reason}; nothing below it was uploaded"))
+            }
+        }
+        true
+    }
+}
+
+impl Iterator for Walk {
+    type Item = WalkItem;
+
+    fn next(&mut self) -> Option<WalkItem> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if !self.open_pending() {
+                return None;
             }
         }
     }
-    out.sort();
-    Ok(out)
 }

@@ -8,10 +8,10 @@ use tokio::sync::Semaphore;
 use super::{usage, Destination, Report};
 use crate::b2::download::DownloadJob;
 use crate::b2::list::{self, FileLister};
-use crate::b2::local_file::LocalFile;
 use crate::b2::session::BucketInfo;
 use crate::b2::upload::UploadJob;
 use crate::error::{Error, Result};
+use crate::local::file::LocalFile;
 
 const NEEDED_CAPABILITIES: &[&str] = &["listFiles", "readFiles", "writeFiles", "deleteFiles"];
 const READ_ONLY_CAPABILITIES: &[&str] = &["listFiles", "readFiles"];
@@ -284,10 +284,17 @@ async fn read_back(
             message: "the probe file was uploaded but B2 does not list it".into(),
             retryable: true,
         })?;
+    // The library's own private scratch directory, named once.
+    let scratch = local.parent().unwrap_or(std::path::Path::new("."));
+    let dir = std::sync::Arc::new(
+        crate::local::Dir::open_named(scratch)
+            .map_err(|e| Error::local_io("could not open", scratch, &e))?,
+    );
     DownloadJob {
         client: &dest.client,
         version: &version,
-        dest: local,
+        dir: &dir,
+        name: local.file_name().unwrap_or_default(),
         concurrency: 1,
         range_size: u64::MAX,
     }

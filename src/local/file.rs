@@ -1,8 +1,9 @@
-//! Local files as uploads read them: opened once, read by range, hashed, and watched for
-//! changes while they are read.
+//! Local files as uploads read them: opened once (relative to the walk's directory handle),
+//! read by range, hashed, and watched for changes while they are read.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use sha1::{Digest, Sha1};
 use tokio::sync::{mpsc, oneshot};
 
+use super::dir::Dir;
 use crate::error::{Error, Result};
 use crate::operation::Operation;
 
@@ -54,17 +56,51 @@ pub struct LocalFile {
 }
 
 impl LocalFile {
+    /// Opens the file the host named (links in its path are the host's to trust).
     pub fn open(path: &Path) -> Result<LocalFile> {
-        let file = File::open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound(format!(
-                "the local file {} does not exist; check the path the backup gave",
-                path.display()
-            )),
-            _ => Error::local_io("could not open", path, &e),
+        // O_NONBLOCK: a FIFO there must not hang the backup.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound(format!(
+                    "the local file {} does not exist; check the path the backup gave",
+                    path.display()
+                )),
+                _ => Error::local_io("could not open", path, &e),
+            })?;
+        LocalFile::from_open(file, path.to_path_buf())
+    }
+
+    /// Opens `name` in `dir` without following a link, and only if it is still the file
+    /// (device and inode) the walk saw there.
+    pub fn open_in(dir: &Dir, name: &OsStr, seen: (u64, u64)) -> Result<LocalFile> {
+        let path = dir.display(name);
+        let file = dir.open_file(name).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Error::LocalIo(format!(
+                    "{} became a symbolic link after the directory was read; it was not followed",
+                    path.display()
+                ))
+            } else {
+                Error::local_io("could not open", &path, &e)
+            }
         })?;
+        let local = LocalFile::from_open(file, path)?;
+        if (local.identity.dev, local.identity.ino) != seen {
+            return Err(Error::LocalIo(format!(
+                "{} was replaced by another file after the directory was read; it was not read",
+                local.path.display()
+            )));
+        }
+        Ok(local)
+    }
+
+    pub(crate) fn from_open(file: File, path: PathBuf) -> Result<LocalFile> {
         let meta = file
             .metadata()
-            .map_err(|e| Error::local_io("could not read the metadata of", path, &e))?;
+            .map_err(|e| Error::local_io("could not read the metadata of", &path, &e))?;
         if !meta.is_file() {
             return Err(Error::InvalidArgument(format!(
                 "{} is not a regular file or directory",
@@ -72,7 +108,7 @@ impl LocalFile {
             )));
         }
         Ok(LocalFile {
-            path: path.to_path_buf(),
+            path,
             file: Arc::new(file),
             identity: FileIdentity::of(&meta),
         })
@@ -82,12 +118,12 @@ impl LocalFile {
         self.identity.len
     }
 
-    /// Fails when the file was written, truncated, grown or replaced since it was opened.
+    /// Fails when the file was written, truncated or grown since it was opened. The open
+    /// file is what was read, so its own `fstat` is what counts: the name is not looked up
+    /// again (another file may be put there; what was uploaded is still this one).
     pub fn check_unchanged(&self) -> Result<()> {
-        let now_open = self.file.metadata().map(|m| FileIdentity::of(&m));
-        let now_path = std::fs::metadata(&self.path).map(|m| FileIdentity::of(&m));
-        match (now_open, now_path) {
-            (Ok(a), Ok(b)) if a == self.identity && b == self.identity => Ok(()),
+        match self.file.metadata().map(|m| FileIdentity::of(&m)) {
+            Ok(now) if now == self.identity => Ok(()),
             _ => Err(self.changed_error()),
         }
     }

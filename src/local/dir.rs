@@ -1,0 +1,446 @@
+//! Directory handles: every name below a directory the host named is resolved relative to
+//! an open handle on its parent, never followed when it is a link, and never by path again.
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// What `fstatat` says of a name, without following a link there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryStat {
+    pub kind: EntryKind,
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Link,
+    /// A socket, FIFO or device.
+    Other,
+}
+
+impl EntryStat {
+    pub fn of(st: &libc::stat) -> EntryStat {
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => EntryKind::File,
+            libc::S_IFDIR => EntryKind::Dir,
+            libc::S_IFLNK => EntryKind::Link,
+            _ => EntryKind::Other,
+        };
+        EntryStat {
+            kind,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            len: st.st_size as u64,
+        }
+    }
+}
+
+/// An open directory, and the path it had when it was opened (for messages only: nothing
+/// is ever opened through it again).
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn cstr(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// A single name: no `/`, not empty, not `.` or `..`.
+fn check_name(name: &OsStr) -> io::Result<CString> {
+    let b = name.as_bytes();
+    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    cstr(name)
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Whether an error says a link (or a non-directory) sat where a directory was expected.
+pub fn is_link_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR))
+}
+
+impl Dir {
+    /// Opens the directory the host named, following links in it: the host's own layout
+    /// (a `/home` on a symbolic link) is trusted, once, here.
+    pub fn open_named(path: &Path) -> io::Result<Dir> {
+        let c = cstr(path.as_os_str())?;
+        // SAFETY: a valid C string; the returned fd is owned below.
+        let fd = cvt(unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?;
+        Ok(Dir {
+            // SAFETY: a fresh fd that nothing else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens the directory the host named, creating the missing levels at its end; each
+    /// created level is opened relative to its parent without following links.
+    pub fn open_or_create_named(path: &Path) -> io::Result<Dir> {
+        match Dir::open_named(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            other => return other,
+        }
+        let (parent, name) = match (path.parent(), path.file_name()) {
+            (Some(p), Some(n)) => (
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                },
+                n,
+            ),
+            _ => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        };
+        Dir::open_or_create_named(parent)?.make_subdir(name)
+    }
+
+    /// A directory already open (as the host's named path turned out to be).
+    pub fn from_fd(fd: OwnedFd, path: PathBuf) -> Dir {
+        Dir { fd, path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of `name` in this directory, for messages.
+    pub fn display(&self, name: &OsStr) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Opens the subdirectory `name`; a link there fails with ELOOP or ENOTDIR.
+    pub fn subdir(&self, name: &OsStr) -> io::Result<Dir> {
+        let c = check_name(name)?;
+        // SAFETY: a valid dirfd and C string.
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        })?;
+        Ok(Dir {
+            // SAFETY: a fresh fd that nothing else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: self.path.join(name),
+        })
+    }
+
+    /// Creates the subdirectory `name` unless it exists, then opens it as `subdir` does.
+    pub fn make_subdir(&self, name: &OsStr) -> io::Result<Dir> {
+        let c = check_name(name)?;
+        // SAFETY: a valid dirfd and C string.
+        let made = cvt(unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o777) });
+        match made {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        self.subdir(name)
+    }
+
+    /// Opens the regular file `name` for reading: never through a link, never blocking on
+    /// a FIFO, and only if it is a regular file once open.
+    pub fn open_file(&self, name: &OsStr) -> io::Result<File> {
+        let c = check_name(name)?;
+        // SAFETY: a valid dirfd and C string.
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            )
+        })?;
+        // SAFETY: a fresh fd that nothing else owns.
+        let file = unsafe { File::from_raw_fd(fd) };
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(file)
+    }
+
+    /// What is at `name`, without following a link; None when nothing is.
+    pub fn stat_at(&self, name: &OsStr) -> io::Result<Option<EntryStat>> {
+        let c = check_name(name)?;
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: a valid dirfd, C string and stat buffer.
+        let r = unsafe {
+            libc::fstatat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                st.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: fstatat filled it.
+        Ok(Some(EntryStat::of(unsafe { &st.assume_init() })))
+    }
+
+    /// The names in this directory (without `.` and `..`), sorted bytewise.
+    pub fn names(&self) -> io::Result<Vec<OsString>> {
+        // fdopendir takes ownership of its fd: give it a duplicate, rewound.
+        // SAFETY: a valid fd.
+        let dup = cvt(unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+        // SAFETY: dup is ours; on failure we close it.
+        let stream = unsafe { libc::fdopendir(dup) };
+        if stream.is_null() {
+            let e = io::Error::last_os_error();
+            // SAFETY: still ours.
+            unsafe { libc::close(dup) };
+            return Err(e);
+        }
+        // SAFETY: a valid stream.
+        unsafe { libc::rewinddir(stream) };
+        let mut names = Vec::new();
+        let result = loop {
+            // SAFETY: errno is thread-local; readdir on our own stream.
+            unsafe { *libc::__errno_location() = 0 };
+            let entry = unsafe { libc::readdir(stream) };
+            if entry.is_null() {
+                let errno = io::Error::last_os_error();
+                break match errno.raw_os_error() {
+                    Some(0) | None => Ok(()),
+                    _ => Err(errno),
+                };
+            }
+            // SAFETY: readdir returned a valid entry with a NUL-terminated name.
+            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+            if name != b"." && name != b".." {
+                names.push(OsString::from_vec(name.to_vec()));
+            }
+        };
+        // SAFETY: closes the stream and its dup.
+        unsafe { libc::closedir(stream) };
+        result?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// An unnamed file in this directory (`O_TMPFILE`), mode 0600: a kill leaves nothing.
+    /// Fails with EOPNOTSUPP, EISDIR or EINVAL where the file system cannot.
+    pub fn unnamed_file(&self) -> io::Result<File> {
+        // SAFETY: a valid dirfd and a static C string.
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c".".as_ptr(),
+                libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        })?;
+        // SAFETY: a fresh fd that nothing else owns.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Creates the new regular file `name`, mode 0600, read-write, refusing any existing
+    /// name (a link included).
+    pub fn create_new(&self, name: &OsStr) -> io::Result<File> {
+        let c = check_name(name)?;
+        // SAFETY: a valid dirfd and C string.
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        })?;
+        // SAFETY: a fresh fd that nothing else owns.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Gives the unnamed file `file` the new name `name` here (fails if the name exists).
+    pub fn link_unnamed(&self, file: &File, name: &OsStr) -> io::Result<()> {
+        let c = check_name(name)?;
+        let proc_path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: valid fds and C strings.
+        let by_proc = cvt(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                proc_path.as_ptr(),
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        });
+        match by_proc {
+            Ok(_) => Ok(()),
+            // No /proc mounted: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, which root has.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // SAFETY: valid fds and C strings.
+                cvt(unsafe {
+                    libc::linkat(
+                        file.as_raw_fd(),
+                        c"".as_ptr(),
+                        self.fd.as_raw_fd(),
+                        c.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    )
+                })
+                .map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Renames `from` to `to`, both in this directory; replaces `to` (a link there is
+    /// replaced, never followed).
+    pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let (f, t) = (check_name(from)?, check_name(to)?);
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: valid fds and C strings.
+        cvt(unsafe { libc::renameat(fd, f.as_ptr(), fd, t.as_ptr()) }).map(|_| ())
+    }
+
+    /// Removes the file `name` (not a directory).
+    pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        let c = check_name(name)?;
+        // SAFETY: a valid dirfd and C string.
+        cvt(unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) }).map(|_| ())
+    }
+
+    /// Opens `name` for reading without following a link or blocking, whatever its type.
+    pub fn open_any(&self, name: &OsStr) -> io::Result<File> {
+        let c = check_name(name)?;
+        // SAFETY: a valid dirfd and C string.
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            )
+        })?;
+        // SAFETY: a fresh fd that nothing else owns.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+}
+
+/// Takes an exclusive `flock` without waiting: true when taken. A live restore holds one on
+/// its temporary file, and the kernel drops it when the process dies.
+pub fn try_lock(file: &File) -> bool {
+    // SAFETY: a valid fd.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// The device and inode of an open directory.
+pub fn identity_of_dir(dir: &Dir) -> io::Result<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: a valid fd and stat buffer.
+    cvt(unsafe { libc::fstat(dir.fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat filled it.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The device and inode of an open file.
+pub fn identity(file: &File) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_refused_at_every_step() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_named(tmp.path()).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), tmp.path().join("filelink"))
+            .unwrap();
+        let e = root.subdir(OsStr::new("dirlink")).unwrap_err();
+        assert!(is_link_error(&e), "{e}");
+        let e = root.make_subdir(OsStr::new("dirlink")).unwrap_err();
+        assert!(is_link_error(&e), "{e}");
+        let e = root.open_file(OsStr::new("filelink")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+        assert!(root.create_new(OsStr::new("filelink")).is_err());
+        assert_eq!(
+            root.stat_at(OsStr::new("filelink")).unwrap().unwrap().kind,
+            EntryKind::Link
+        );
+        assert!(root.stat_at(OsStr::new("none")).unwrap().is_none());
+        for bad in ["", ".", "..", "a/b"] {
+            assert!(root.subdir(OsStr::new(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn files_dirs_names_and_renames_stay_relative_to_the_handle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_or_create_named(&tmp.path().join("a/b")).unwrap();
+        let sub = root.make_subdir(OsStr::new("c")).unwrap();
+        std::fs::write(tmp.path().join("a/b/c/f"), b"data").unwrap();
+        assert_eq!(sub.names().unwrap(), vec![OsString::from("f")]);
+        assert_eq!(root.names().unwrap(), vec![OsString::from("c")]);
+        // The handle keeps pointing at the directory it opened, wherever it is moved.
+        std::fs::rename(tmp.path().join("a/b/c"), tmp.path().join("moved")).unwrap();
+        std::fs::create_dir(tmp.path().join("a/b/c")).unwrap();
+        let mut f = sub.open_file(OsStr::new("f")).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+        assert_eq!(s, "data");
+        let made = sub.create_new(OsStr::new("g")).unwrap();
+        assert!(sub.create_new(OsStr::new("g")).is_err());
+        drop(made);
+        sub.rename(OsStr::new("g"), OsStr::new("h")).unwrap();
+        assert!(tmp.path().join("moved/h").exists());
+        sub.unlink(OsStr::new("h")).unwrap();
+        assert!(!tmp.path().join("moved/h").exists());
+        // A FIFO neither blocks nor counts as a file.
+        let fifo = CString::new(tmp.path().join("moved/fifo").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(sub.open_file(OsStr::new("fifo")).is_err());
+    }
+
+    #[test]
+    fn an_unnamed_file_gets_a_name_only_when_linked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_named(tmp.path()).unwrap();
+        let Ok(file) = root.unnamed_file() else {
+            return; // the file system has no O_TMPFILE: the named fallback covers it
+        };
+        std::io::Write::write_all(&mut &file, b"x").unwrap();
+        assert!(root.names().unwrap().is_empty());
+        assert!(try_lock(&file));
+        root.link_unnamed(&file, OsStr::new("named")).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("named")).unwrap(), b"x");
+        assert!(root.link_unnamed(&file, OsStr::new("named")).is_err());
+    }
+}
