@@ -121,8 +121,9 @@ typedef int32_t DestLogLevel;
  * Called on the thread that called `dest_upload` / `dest_download`, never on another one:
  * once at the start, at most about ten times a second while bytes move, twice a second
  * while they do not (so a stalled transfer can still be cancelled), and once at the end. `total_bytes` may grow while a directory is being scanned. Return 0 to go on;
- * any other value cancels the operation, which then returns `DEST_ERR_CANCELLED` and
- * leaves nothing half-made on B2 or on disk. The callback may call other `dest_*`
+ * any other value cancels the operation, which then returns `DEST_ERR_CANCELLED`: the file
+ * under way is not kept, on B2 or on disk, and a directory operation lists in its response
+ * the files it completed (kept) and those it did not. The callback may call other `dest_*`
  * functions (they run as separate operations); it must not unwind or longjmp.
  */
 typedef int32_t (*dest_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *user_data);
@@ -168,7 +169,16 @@ int32_t dest_validate(const char *config_json, char **response_json);
  * `config_json`, `local_path`, `remote_path`: not NULL. `progress`: NULL or a callback run
  * on this thread (see `dest_progress_fn`), with `user_data` passed back to it untouched.
  * `response_json`: NULL or where to store the response (`remote_path`, `size`, `sha1`,
- * `file_id`; for a directory `files`), freed with `dest_free`.
+ * `file_id`; for a directory `files` and `skipped`), freed with `dest_free`.
+ *
+ * A directory is read through directory handles, never following a link below
+ * `local_path`. A file in it that cannot be uploaded (a name B2 refuses, unreadable,
+ * swapped for a link or another file, changed while read) is listed in
+ * `"skipped": [{"local_path", "reason"}]` with a warning, and the rest of the tree still
+ * goes up: the status is then `DEST_OK`, so retry just the skipped files. With
+ * `"strict": true` in the configuration the first such file fails the upload instead. A
+ * directory upload that fails or is cancelled part-way keeps on B2 the files it completed
+ * and its error response lists them in `files`, beside `failed` and `not_started`.
  * Blocks the calling thread; may be called from any thread.
  *
  * # Safety
@@ -183,9 +193,14 @@ int32_t dest_upload(const char *config_json,
 
 /**
  * Restores `remote_path` (a file, or a directory tree) to `local_path`. A file is written
- * to a temporary file beside `local_path` and renamed into place only after its SHA1
- * matched; on any failure nothing is left at `local_path` and a file already there is
- * untouched. Missing parent directories are created.
+ * to a temporary file in the directory of `local_path` (unnamed where the file system
+ * allows, so a killed process leaves nothing) and renamed into place only after its SHA1
+ * matched (a mismatch is fetched once more first); on any failure nothing is left at
+ * `local_path` and a file already there is untouched. Missing parent directories are
+ * created. `local_path` is resolved once; below it no link is followed (one found is
+ * refused with `DEST_ERR_LOCAL_IO`). A directory restore that fails or is cancelled
+ * part-way keeps the files it completed, each verified, and lists them in `files`, beside
+ * `failed` and `not_started`.
  *
  * Arguments as for `dest_upload`. The response has `size`, `sha1`, `verified` (for a
  * directory, `files`), freed with `dest_free`.
