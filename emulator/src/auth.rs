@@ -8,7 +8,17 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use crate::error::{B2Error, B2Result};
-use crate::KeySpec;
+use serde::{Deserialize, Serialize};
+
+/// An application key: capabilities, and optionally one bucket (by name) and a name prefix.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeySpec {
+    pub key_id: String,
+    pub application_key: String,
+    pub capabilities: Vec<String>,
+    pub bucket: Option<String>,
+    pub name_prefix: Option<String>,
+}
 
 /// Capabilities of the master key (the list B2 gives a master key).
 pub const ALL_CAPABILITIES: &[&str] = &[

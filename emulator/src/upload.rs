@@ -19,7 +19,7 @@ use crate::error::{B2Error, B2Result};
 use crate::faults::TestMode;
 use crate::http::{header_str, ok_json, percent_decode_strict, Body, BODY_IDLE_TIMEOUT};
 use crate::names;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::store::{self, hex, MAX_PART_NUMBER, MAX_UPLOAD_BYTES};
 
 /// Body chunks in flight between the socket reader and the hasher / disk writer (each

@@ -78,7 +78,7 @@ pub(super) fn replay(path: &Path) -> io::Result<State> {
         ..State::default()
     };
     if path.exists() {
-        let reader = BufReader::with_capacity(1 << 20, File::open(&path)?);
+        let reader = BufReader::with_capacity(1 << 20, File::open(path)?);
         for (n, line) in reader.lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {

@@ -28,7 +28,7 @@ use journal::{Record, State};
 
 pub use listing::{ListEntry, ListQuery};
 pub use model::*;
-pub use wire::FileJson;
+pub use wire::{FileJson, StoredVersion};
 
 pub struct Store {
     root: PathBuf,

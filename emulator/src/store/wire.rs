@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::model::{Action, BucketMeta, Version};
@@ -146,4 +146,18 @@ impl BucketMeta {
             "replicationConfiguration": {"isClientAuthorizedToRead": true, "value": null},
         })
     }
+}
+
+/// A stored file version as tests see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredVersion {
+    pub file_name: String,
+    pub file_id: String,
+    /// "upload", "hide" or "start" (an unfinished large file).
+    pub action: String,
+    pub size: u64,
+    /// "none" for large files, hide markers and unfinished files.
+    pub sha1: String,
+    pub file_info: BTreeMap<String, String>,
+    pub upload_timestamp: u64,
 }
