@@ -19,6 +19,9 @@ pub enum Handler {
     DownloadById,
     /// `/file/{bucketName}/{fileName}` (no `/b2api/` path).
     DownloadByName,
+    /// A call B2 has and the emulator does not serve: refused with an error naming it,
+    /// never a 404 that a client would read as "file not present".
+    Unimplemented,
 }
 
 pub struct CallSpec {
@@ -46,6 +49,16 @@ macro_rules! json_call {
         CallSpec {
             name: $name,
             handler: Handler::Json(|ctx, params| Ok(Answer::from(ctx.$method(parse(params)?)?))),
+        }
+    };
+}
+
+/// A call of B2's native API that the emulator does not serve.
+macro_rules! unimplemented_call {
+    ($name:literal) => {
+        CallSpec {
+            name: $name,
+            handler: Handler::Unimplemented,
         }
     };
 }
@@ -87,12 +100,23 @@ pub const CALLS: &[CallSpec] = &[
         name: "b2_download_file_by_id",
         handler: Handler::DownloadById,
     },
+    unimplemented_call!("b2_copy_file"),
+    unimplemented_call!("b2_copy_part"),
+    unimplemented_call!("b2_create_key"),
+    unimplemented_call!("b2_delete_key"),
+    unimplemented_call!("b2_list_keys"),
+    unimplemented_call!("b2_get_download_authorization"),
+    unimplemented_call!("b2_update_file_retention"),
+    unimplemented_call!("b2_update_file_legal_hold"),
+    unimplemented_call!("b2_get_bucket_notification_rules"),
+    unimplemented_call!("b2_set_bucket_notification_rules"),
 ];
 
 pub fn find(name: &str) -> Option<&'static CallSpec> {
     CALLS.iter().find(|c| c.name == name)
 }
 
+/// Every name counted and faultable, the unimplemented calls included.
 pub fn names() -> Vec<&'static str> {
     CALLS.iter().map(|c| c.name).collect()
 }

@@ -19,6 +19,7 @@ use crate::http::{parse_query, percent_decode_strict};
 use crate::state::Shared;
 use crate::store::Action;
 use crate::store::{BucketMeta, Version};
+use crate::unsupported;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::Value;
@@ -123,6 +124,7 @@ pub fn respond(
     version: &Version,
     corrupt: bool,
 ) -> B2Result<Response<Body>> {
+    unsupported::encryption_headers(headers)?;
     let range = parse_range(header_str(headers, "range"), version.size)?;
     let (status, first, len) = match range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.first, r.last - r.first + 1),

@@ -18,6 +18,7 @@ mod names;
 mod server;
 mod state;
 mod store;
+mod unsupported;
 mod upload;
 
 use std::io;

@@ -21,6 +21,7 @@ use crate::error::B2Error;
 use crate::faults::FaultAction;
 use crate::http::Body;
 use crate::state::Shared;
+use crate::unsupported;
 use crate::upload;
 
 /// How long a connection may wait for (the rest of) a request head.
@@ -105,6 +106,7 @@ enum Endpoint {
     UploadPart { file_id: String, url_id: String },
     DownloadById,
     DownloadByName { bucket: String, name: String },
+    Unimplemented,
 }
 
 fn classify(path: &str) -> Option<(&'static CallSpec, Endpoint)> {
@@ -136,6 +138,7 @@ fn classify(path: &str) -> Option<(&'static CallSpec, Endpoint)> {
         },
         Handler::DownloadById => Endpoint::DownloadById,
         Handler::DownloadByName => return None,
+        Handler::Unimplemented => Endpoint::Unimplemented,
         _ if !first.is_empty() => return None,
         Handler::Authorize => Endpoint::Authorize { version },
         Handler::Json(handler) => Endpoint::Json { version, handler },
@@ -198,6 +201,10 @@ async fn route(
         Endpoint::DownloadByName { bucket, name } => {
             download::download_by_name(&shared, req, &bucket, &name, corrupt)
                 .unwrap_or_else(B2Error::into_response)
+        }
+        Endpoint::Unimplemented => {
+            upload::drain(&shared, req.into_body(), false).await;
+            unsupported::call(call.name).into_response()
         }
     };
     if lose_answer {

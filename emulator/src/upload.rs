@@ -21,6 +21,7 @@ use crate::http::{header_str, ok_json, percent_decode_strict, Body, BODY_IDLE_TI
 use crate::names;
 use crate::state::Shared;
 use crate::store::{self, hex, MAX_PART_NUMBER, MAX_UPLOAD_BYTES};
+use crate::unsupported;
 
 /// Body chunks in flight between the socket reader and the hasher / disk writer (each
 /// chunk is at most hyper's read buffer, 1 MiB), so memory per upload stays bounded.
@@ -385,6 +386,8 @@ fn check_upload_file(
     let check = sha1_check(headers)?;
     content_size(length, &check)?;
     let (name, info) = name_and_info(headers)?;
+    unsupported::object_lock_headers(headers)?;
+    unsupported::encryption_headers(headers)?;
     grant.key.require("writeFiles")?;
     grant.key.require_bucket(&bucket.name)?;
     grant.key.require_name(&name)?;
@@ -470,6 +473,7 @@ fn check_upload_part(
     if content_size(length, &check)? == 0 {
         return Err(B2Error::bad_request("a part must have at least 1 byte"));
     }
+    unsupported::encryption_headers(headers)?;
     grant.key.require("writeFiles")?;
     if let Some(bucket) = shared.store.bucket(&file.bucket_id) {
         grant.key.require_bucket(&bucket.name)?;

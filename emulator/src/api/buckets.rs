@@ -1,11 +1,12 @@
 //! b2_list_buckets, b2_create_bucket, b2_update_bucket, b2_delete_bucket.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{array_or_default, object_or_default, Ctx};
 use crate::error::{B2Error, B2Result};
 use crate::names;
+use crate::unsupported;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -25,6 +26,9 @@ pub struct CreateBucketReq {
     bucket_info: Option<Value>,
     cors_rules: Option<Value>,
     lifecycle_rules: Option<Value>,
+    /// Fields the emulator does not know; each feature checks its own.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -36,7 +40,13 @@ pub struct UpdateBucketReq {
     bucket_info: Option<Value>,
     cors_rules: Option<Value>,
     lifecycle_rules: Option<Value>,
+    /// B2's name for the revision check.
+    if_revision_is: Option<u64>,
+    /// The emulator's older name for it, still accepted.
     if_revision_match: Option<u64>,
+    /// Fields the emulator does not know; each feature checks its own.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +97,7 @@ impl Ctx<'_> {
         }
         names::validate_bucket_name(&req.bucket_name)?;
         names::validate_bucket_type(&req.bucket_type)?;
+        refuse_unsupported_settings(&req.extra, "b2_create_bucket")?;
         let info = object_or_default(req.bucket_info, "bucketInfo")?;
         let cors = array_or_default(req.cors_rules, "corsRules")?;
         let rules = array_or_default(req.lifecycle_rules, "lifecycleRules")?;
@@ -105,6 +116,7 @@ impl Ctx<'_> {
         self.check_account(&req.account_id)?;
         self.key.require("writeBuckets")?;
         self.bucket(&req.bucket_id)?;
+        refuse_unsupported_settings(&req.extra, "b2_update_bucket")?;
         if let Some(kind) = &req.bucket_type {
             names::validate_bucket_type(kind)?;
         }
@@ -123,7 +135,7 @@ impl Ctx<'_> {
             req.bucket_info,
             req.lifecycle_rules,
             req.cors_rules,
-            req.if_revision_match,
+            req.if_revision_is.or(req.if_revision_match),
         )?;
         Ok(meta.to_json(self.account_id()))
     }
@@ -135,4 +147,11 @@ impl Ctx<'_> {
         let meta = self.shared.store.delete_bucket(&req.bucket_id)?;
         Ok(meta.to_json(self.account_id()))
     }
+}
+
+/// Bucket settings the emulator cannot honour.
+fn refuse_unsupported_settings(extra: &Map<String, Value>, call: &str) -> B2Result<()> {
+    unsupported::object_lock_bucket(extra, call)?;
+    unsupported::encryption_bucket(extra, call)?;
+    unsupported::replication_bucket(extra, call)
 }

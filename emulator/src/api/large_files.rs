@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{
     count_param, Ctx, FileIdReq, DEFAULT_LIST_COUNT, MAX_PART_COUNT, MAX_UNFINISHED_COUNT,
@@ -13,6 +13,7 @@ use crate::auth::UploadTarget;
 use crate::error::{B2Error, B2Result};
 use crate::names;
 use crate::store;
+use crate::unsupported;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -21,6 +22,9 @@ pub struct StartLargeFileReq {
     file_name: String,
     content_type: String,
     file_info: Option<BTreeMap<String, String>>,
+    /// Fields the emulator does not know; each feature checks its own.
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +58,8 @@ impl Ctx<'_> {
         names::validate_file_name(&req.file_name)?;
         self.key.require_name(&req.file_name)?;
         names::validate_content_type(&req.content_type)?;
+        unsupported::object_lock_large_file(&req.extra)?;
+        unsupported::encryption_large_file(&req.extra)?;
         let info = req.file_info.unwrap_or_default();
         names::validate_info(&req.file_name, &info)?;
         let content_type = names::resolve_content_type(&req.content_type, &req.file_name);

@@ -36,6 +36,7 @@ const NUMERIC_PARAMS: &[&str] = &[
     "maxFileCount",
     "startPartNumber",
     "maxPartCount",
+    "ifRevisionIs",
     "ifRevisionMatch",
 ];
 
