@@ -125,7 +125,17 @@ pub fn respond(
     corrupt: bool,
 ) -> B2Result<Response<Body>> {
     unsupported::encryption_headers(headers)?;
-    let range = parse_range(header_str(headers, "range"), version.size)?;
+    let range = match parse_range(header_str(headers, "range"), version.size) {
+        // RFC 9110: a 416 tells the client the current size.
+        Err(e) if e.status == 416 => {
+            let mut resp = e.into_response();
+            let value = header::HeaderValue::from_str(&format!("bytes */{}", version.size))
+                .map_err(|e| B2Error::internal(e.to_string()))?;
+            resp.headers_mut().insert(header::CONTENT_RANGE, value);
+            return Ok(resp);
+        }
+        other => other?,
+    };
     let (status, first, len) = match range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.first, r.last - r.first + 1),
         None => (StatusCode::OK, 0, version.size),

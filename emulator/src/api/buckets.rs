@@ -99,6 +99,7 @@ impl Ctx<'_> {
         names::validate_bucket_type(&req.bucket_type)?;
         refuse_unsupported_settings(&req.extra, "b2_create_bucket")?;
         let info = object_or_default(req.bucket_info, "bucketInfo")?;
+        names::validate_bucket_info(&info)?;
         let cors = array_or_default(req.cors_rules, "corsRules")?;
         let rules = array_or_default(req.lifecycle_rules, "lifecycleRules")?;
         names::validate_lifecycle_rules(&rules)?;
@@ -123,8 +124,8 @@ impl Ctx<'_> {
         if let Some(rules) = &req.lifecycle_rules {
             names::validate_lifecycle_rules(rules)?;
         }
-        if req.bucket_info.as_ref().is_some_and(|v| !v.is_object()) {
-            return Err(B2Error::bad_request("bucketInfo must be an object"));
+        if let Some(info) = &req.bucket_info {
+            names::validate_bucket_info(info)?;
         }
         if req.cors_rules.as_ref().is_some_and(|v| !v.is_array()) {
             return Err(B2Error::bad_request("corsRules must be an array"));
