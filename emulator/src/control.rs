@@ -8,12 +8,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::KeySpec;
 use crate::error::{B2Error, B2Result};
-use crate::faults::{Fault, Faults};
+use crate::faults::Fault;
 use crate::http::{json_response, ok_json, read_body_limited, Body, MAX_JSON_BODY};
-use crate::server::Shared;
-use crate::store::{Action, Version};
-use crate::{KeySpec, StoredVersion};
+use crate::state::Shared;
+use crate::store::{Action, StoredVersion, Version};
 
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, path: &str) -> Response<Body> {
     match handle_inner(shared, req, path).await {
@@ -67,7 +67,10 @@ async fn handle_inner(
         (&Method::GET, "health") => Ok(done()),
         (&Method::POST, "faults") => {
             let fault: Fault = json_body(req).await?;
-            Faults::validate(&fault).map_err(B2Error::bad_request)?;
+            shared
+                .faults
+                .validate(&fault)
+                .map_err(B2Error::bad_request)?;
             shared.faults.inject(fault);
             Ok(done())
         }

@@ -10,12 +10,19 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::{header, HeaderMap, Method, Response, StatusCode};
 
+use crate::api::{self, FileIdReq};
 use crate::auth::Key;
 use crate::error::{B2Error, B2Result};
 use crate::faults::TestMode;
 use crate::http::{empty, header_str, percent_encode, Body};
-use crate::server::Shared;
+use crate::http::{parse_query, percent_decode_strict};
+use crate::state::Shared;
+use crate::store::Action;
 use crate::store::{BucketMeta, Version};
+use crate::unsupported;
+use hyper::body::Incoming;
+use hyper::Request;
+use serde_json::Value;
 
 /// Size of each read from disk and each body chunk sent.
 const READ_CHUNK: usize = 1 << 20;
@@ -117,7 +124,18 @@ pub fn respond(
     version: &Version,
     corrupt: bool,
 ) -> B2Result<Response<Body>> {
-    let range = parse_range(header_str(headers, "range"), version.size)?;
+    unsupported::encryption_headers(headers)?;
+    let range = match parse_range(header_str(headers, "range"), version.size) {
+        // RFC 9110: a 416 tells the client the current size.
+        Err(e) if e.status == 416 => {
+            let mut resp = e.into_response();
+            let value = header::HeaderValue::from_str(&format!("bytes */{}", version.size))
+                .map_err(|e| B2Error::internal(e.to_string()))?;
+            resp.headers_mut().insert(header::CONTENT_RANGE, value);
+            return Ok(resp);
+        }
+        other => other?,
+    };
     let (status, first, len) = match range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.first, r.last - r.first + 1),
         None => (StatusCode::OK, 0, version.size),
@@ -231,6 +249,100 @@ fn read_segments(
         }
     }
     Ok(())
+}
+
+fn require_get_or_head(method: &Method) -> B2Result<()> {
+    if *method == Method::GET || *method == Method::HEAD {
+        Ok(())
+    } else {
+        Err(B2Error::new(
+            405,
+            "method_not_allowed",
+            format!("{method} is not allowed for downloads"),
+        ))
+    }
+}
+
+/// `GET|HEAD /file/{bucketName}/{fileName}` (both percent-encoded).
+pub fn download_by_name(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    raw_bucket: &str,
+    raw_name: &str,
+    corrupt: bool,
+) -> B2Result<Response<Body>> {
+    require_get_or_head(req.method())?;
+    let bucket_name = percent_decode_strict(raw_bucket, "bucket name")?;
+    let name = percent_decode_strict(raw_name, "file name")?;
+    let query = parse_query(req.uri().query())?;
+    let query_token = query
+        .iter()
+        .find(|(k, _)| k == "Authorization")
+        .map(|(_, v)| v.as_str());
+    let bucket = shared
+        .store
+        .bucket_by_name(&bucket_name)
+        .ok_or_else(|| B2Error::not_found(format!("bucket {bucket_name} does not exist")))?;
+    authorize_download(shared, req.headers(), query_token, &bucket, &name)?;
+    if let Some(e) = cap_exceeded(req.headers()) {
+        return Err(e);
+    }
+    let version = shared
+        .store
+        .newest_visible(&bucket.id, &name)
+        .ok_or_else(|| {
+            B2Error::not_found(format!("file {name} not present in bucket {bucket_name}"))
+        })?;
+    respond(shared, req.method(), req.headers(), &version, corrupt)
+}
+
+/// `GET|HEAD /b2api/vN/b2_download_file_by_id?fileId=...` (POST with JSON works too).
+pub async fn download_by_id(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    corrupt: bool,
+) -> B2Result<Response<Body>> {
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let query_token = parse_query(req.uri().query())?
+        .into_iter()
+        .find(|(k, _)| k == "Authorization")
+        .map(|(_, v)| v);
+    let (_, params) = api::read_params(req).await?;
+    let params = match params {
+        Value::Object(mut map) => {
+            map.remove("Authorization");
+            Value::Object(map)
+        }
+        other => other,
+    };
+    let FileIdReq { file_id } = serde_json::from_value(params)
+        .map_err(|e| B2Error::bad_request(format!("bad request parameters: {e}")))?;
+    let version = shared
+        .store
+        .version_by_id(&file_id)
+        .filter(|v| v.action == Action::Upload)
+        .ok_or_else(|| B2Error::not_found(format!("no file with fileId {file_id}")))?;
+    let bucket = shared
+        .store
+        .bucket(&version.bucket_id)
+        .ok_or_else(|| B2Error::not_found(format!("no file with fileId {file_id}")))?;
+    authorize_download(
+        shared,
+        &headers,
+        query_token.as_deref(),
+        &bucket,
+        &version.name,
+    )?;
+    if let Some(e) = cap_exceeded(&headers) {
+        return Err(e);
+    }
+    let method = if method == Method::POST {
+        Method::GET
+    } else {
+        method
+    };
+    respond(shared, &method, &headers, &version, corrupt)
 }
 
 #[cfg(test)]

@@ -1,10 +1,5 @@
 //! B2's error answer: `{"status":N,"code":"...","message":"..."}`.
 
-use hyper::{header, Response, StatusCode};
-use serde_json::json;
-
-use crate::http::{json_response, Body};
-
 #[derive(Debug, Clone)]
 pub struct B2Error {
     pub status: u16,
@@ -47,21 +42,6 @@ impl B2Error {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal_error", message)
-    }
-
-    pub fn into_response(self) -> Response<Body> {
-        let body = json!({
-            "status": self.status,
-            "code": self.code,
-            "message": self.message,
-        });
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = json_response(status, &body);
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
-        }
-        resp
     }
 }
 

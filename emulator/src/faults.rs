@@ -1,101 +1,11 @@
-//! Call names, per-call counters, scripted faults and the `X-Bz-Test-Mode` switches.
+//! Per-call counters, scripted faults and the `X-Bz-Test-Mode` switches. Calls are
+//! known by name; `calls.rs` lists them and hands the names over at start.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-
-/// Every B2 call the emulator serves; the name is what counts and faults use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Call {
-    AuthorizeAccount,
-    ListBuckets,
-    CreateBucket,
-    UpdateBucket,
-    DeleteBucket,
-    GetUploadUrl,
-    UploadFile,
-    StartLargeFile,
-    GetUploadPartUrl,
-    UploadPart,
-    FinishLargeFile,
-    CancelLargeFile,
-    ListUnfinishedLargeFiles,
-    ListParts,
-    ListFileNames,
-    ListFileVersions,
-    HideFile,
-    DeleteFileVersion,
-    GetFileInfo,
-    DownloadFileByName,
-    DownloadFileById,
-}
-
-impl Call {
-    pub const ALL: [Call; 21] = [
-        Call::AuthorizeAccount,
-        Call::ListBuckets,
-        Call::CreateBucket,
-        Call::UpdateBucket,
-        Call::DeleteBucket,
-        Call::GetUploadUrl,
-        Call::UploadFile,
-        Call::StartLargeFile,
-        Call::GetUploadPartUrl,
-        Call::UploadPart,
-        Call::FinishLargeFile,
-        Call::CancelLargeFile,
-        Call::ListUnfinishedLargeFiles,
-        Call::ListParts,
-        Call::ListFileNames,
-        Call::ListFileVersions,
-        Call::HideFile,
-        Call::DeleteFileVersion,
-        Call::GetFileInfo,
-        Call::DownloadFileByName,
-        Call::DownloadFileById,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Call::AuthorizeAccount => "b2_authorize_account",
-            Call::ListBuckets => "b2_list_buckets",
-            Call::CreateBucket => "b2_create_bucket",
-            Call::UpdateBucket => "b2_update_bucket",
-            Call::DeleteBucket => "b2_delete_bucket",
-            Call::GetUploadUrl => "b2_get_upload_url",
-            Call::UploadFile => "b2_upload_file",
-            Call::StartLargeFile => "b2_start_large_file",
-            Call::GetUploadPartUrl => "b2_get_upload_part_url",
-            Call::UploadPart => "b2_upload_part",
-            Call::FinishLargeFile => "b2_finish_large_file",
-            Call::CancelLargeFile => "b2_cancel_large_file",
-            Call::ListUnfinishedLargeFiles => "b2_list_unfinished_large_files",
-            Call::ListParts => "b2_list_parts",
-            Call::ListFileNames => "b2_list_file_names",
-            Call::ListFileVersions => "b2_list_file_versions",
-            Call::HideFile => "b2_hide_file",
-            Call::DeleteFileVersion => "b2_delete_file_version",
-            Call::GetFileInfo => "b2_get_file_info",
-            Call::DownloadFileByName => "b2_download_file_by_name",
-            Call::DownloadFileById => "b2_download_file_by_id",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Call> {
-        Call::ALL.iter().copied().find(|c| c.name() == name)
-    }
-
-    pub fn is_download(self) -> bool {
-        matches!(self, Call::DownloadFileByName | Call::DownloadFileById)
-    }
-
-    /// Calls whose request body is file content.
-    pub fn is_upload(self) -> bool {
-        matches!(self, Call::UploadFile | Call::UploadPart)
-    }
-}
 
 /// Request and byte counters, as returned by `Emulator::counts` and `GET /__emulator/counts`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -171,8 +81,9 @@ impl TestMode {
     }
 }
 
-#[derive(Default)]
 pub struct Faults {
+    /// Every call name a fault may target (`"*"` targets any).
+    known_calls: Vec<&'static str>,
     queue: Mutex<VecDeque<Fault>>,
     calls: Mutex<BTreeMap<String, u64>>,
     bytes_received: AtomicU64,
@@ -182,12 +93,24 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn count_call(&self, call: Call) {
+    pub fn new(known_calls: Vec<&'static str>) -> Faults {
+        Faults {
+            known_calls,
+            queue: Mutex::default(),
+            calls: Mutex::default(),
+            bytes_received: AtomicU64::default(),
+            bytes_sent: AtomicU64::default(),
+            fail_some_uploads_seen: AtomicU64::default(),
+            expire_some_tokens_seen: AtomicU64::default(),
+        }
+    }
+
+    pub fn count_call(&self, call: &str) {
         *self
             .calls
             .lock()
             .unwrap()
-            .entry(call.name().to_owned())
+            .entry(call.to_owned())
             .or_insert(0) += 1;
     }
 
@@ -214,8 +137,8 @@ impl Faults {
     }
 
     /// Checks a fault's call name; `Err` names the problem.
-    pub fn validate(fault: &Fault) -> Result<(), String> {
-        if fault.call != "*" && Call::from_name(&fault.call).is_none() {
+    pub fn validate(&self, fault: &Fault) -> Result<(), String> {
+        if fault.call != "*" && !self.known_calls.contains(&fault.call.as_str()) {
             return Err(format!("unknown call name {:?}", fault.call));
         }
         if let FaultAction::Error { status, .. } = fault.action {
@@ -238,11 +161,11 @@ impl Faults {
 
     /// Takes one firing of the oldest fault matching `call`, if any. A `Corrupt` fault
     /// only matches downloads, so a `"*"` corrupt fault waits for the next download.
-    pub fn take(&self, call: Call) -> Option<FaultAction> {
+    pub fn take(&self, call: &str, is_download: bool) -> Option<FaultAction> {
         let mut queue = self.queue.lock().unwrap();
         let index = queue.iter().position(|f| {
-            (f.call == "*" || f.call == call.name())
-                && (call.is_download() || !matches!(f.action, FaultAction::Corrupt))
+            (f.call == "*" || f.call == call)
+                && (is_download || !matches!(f.action, FaultAction::Corrupt))
         })?;
         let fault = &mut queue[index];
         let action = fault.action.clone();

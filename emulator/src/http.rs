@@ -8,6 +8,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{header, HeaderMap, Response, StatusCode};
 use percent_encoding::{percent_decode_str, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::json;
 
 use crate::error::{B2Error, B2Result};
 
@@ -135,4 +136,22 @@ pub async fn read_body_limited(mut body: Incoming, limit: usize) -> B2Result<Byt
         }
     }
     Ok(buf.freeze())
+}
+
+/// B2's error answer, with `Retry-After` when set.
+impl B2Error {
+    pub fn into_response(self) -> Response<Body> {
+        let body = json!({
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+        });
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = json_response(status, &body);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        resp
+    }
 }

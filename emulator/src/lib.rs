@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod calls;
 mod content_file;
 mod control;
 mod download;
@@ -15,10 +16,11 @@ mod faults;
 mod http;
 mod names;
 mod server;
+mod state;
 mod store;
+mod unsupported;
 mod upload;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -26,11 +28,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+pub use auth::KeySpec;
 pub use faults::{Counts, Fault, FaultAction};
+pub use store::StoredVersion;
 
-use server::Shared;
+use state::Shared;
 
 /// How to run an emulator.
 #[derive(Clone, Debug)]
@@ -69,30 +71,6 @@ impl Default for Config {
             token_lifetime: Duration::from_secs(24 * 3600),
         }
     }
-}
-
-/// An application key: capabilities, and optionally one bucket (by name) and a name prefix.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct KeySpec {
-    pub key_id: String,
-    pub application_key: String,
-    pub capabilities: Vec<String>,
-    pub bucket: Option<String>,
-    pub name_prefix: Option<String>,
-}
-
-/// A stored file version as tests see it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StoredVersion {
-    pub file_name: String,
-    pub file_id: String,
-    /// "upload", "hide" or "start" (an unfinished large file).
-    pub action: String,
-    pub size: u64,
-    /// "none" for large files, hide markers and unfinished files.
-    pub sha1: String,
-    pub file_info: BTreeMap<String, String>,
-    pub upload_timestamp: u64,
 }
 
 /// A running emulator; stops (gracefully) on `stop` or drop.
@@ -158,7 +136,7 @@ impl Emulator {
         let shared = Arc::new(Shared {
             store,
             auth,
-            faults: faults::Faults::default(),
+            faults: faults::Faults::new(calls::names()),
             base_url: url.clone(),
             min_part_size: config.min_part_size,
             recommended_part_size: config.recommended_part_size,
@@ -230,7 +208,7 @@ impl Emulator {
 
     /// Queues a scripted fault. Panics on an unknown call name (a test bug).
     pub fn inject(&self, fault: Fault) {
-        if let Err(e) = faults::Faults::validate(&fault) {
+        if let Err(e) = self.shared.faults.validate(&fault) {
             panic!("b2-emulator: bad fault {fault:?}: {e}");
         }
         self.shared.faults.inject(fault);

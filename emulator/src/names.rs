@@ -28,7 +28,21 @@ pub fn validate_file_name(name: &str) -> B2Result<()> {
     Ok(())
 }
 
-/// Info names: letters, digits, '-', '_' and '.', at most 50 bytes.
+/// The `b2-` info names B2 knows (each becomes a download header); every other name
+/// starting with `b2-` is reserved.
+pub const B2_INFO_NAMES: &[&str] = &[
+    "b2-content-disposition",
+    "b2-content-language",
+    "b2-expires",
+    "b2-cache-control",
+    "b2-content-encoding",
+];
+
+/// The characters B2 allows in an info name besides letters and digits.
+const INFO_NAME_SPECIALS: &[u8] = b"-_.`~!#$%^&*'|+";
+
+/// Info names: letters, digits and B2's special characters, at most 50 bytes; `b2-`
+/// names only from B2's list.
 pub fn validate_info(file_name: &str, info: &BTreeMap<String, String>) -> B2Result<()> {
     if info.len() > MAX_INFO_ENTRIES {
         return Err(B2Error::bad_request(format!(
@@ -41,10 +55,16 @@ pub fn validate_info(file_name: &str, info: &BTreeMap<String, String>) -> B2Resu
         let name_ok = !k.is_empty()
             && k.len() <= 50
             && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                .all(|b| b.is_ascii_alphanumeric() || INFO_NAME_SPECIALS.contains(&b));
         if !name_ok {
             return Err(B2Error::bad_request(format!(
                 "invalid file info name {k:?}"
+            )));
+        }
+        if k.to_ascii_lowercase().starts_with("b2-") && !B2_INFO_NAMES.contains(&k.as_str()) {
+            return Err(B2Error::bad_request(format!(
+                "file info name {k:?} is reserved: the b2- names B2 knows are {}",
+                B2_INFO_NAMES.join(", ")
             )));
         }
         total += k.len() + v.len();
@@ -125,20 +145,54 @@ pub fn validate_bucket_type(kind: &str) -> B2Result<()> {
     }
 }
 
-/// Lifecycle rules: an array of objects, each with a string `fileNamePrefix`.
+/// At most this many lifecycle rules per bucket.
+pub const MAX_LIFECYCLE_RULES: usize = 100;
+/// At most this many bucketInfo entries.
+pub const MAX_BUCKET_INFO_ENTRIES: usize = 10;
+
+const LIFECYCLE_DAYS: &[&str] = &[
+    "daysFromHidingToDeleting",
+    "daysFromUploadingToHiding",
+    "daysFromStartingToCancelingUnfinishedLargeFiles",
+];
+
+/// Lifecycle rules as B2 takes them: at most 100, each with a string `fileNamePrefix`
+/// and at least one positive day count, and no two rules for the same files (one
+/// prefix starting with another).
 pub fn validate_lifecycle_rules(rules: &serde_json::Value) -> B2Result<()> {
-    let bad =
-        || B2Error::bad_request("lifecycleRules must be an array of rules with fileNamePrefix");
-    let rules = rules.as_array().ok_or_else(bad)?;
+    let rules = rules
+        .as_array()
+        .ok_or_else(|| B2Error::bad_request("lifecycleRules must be an array"))?;
+    if rules.len() > MAX_LIFECYCLE_RULES {
+        return Err(B2Error::bad_request(format!(
+            "{} lifecycle rules; a bucket may have at most {MAX_LIFECYCLE_RULES}",
+            rules.len()
+        )));
+    }
+    let mut prefixes: Vec<&str> = Vec::with_capacity(rules.len());
     for rule in rules {
-        let prefix = rule.get("fileNamePrefix").ok_or_else(bad)?;
-        if !prefix.is_string() {
-            return Err(bad());
+        let rule = rule
+            .as_object()
+            .ok_or_else(|| B2Error::bad_request("each lifecycle rule must be an object"))?;
+        let prefix = rule
+            .get("fileNamePrefix")
+            .and_then(|p| p.as_str())
+            .ok_or_else(|| {
+                B2Error::bad_request("each lifecycle rule needs a string fileNamePrefix")
+            })?;
+        if let Some(field) = rule
+            .keys()
+            .find(|k| *k != "fileNamePrefix" && !LIFECYCLE_DAYS.contains(&k.as_str()))
+        {
+            return Err(B2Error::bad_request(format!(
+                "unknown lifecycle rule field {field:?}"
+            )));
         }
-        for field in ["daysFromHidingToDeleting", "daysFromUploadingToHiding"] {
-            match rule.get(field) {
+        let mut acts = false;
+        for field in LIFECYCLE_DAYS {
+            match rule.get(*field) {
                 None | Some(serde_json::Value::Null) => {}
-                Some(v) if v.as_u64().is_some_and(|d| d > 0) => {}
+                Some(v) if v.as_u64().is_some_and(|d| d > 0) => acts = true,
                 Some(_) => {
                     return Err(B2Error::bad_request(format!(
                         "lifecycle rule {field} must be a positive integer or null"
@@ -146,6 +200,36 @@ pub fn validate_lifecycle_rules(rules: &serde_json::Value) -> B2Result<()> {
                 }
             }
         }
+        if !acts {
+            return Err(B2Error::bad_request(format!(
+                "the lifecycle rule for {prefix:?} does nothing: every day count is null"
+            )));
+        }
+        prefixes.push(prefix);
+    }
+    // Sorted, a prefix of another comes right before some name that starts with it.
+    prefixes.sort_unstable();
+    for pair in prefixes.windows(2) {
+        if pair[1].starts_with(pair[0]) {
+            return Err(B2Error::bad_request(format!(
+                "lifecycle rules for {:?} and {:?} apply to the same files",
+                pair[0], pair[1]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// bucketInfo: a JSON object of at most 10 entries.
+pub fn validate_bucket_info(info: &serde_json::Value) -> B2Result<()> {
+    let info = info
+        .as_object()
+        .ok_or_else(|| B2Error::bad_request("bucketInfo must be an object"))?;
+    if info.len() > MAX_BUCKET_INFO_ENTRIES {
+        return Err(B2Error::bad_request(format!(
+            "{} bucketInfo entries; the limit is {MAX_BUCKET_INFO_ENTRIES}",
+            info.len()
+        )));
     }
     Ok(())
 }

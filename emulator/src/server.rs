@@ -7,33 +7,22 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::api::{self, FileIdReq};
-use crate::auth::Auth;
+use crate::api::{self, JsonHandler};
+use crate::calls::{self, CallSpec, Handler};
 use crate::control;
 use crate::download;
-use crate::error::{B2Error, B2Result};
-use crate::faults::{Call, FaultAction, Faults};
-use crate::http::{parse_query, percent_decode_strict, Body};
-use crate::store::{Action, Store};
+use crate::error::B2Error;
+use crate::faults::FaultAction;
+use crate::http::Body;
+use crate::state::Shared;
+use crate::unsupported;
 use crate::upload;
-
-/// State shared by every request.
-pub struct Shared {
-    pub store: Store,
-    pub auth: Auth,
-    pub faults: Faults,
-    /// `http://127.0.0.1:PORT`: the apiUrl and downloadUrl handed to clients.
-    pub base_url: String,
-    pub min_part_size: u64,
-    pub recommended_part_size: u64,
-}
 
 /// How long a connection may wait for (the rest of) a request head.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -111,18 +100,20 @@ async fn serve_connection(
 
 /// Where a request goes once its call is known.
 enum Endpoint {
-    Api { version: u8 },
+    Authorize { version: u8 },
+    Json { version: u8, handler: JsonHandler },
     UploadFile { bucket_id: String, url_id: String },
     UploadPart { file_id: String, url_id: String },
     DownloadById,
     DownloadByName { bucket: String, name: String },
+    Unimplemented,
 }
 
-fn classify(path: &str) -> Option<(Call, Endpoint)> {
+fn classify(path: &str) -> Option<(&'static CallSpec, Endpoint)> {
     if let Some(rest) = path.strip_prefix("/file/") {
         let (bucket, name) = rest.split_once('/')?;
         return Some((
-            Call::DownloadFileByName,
+            calls::find("b2_download_file_by_name")?,
             Endpoint::DownloadByName {
                 bucket: bucket.to_owned(),
                 name: name.to_owned(),
@@ -133,22 +124,24 @@ fn classify(path: &str) -> Option<(Call, Endpoint)> {
     let (version, rest) = rest.split_once('/')?;
     let version: u8 = version.parse().ok().filter(|v| (1..=4).contains(v))?;
     let mut segments = rest.splitn(3, '/');
-    let call = Call::from_name(segments.next()?)?;
+    let call = calls::find(segments.next()?)?;
     let first = segments.next().unwrap_or("").to_owned();
     let second = segments.next().unwrap_or("").to_owned();
-    let endpoint = match call {
-        Call::UploadFile => Endpoint::UploadFile {
+    let endpoint = match call.handler {
+        Handler::UploadFile => Endpoint::UploadFile {
             bucket_id: first,
             url_id: second,
         },
-        Call::UploadPart => Endpoint::UploadPart {
+        Handler::UploadPart => Endpoint::UploadPart {
             file_id: first,
             url_id: second,
         },
-        Call::DownloadFileById => Endpoint::DownloadById,
-        Call::DownloadFileByName => return None,
+        Handler::DownloadById => Endpoint::DownloadById,
+        Handler::DownloadByName => return None,
+        Handler::Unimplemented => Endpoint::Unimplemented,
         _ if !first.is_empty() => return None,
-        _ => Endpoint::Api { version },
+        Handler::Authorize => Endpoint::Authorize { version },
+        Handler::Json(handler) => Endpoint::Json { version, handler },
     };
     Some((call, endpoint))
 }
@@ -164,11 +157,11 @@ async fn route(
     let Some((call, endpoint)) = classify(&path) else {
         return Ok(B2Error::not_found(format!("no such endpoint {path}")).into_response());
     };
-    shared.faults.count_call(call);
+    shared.faults.count_call(call.name);
     let mut corrupt = false;
     let mut lose_answer = false;
     let mut req = req;
-    if let Some(action) = shared.faults.take(call) {
+    if let Some(action) = shared.faults.take(call.name, call.is_download()) {
         match action {
             FaultAction::Error {
                 status,
@@ -177,8 +170,7 @@ async fn route(
                 message,
             } => {
                 upload::drain(&shared, req.into_body(), call.is_upload()).await;
-                let message =
-                    message.unwrap_or_else(|| format!("scripted fault on {}", call.name()));
+                let message = message.unwrap_or_else(|| format!("scripted fault on {}", call.name));
                 let mut error = B2Error::new(status, &code, message);
                 error.retry_after = retry_after;
                 return Ok(error.into_response());
@@ -195,117 +187,28 @@ async fn route(
         }
     }
     let resp = match endpoint {
-        Endpoint::Api { version } => api::handle(shared, call, version, req).await,
+        Endpoint::Authorize { version } => api::authorize(shared, version, req).await,
+        Endpoint::Json { version, handler } => api::handle(shared, handler, version, req).await,
         Endpoint::UploadFile { bucket_id, url_id } => {
             upload::upload_file(shared, req, &bucket_id, &url_id).await
         }
         Endpoint::UploadPart { file_id, url_id } => {
             upload::upload_part(shared, req, &file_id, &url_id).await
         }
-        Endpoint::DownloadById => download_by_id(&shared, req, corrupt)
+        Endpoint::DownloadById => download::download_by_id(&shared, req, corrupt)
             .await
             .unwrap_or_else(B2Error::into_response),
         Endpoint::DownloadByName { bucket, name } => {
-            download_by_name(&shared, req, &bucket, &name, corrupt)
+            download::download_by_name(&shared, req, &bucket, &name, corrupt)
                 .unwrap_or_else(B2Error::into_response)
+        }
+        Endpoint::Unimplemented => {
+            upload::drain(&shared, req.into_body(), false).await;
+            unsupported::call(call.name).into_response()
         }
     };
     if lose_answer {
         return Err(DropConnection);
     }
     Ok(resp)
-}
-
-fn require_get_or_head(method: &Method) -> B2Result<()> {
-    if *method == Method::GET || *method == Method::HEAD {
-        Ok(())
-    } else {
-        Err(B2Error::new(
-            405,
-            "method_not_allowed",
-            format!("{method} is not allowed for downloads"),
-        ))
-    }
-}
-
-/// `GET|HEAD /file/{bucketName}/{fileName}` (both percent-encoded).
-fn download_by_name(
-    shared: &Arc<Shared>,
-    req: Request<Incoming>,
-    raw_bucket: &str,
-    raw_name: &str,
-    corrupt: bool,
-) -> B2Result<Response<Body>> {
-    require_get_or_head(req.method())?;
-    let bucket_name = percent_decode_strict(raw_bucket, "bucket name")?;
-    let name = percent_decode_strict(raw_name, "file name")?;
-    let query = parse_query(req.uri().query())?;
-    let query_token = query
-        .iter()
-        .find(|(k, _)| k == "Authorization")
-        .map(|(_, v)| v.as_str());
-    let bucket = shared
-        .store
-        .bucket_by_name(&bucket_name)
-        .ok_or_else(|| B2Error::not_found(format!("bucket {bucket_name} does not exist")))?;
-    download::authorize_download(shared, req.headers(), query_token, &bucket, &name)?;
-    if let Some(e) = download::cap_exceeded(req.headers()) {
-        return Err(e);
-    }
-    let version = shared
-        .store
-        .newest_visible(&bucket.id, &name)
-        .ok_or_else(|| {
-            B2Error::not_found(format!("file {name} not present in bucket {bucket_name}"))
-        })?;
-    download::respond(shared, req.method(), req.headers(), &version, corrupt)
-}
-
-/// `GET|HEAD /b2api/vN/b2_download_file_by_id?fileId=...` (POST with JSON works too).
-async fn download_by_id(
-    shared: &Arc<Shared>,
-    req: Request<Incoming>,
-    corrupt: bool,
-) -> B2Result<Response<Body>> {
-    let method = req.method().clone();
-    let headers = req.headers().clone();
-    let query_token = parse_query(req.uri().query())?
-        .into_iter()
-        .find(|(k, _)| k == "Authorization")
-        .map(|(_, v)| v);
-    let (_, params) = api::read_params(req).await?;
-    let params = match params {
-        Value::Object(mut map) => {
-            map.remove("Authorization");
-            Value::Object(map)
-        }
-        other => other,
-    };
-    let FileIdReq { file_id } = serde_json::from_value(params)
-        .map_err(|e| B2Error::bad_request(format!("bad request parameters: {e}")))?;
-    let version = shared
-        .store
-        .version_by_id(&file_id)
-        .filter(|v| v.action == Action::Upload)
-        .ok_or_else(|| B2Error::not_found(format!("no file with fileId {file_id}")))?;
-    let bucket = shared
-        .store
-        .bucket(&version.bucket_id)
-        .ok_or_else(|| B2Error::not_found(format!("no file with fileId {file_id}")))?;
-    download::authorize_download(
-        shared,
-        &headers,
-        query_token.as_deref(),
-        &bucket,
-        &version.name,
-    )?;
-    if let Some(e) = download::cap_exceeded(&headers) {
-        return Err(e);
-    }
-    let method = if method == Method::POST {
-        Method::GET
-    } else {
-        method
-    };
-    download::respond(shared, &method, &headers, &version, corrupt)
 }

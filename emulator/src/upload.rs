@@ -19,8 +19,9 @@ use crate::error::{B2Error, B2Result};
 use crate::faults::TestMode;
 use crate::http::{header_str, ok_json, percent_decode_strict, Body, BODY_IDLE_TIMEOUT};
 use crate::names;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::store::{self, hex, MAX_PART_NUMBER, MAX_UPLOAD_BYTES};
+use crate::unsupported;
 
 /// Body chunks in flight between the socket reader and the hasher / disk writer (each
 /// chunk is at most hyper's read buffer, 1 MiB), so memory per upload stays bounded.
@@ -288,6 +289,30 @@ fn test_mode_failure(shared: &Shared, headers: &HeaderMap) -> Option<B2Error> {
     }
 }
 
+/// Headers B2 says must not be sent to b2_upload_file (the `b2-` file info names set
+/// the response headers of downloads instead).
+const FORBIDDEN_UPLOAD_HEADERS: &[&str] = &[
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Location",
+    "Content-Range",
+    "Expires",
+];
+
+fn refuse_forbidden_headers(headers: &HeaderMap) -> B2Result<()> {
+    match FORBIDDEN_UPLOAD_HEADERS
+        .iter()
+        .find(|h| headers.contains_key(**h))
+    {
+        Some(h) => Err(B2Error::bad_request(format!(
+            "the {h} header must not be sent to b2_upload_file (use X-Bz-Info-b2-{} where B2 has one)",
+            h.to_ascii_lowercase()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// File name and X-Bz-Info-* headers, percent-decoded and checked.
 fn name_and_info(headers: &HeaderMap) -> B2Result<(String, BTreeMap<String, String>)> {
     let raw_name = headers
@@ -385,6 +410,9 @@ fn check_upload_file(
     let check = sha1_check(headers)?;
     content_size(length, &check)?;
     let (name, info) = name_and_info(headers)?;
+    refuse_forbidden_headers(headers)?;
+    unsupported::object_lock_headers(headers)?;
+    unsupported::encryption_headers(headers)?;
     grant.key.require("writeFiles")?;
     grant.key.require_bucket(&bucket.name)?;
     grant.key.require_name(&name)?;
@@ -470,6 +498,7 @@ fn check_upload_part(
     if content_size(length, &check)? == 0 {
         return Err(B2Error::bad_request("a part must have at least 1 byte"));
     }
+    unsupported::encryption_headers(headers)?;
     grant.key.require("writeFiles")?;
     if let Some(bucket) = shared.store.bucket(&file.bucket_id) {
         grant.key.require_bucket(&bucket.name)?;

@@ -10,4 +10,5 @@ mod faults;
 mod large_files;
 mod listing;
 mod persistence;
+mod truth;
 mod uploads;

@@ -1,0 +1,17 @@
+//! The state every request shares: the store, the keys and tokens, the fault queue and
+//! counters, and the settings handed to clients.
+
+use crate::auth::Auth;
+use crate::faults::Faults;
+use crate::store::Store;
+
+/// State shared by every request.
+pub struct Shared {
+    pub store: Store,
+    pub auth: Auth,
+    pub faults: Faults,
+    /// `http://127.0.0.1:PORT`: the apiUrl and downloadUrl handed to clients.
+    pub base_url: String,
+    pub min_part_size: u64,
+    pub recommended_part_size: u64,
+}

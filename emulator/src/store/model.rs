@@ -1,0 +1,143 @@
+//! What the store holds: buckets, file versions, parts, and their ids.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// B2's limit for a single upload and for one part: 5 GB.
+pub const MAX_UPLOAD_BYTES: u64 = 5_000_000_000;
+/// B2's limit for a large file: 10 TB.
+pub const MAX_LARGE_FILE_BYTES: u64 = 10_000_000_000_000;
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Upload,
+    Hide,
+    Start,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Upload => "upload",
+            Action::Hide => "hide",
+            Action::Start => "start",
+        }
+    }
+}
+
+/// A stretch of content: the whole of one blob file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Segment {
+    pub blob: String,
+    pub len: u64,
+}
+
+/// One file version: an upload, a hide marker, or an unfinished large file ("start").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Version {
+    /// Global, increasing: orders versions (newest = highest) and makes the file id.
+    pub seq: u64,
+    pub bucket_id: String,
+    pub name: String,
+    pub action: Action,
+    pub size: u64,
+    /// `None` for large files, hide markers and unfinished files ("none" on the wire).
+    pub sha1: Option<String>,
+    pub content_type: String,
+    pub info: BTreeMap<String, String>,
+    pub ts: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<Segment>,
+}
+
+impl Version {
+    pub fn file_id(&self) -> String {
+        file_id(&self.bucket_id, self.seq)
+    }
+
+    pub fn sha1_or_none(&self) -> &str {
+        self.sha1.as_deref().unwrap_or("none")
+    }
+}
+
+pub fn file_id(bucket_id: &str, seq: u64) -> String {
+    format!("4_z{bucket_id}_f{seq:016x}")
+}
+
+/// The sequence number inside a file id made by [`file_id`].
+pub fn parse_file_id(id: &str) -> Option<u64> {
+    let rest = id.strip_prefix("4_z")?;
+    let (bucket, seq_hex) = rest.rsplit_once("_f")?;
+    if seq_hex.len() != 16 || bucket.is_empty() {
+        return None;
+    }
+    u64::from_str_radix(seq_hex, 16).ok()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Part {
+    pub number: u32,
+    pub blob: String,
+    pub size: u64,
+    pub sha1: String,
+    pub ts: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BucketMeta {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub info: Value,
+    pub lifecycle_rules: Value,
+    pub cors_rules: Value,
+    pub revision: u64,
+}
+
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub fn random_hex(len: usize) -> String {
+    (0..len)
+        .map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap())
+        .collect()
+}
+
+/// The version a download by name or b2_list_file_names shows, if any.
+pub fn visible(versions: &[Version]) -> Option<&Version> {
+    versions
+        .iter()
+        .find(|v| v.action != Action::Start)
+        .filter(|v| v.action == Action::Upload)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_ids_round_trip() {
+        let id = file_id("abc123", 42);
+        assert_eq!(parse_file_id(&id), Some(42));
+        assert_eq!(parse_file_id("garbage"), None);
+    }
+}

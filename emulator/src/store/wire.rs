@@ -1,0 +1,163 @@
+//! The JSON B2 uses for file versions and buckets (what clients read back).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::model::{Action, BucketMeta, Version};
+
+impl Version {
+    /// The JSON B2 uses for a file version in every call that returns one.
+    pub fn to_json(&self, account_id: &str) -> Value {
+        serde_json::to_value(self.json(account_id)).unwrap_or_default()
+    }
+
+    /// The same, as a borrowing serializable struct (listings serialize thousands).
+    pub fn json<'a>(&'a self, account_id: &'a str) -> FileJson<'a> {
+        let locks = (self.action != Action::Hide).then_some(LockSettings::NONE);
+        FileJson {
+            account_id,
+            action: self.action.as_str(),
+            bucket_id: &self.bucket_id,
+            content_length: self.size,
+            size: self.size,
+            content_sha1: Some(self.sha1_or_none()),
+            content_type: Some(&self.content_type),
+            file_id: Some(self.file_id()),
+            file_info: Some(&self.info),
+            file_name: &self.name,
+            upload_timestamp: self.ts,
+            file_retention: locks.map(|l| l.0),
+            legal_hold: locks.map(|l| l.1),
+            server_side_encryption: locks.map(|l| l.2),
+        }
+    }
+}
+
+/// A file version (or a folder of a delimited listing) on the wire.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileJson<'a> {
+    account_id: &'a str,
+    action: &'static str,
+    bucket_id: &'a str,
+    content_length: u64,
+    /// v1's name for contentLength (rclone reads it).
+    size: u64,
+    content_sha1: Option<&'a str>,
+    content_type: Option<&'a str>,
+    file_id: Option<String>,
+    file_info: Option<&'a BTreeMap<String, String>>,
+    file_name: &'a str,
+    upload_timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_retention: Option<Readable<RetentionValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    legal_hold: Option<Readable<Option<()>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_side_encryption: Option<Encryption>,
+}
+
+impl<'a> FileJson<'a> {
+    /// A folder entry of a listing with a delimiter.
+    pub fn folder(account_id: &'a str, bucket_id: &'a str, name: &'a str) -> FileJson<'a> {
+        FileJson {
+            account_id,
+            action: "folder",
+            bucket_id,
+            content_length: 0,
+            size: 0,
+            content_sha1: None,
+            content_type: None,
+            file_id: None,
+            file_info: None,
+            file_name: name,
+            upload_timestamp: 0,
+            file_retention: None,
+            legal_hold: None,
+            server_side_encryption: None,
+        }
+    }
+}
+
+/// `{"isClientAuthorizedToRead": true, "value": ...}`, B2's wrapper for lock settings.
+#[derive(Serialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+struct Readable<T> {
+    is_client_authorized_to_read: bool,
+    value: T,
+}
+
+#[derive(Serialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+struct RetentionValue {
+    mode: Option<()>,
+    retain_until_timestamp: Option<u64>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct Encryption {
+    algorithm: Option<()>,
+    mode: Option<()>,
+}
+
+/// No object lock, no legal hold, no server-side encryption.
+#[derive(Clone, Copy)]
+struct LockSettings(Readable<RetentionValue>, Readable<Option<()>>, Encryption);
+
+impl LockSettings {
+    const NONE: LockSettings = LockSettings(
+        Readable {
+            is_client_authorized_to_read: true,
+            value: RetentionValue {
+                mode: None,
+                retain_until_timestamp: None,
+            },
+        },
+        Readable {
+            is_client_authorized_to_read: true,
+            value: None,
+        },
+        Encryption {
+            algorithm: None,
+            mode: None,
+        },
+    );
+}
+
+impl BucketMeta {
+    pub fn to_json(&self, account_id: &str) -> Value {
+        json!({
+            "accountId": account_id,
+            "bucketId": self.id,
+            "bucketName": self.name,
+            "bucketType": self.kind,
+            "bucketInfo": self.info,
+            "corsRules": self.cors_rules,
+            "lifecycleRules": self.lifecycle_rules,
+            "revision": self.revision,
+            "options": ["s3"],
+            "defaultServerSideEncryption": {"isClientAuthorizedToRead": true,
+                "value": {"algorithm": null, "mode": null}},
+            "fileLockConfiguration": {"isClientAuthorizedToRead": true,
+                "value": {"defaultRetention": {"mode": null, "period": null},
+                          "isFileLockEnabled": false}},
+            "replicationConfiguration": {"isClientAuthorizedToRead": true, "value": null},
+        })
+    }
+}
+
+/// A stored file version as tests see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredVersion {
+    pub file_name: String,
+    pub file_id: String,
+    /// "upload", "hide" or "start" (an unfinished large file).
+    pub action: String,
+    pub size: u64,
+    /// "none" for large files, hide markers and unfinished files.
+    pub sha1: String,
+    pub file_info: BTreeMap<String, String>,
+    pub upload_timestamp: u64,
+}
