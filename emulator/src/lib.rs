@@ -17,6 +17,7 @@ mod names;
 mod server;
 mod store;
 mod upload;
+mod wan;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use faults::{Counts, Fault, FaultAction};
+pub use wan::WanModel;
 
 use server::Shared;
 
@@ -53,6 +55,8 @@ pub struct Config {
     pub recommended_part_size: u64,
     /// Lifetime of account and upload tokens. Default 24 h.
     pub token_lifetime: Duration,
+    /// Added latency and a bandwidth cap, for benchmarks. Default: off.
+    pub wan: WanModel,
 }
 
 impl Default for Config {
@@ -67,6 +71,7 @@ impl Default for Config {
             min_part_size: 5_000_000,
             recommended_part_size: 100_000_000,
             token_lifetime: Duration::from_secs(24 * 3600),
+            wan: WanModel::default(),
         }
     }
 }
@@ -162,6 +167,7 @@ impl Emulator {
             base_url: url.clone(),
             min_part_size: config.min_part_size,
             recommended_part_size: config.recommended_part_size,
+            wan: config.wan,
         });
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();

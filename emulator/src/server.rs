@@ -23,6 +23,7 @@ use crate::faults::{Call, FaultAction, Faults};
 use crate::http::{parse_query, percent_decode_strict, Body};
 use crate::store::{Action, Store};
 use crate::upload;
+use crate::wan::{Link, WanModel};
 
 /// State shared by every request.
 pub struct Shared {
@@ -33,6 +34,7 @@ pub struct Shared {
     pub base_url: String,
     pub min_part_size: u64,
     pub recommended_part_size: u64,
+    pub wan: WanModel,
 }
 
 /// How long a connection may wait for (the rest of) a request head.
@@ -88,6 +90,7 @@ async fn serve_connection(
 ) {
     // Small JSON answers must not wait for Nagle + delayed ACK.
     let _ = stream.set_nodelay(true);
+    let stream = Link::new(stream, &shared.wan);
     let service = service_fn(move |req| route(shared.clone(), req));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -165,6 +168,7 @@ async fn route(
         return Ok(B2Error::not_found(format!("no such endpoint {path}")).into_response());
     };
     shared.faults.count_call(call);
+    shared.wan.delay_request().await;
     let mut corrupt = false;
     let mut lose_answer = false;
     let mut req = req;

@@ -11,3 +11,4 @@ mod large_files;
 mod listing;
 mod persistence;
 mod uploads;
+mod wan;
