@@ -37,6 +37,9 @@ impl WanModel {
     }
 }
 
+/// How far behind its schedule a pacer may catch up at full speed.
+const CATCH_UP: Duration = Duration::from_millis(20);
+
 /// One direction's pacer: when the next byte may move, and how many may move at once.
 struct Pacer {
     bytes_per_sec: u64,
@@ -73,7 +76,15 @@ impl Pacer {
 
     fn moved(&mut self, n: usize) {
         let cost = Duration::from_secs_f64(n as f64 / self.bytes_per_sec as f64);
-        self.next = self.next.max(Instant::now()) + cost;
+        // A wake-up that came late (a busy machine) is made up for, up to CATCH_UP; a
+        // connection idle for longer starts afresh instead of sending a burst.
+        let now = Instant::now();
+        let from = if self.next + CATCH_UP < now {
+            now
+        } else {
+            self.next
+        };
+        self.next = from + cost;
     }
 }
 

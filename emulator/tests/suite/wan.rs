@@ -46,7 +46,7 @@ fn a_bandwidth_cap_paces_an_upload() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["contentLength"], 2_000_000);
     assert_eq!(emu.counts().bytes_received, 2_000_000);
-    // 2 MB at 2 MB/s: 1 s, less one pacing chunk (20 kB).
+    // 2 MB at 2 MB/s: 1 s, less one pacing chunk (10 ms) and the 20 ms catch-up.
     assert!(
         elapsed >= Duration::from_millis(950),
         "2 MB went up in {elapsed:?}"
@@ -68,6 +68,7 @@ fn a_bandwidth_cap_paces_a_download() {
     let elapsed = t.elapsed();
     assert!(got[..] == data[..], "downloaded body differs");
     assert_eq!(emu.counts().bytes_sent, BODY as u64);
+    // 5 MB at 10 MB/s: 0.5 s, less one pacing chunk (10 ms) and the 20 ms catch-up.
     assert!(
         elapsed >= Duration::from_millis(450),
         "5 MB came down in {elapsed:?}"
