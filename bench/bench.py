@@ -339,7 +339,8 @@ class Bench:
         self.runs = int(env_runs) if env_runs else (1 if self.quick else 3)
         self.wan_runs = int(os.environ.get("BENCH_WAN_RUNS", self.runs))
         if self.quick:
-            self.big, self.huge, self.wan_size = 512 * MIB, 1 * GIB, 256 * MIB
+            # WAN: 6 parts of 100 MB, so that 4 and 16 connections still differ
+            self.big, self.huge, self.wan_size = 512 * MIB, 1 * GIB, 512 * MIB
             self.n_small, self.n_versions, self.n_delete = 200, 10_000, 1_000
         else:
             self.big, self.huge, self.wan_size = 2 * GIB, 8 * GIB, 2 * GIB
