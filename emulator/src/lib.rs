@@ -20,6 +20,7 @@ mod state;
 mod store;
 mod unsupported;
 mod upload;
+mod wan;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use auth::KeySpec;
 pub use faults::{Counts, Fault, FaultAction};
 pub use store::StoredVersion;
+pub use wan::WanModel;
 
 use state::Shared;
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub recommended_part_size: u64,
     /// Lifetime of account and upload tokens. Default 24 h.
     pub token_lifetime: Duration,
+    /// Added latency and a bandwidth cap, for benchmarks. Default: off.
+    pub wan: WanModel,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             min_part_size: 5_000_000,
             recommended_part_size: 100_000_000,
             token_lifetime: Duration::from_secs(24 * 3600),
+            wan: WanModel::default(),
         }
     }
 }
@@ -140,6 +145,7 @@ impl Emulator {
             base_url: url.clone(),
             min_part_size: config.min_part_size,
             recommended_part_size: config.recommended_part_size,
+            wan: config.wan,
         });
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();

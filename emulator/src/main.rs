@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use b2_emulator::{Config, Emulator, KeySpec};
+use b2_emulator::{Config, Emulator, KeySpec, WanModel};
 use clap::Parser;
 
 /// A strict local Backblaze B2 native-API server.
@@ -44,6 +44,20 @@ struct Args {
     /// Lifetime of account and upload tokens, in seconds.
     #[arg(long, default_value_t = 86_400)]
     token_lifetime_secs: u64,
+    /// WAN model: milliseconds added before every B2 request is handled.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// WAN model: cap per connection and direction, in MB/s (1 MB = 1,000,000 bytes);
+    /// fractions allowed. Default: unlimited.
+    #[arg(long, value_name = "MB_PER_S", value_parser = parse_bandwidth)]
+    bandwidth_mb_per_s: Option<f64>,
+}
+
+fn parse_bandwidth(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("expected a positive number of MB/s".to_owned()),
+    }
 }
 
 fn parse_key(spec: &str) -> Result<KeySpec, String> {
@@ -87,7 +101,12 @@ fn main() -> std::process::ExitCode {
         min_part_size: args.min_part_size,
         recommended_part_size: args.recommended_part_size,
         token_lifetime: Duration::from_secs(args.token_lifetime_secs),
+        wan: WanModel {
+            latency: Duration::from_millis(args.latency_ms),
+            bandwidth_bytes_per_sec: args.bandwidth_mb_per_s.map(|mb| ((mb * 1e6) as u64).max(1)),
+        },
     };
+    let wan = config.wan;
     // Signal handlers go in before the URL is printed, so a parent that stops us as soon
     // as it has read the URL still gets a clean stop.
     let signals = match Signals::install() {
@@ -114,6 +133,9 @@ fn main() -> std::process::ExitCode {
         emulator.url(),
         emulator.data_dir().display()
     );
+    if !wan.is_off() {
+        eprintln!("b2-emulator: WAN model {wan:?}");
+    }
     signals.wait();
     emulator.stop();
     std::process::ExitCode::SUCCESS

@@ -23,6 +23,7 @@ use crate::http::Body;
 use crate::state::Shared;
 use crate::unsupported;
 use crate::upload;
+use crate::wan::Link;
 
 /// How long a connection may wait for (the rest of) a request head.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
@@ -77,6 +78,7 @@ async fn serve_connection(
 ) {
     // Small JSON answers must not wait for Nagle + delayed ACK.
     let _ = stream.set_nodelay(true);
+    let stream = Link::new(stream, &shared.wan);
     let service = service_fn(move |req| route(shared.clone(), req));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -158,6 +160,7 @@ async fn route(
         return Ok(B2Error::not_found(format!("no such endpoint {path}")).into_response());
     };
     shared.faults.count_call(call.name);
+    shared.wan.delay_request().await;
     let mut corrupt = false;
     let mut lose_answer = false;
     let mut req = req;

@@ -4,6 +4,7 @@
 use crate::auth::Auth;
 use crate::faults::Faults;
 use crate::store::Store;
+use crate::wan::WanModel;
 
 /// State shared by every request.
 pub struct Shared {
@@ -14,4 +15,6 @@ pub struct Shared {
     pub base_url: String,
     pub min_part_size: u64,
     pub recommended_part_size: u64,
+    /// Added latency and bandwidth cap (the WAN model); off by default.
+    pub wan: WanModel,
 }

@@ -12,3 +12,4 @@ mod listing;
 mod persistence;
 mod truth;
 mod uploads;
+mod wan;
