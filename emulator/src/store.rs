@@ -292,6 +292,12 @@ enum Record {
         first_seq: u64,
         ts: u64,
     },
+    /// An unfinished large file and its parts made to look `millis` older (tests of what
+    /// becomes of abandoned uploads; no time passes in tests).
+    Backdated {
+        seq: u64,
+        millis: u64,
+    },
     /// A version's content swapped (integrity tests corrupt a stored file this way).
     Replaced {
         seq: u64,
@@ -932,6 +938,27 @@ impl Store {
         )
     }
 
+    /// Makes the unfinished large files of `name` and their parts `millis` older; returns
+    /// how many there were.
+    pub fn backdate_unfinished(&self, bucket_id: &str, name: &str, millis: u64) -> B2Result<u64> {
+        let mut state = self.lock();
+        let seqs: Vec<u64> = state
+            .buckets
+            .get(bucket_id)
+            .map(|b| {
+                b.unfinished
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, Reverse(seq))| *seq)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for &seq in &seqs {
+            self.commit(&mut state, Record::Backdated { seq, millis })?;
+        }
+        Ok(seqs.len() as u64)
+    }
+
     /// Gives the newest upload of `name` a copy of its content with one byte flipped,
     /// keeping the recorded SHA1.
     pub fn corrupt(&self, bucket_id: &str, name: &str) -> B2Result<()> {
@@ -1282,6 +1309,19 @@ impl State {
                             len: size,
                         }],
                     });
+                }
+            }
+            Record::Backdated { seq, millis } => {
+                if let Some(v) = self.version_mut(seq) {
+                    v.ts = v.ts.saturating_sub(millis);
+                }
+                for p in self
+                    .parts
+                    .get_mut(&seq)
+                    .into_iter()
+                    .flat_map(|p| p.values_mut())
+                {
+                    p.ts = p.ts.saturating_sub(millis);
                 }
             }
             Record::Replaced { seq, content } => {
