@@ -50,6 +50,10 @@ pub struct DestinationConfig {
     pub retry_initial_delay: Duration,
     /// Sent as `X-Bz-Test-Mode` on every call, to have B2 inject its own faults.
     pub test_mode: Option<String>,
+    /// How long the parts of a large upload that failed for a passing reason are kept for
+    /// the host's next try to resume, from B2's start of the file; 0: not kept past the
+    /// next upload, usage or delete that sees them.
+    pub resume_window: Duration,
 }
 
 /// The configuration and what the host should hear about it.
@@ -75,6 +79,7 @@ const KNOWN_KEYS: &[&str] = &[
     "timeout_seconds",
     "retry_initial_delay_ms",
     "test_mode",
+    "resume_window_hours",
 ];
 
 impl DestinationConfig {
@@ -152,6 +157,12 @@ impl DestinationConfig {
             .optional_string("test_mode")?
             .filter(|s| !s.is_empty());
 
+        let resume_window = Duration::from_secs(
+            3600 * fields
+                .optional_uint("resume_window_hours", 0, 24 * 365)?
+                .unwrap_or(24),
+        );
+
         let mut warnings: Vec<String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
@@ -181,6 +192,7 @@ impl DestinationConfig {
                 timeout,
                 retry_initial_delay,
                 test_mode,
+                resume_window,
             },
             warnings,
         })

@@ -7,6 +7,7 @@ pub mod list;
 pub mod local_file;
 pub mod retry;
 pub mod session;
+pub mod settle;
 pub mod upload;
 
 pub use session::{B2Client, B2Session, SessionRegistry};
