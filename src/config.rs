@@ -375,6 +375,31 @@ mod tests {
     }
 
     #[test]
+    fn resume_window_defaults_to_a_day_and_may_be_zero() {
+        let parsed = |extra: serde_json::Value| {
+            let mut v = base();
+            if let (Some(b), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                b.extend(e.clone());
+            }
+            DestinationConfig::parse(&v.to_string()).map(|p| p.config.resume_window)
+        };
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(parsed(serde_json::json!({})).unwrap(), hours(24));
+        assert_eq!(
+            parsed(serde_json::json!({"resume_window_hours": 0})).unwrap(),
+            hours(0)
+        );
+        assert_eq!(
+            parsed(serde_json::json!({"resume_window_hours": "48"})).unwrap(),
+            hours(48)
+        );
+        assert!(matches!(
+            parsed(serde_json::json!({"resume_window_hours": 9000})),
+            Err(Error::Config(_))
+        ));
+    }
+
+    #[test]
     fn limit_needs_quota_and_numbers_accept_strings() {
         let mut v = base();
         v["free_disk_space_limit"] = serde_json::json!(80);

@@ -420,3 +420,22 @@ fn two_concurrent_uploads_of_one_file_to_one_path_both_succeed() {
     assert_eq!(upload_versions(&emu, "backups/server1/same").len(), 1);
     assert!(emu.unfinished_large_files(BUCKET).is_empty());
 }
+
+#[test]
+fn a_key_that_may_not_list_sends_again_after_a_lost_answer() {
+    let emu = emulator();
+    let (id, key) = restricted_key(
+        &emu,
+        "write-only",
+        &["writeFiles", "listBuckets"],
+        Some(BUCKET),
+        None,
+    );
+    let cfg = config(&emu, json!({"account_id": id, "application_key": key}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 5_000, 15);
+    inject(&emu, "b2_upload_file", 1, FaultAction::LoseAnswer);
+    let (st, v) = upload(&cfg, &f, "f");
+    assert_eq!(st, OK, "cannot check, so sends again rather than fail: {v}");
+    assert_eq!(emu.counts().get("b2_upload_file"), 2);
+}

@@ -63,14 +63,15 @@ where
                 match settled_ref().await {
                     Ok(Some(v)) => return Ok(v),
                     Ok(None) => {}
-                    Err(e) => {
-                        let failure = if e.retryable() {
-                            Failure::Transient { retry_after: None }
-                        } else {
-                            Failure::Fatal
-                        };
-                        return Err(Failed { failure, error: e });
+                    Err(e) if e.retryable() => {
+                        return Err(Failed {
+                            failure: Failure::Transient { retry_after: None },
+                            error: e,
+                        })
                     }
+                    // The key may not ask (no listFiles or readFiles): act again, as a
+                    // client that cannot check does.
+                    Err(_) => {}
                 }
             }
             let req = client

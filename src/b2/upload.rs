@@ -230,12 +230,20 @@ impl SimpleUpload<'_, '_> {
                 async move {
                     let lost = unanswered.lock().ok().and_then(|mut d| d.take());
                     if let Some(digest) = lost {
-                        if let Some(stored) = self
-                            .stored_by_lost_attempt(&digest, began_ms)
-                            .await
-                            .map_err(transient_if_retryable)?
-                        {
-                            return Ok((stored, digest));
+                        match self.stored_by_lost_attempt(&digest, began_ms).await {
+                            Ok(Some(stored)) => return Ok((stored, digest)),
+                            Ok(None) => {}
+                            Err(e) if e.retryable() => {
+                                if let Ok(mut slot) = unanswered.lock() {
+                                    *slot = Some(digest);
+                                }
+                                return Err(Failed {
+                                    failure: Failure::Transient { retry_after: None },
+                                    error: e,
+                                });
+                            }
+                            // A key without listFiles cannot look: send it again.
+                            Err(_) => {}
                         }
                     }
                     let target = client
@@ -329,16 +337,6 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// A failed check inside an attempt: tried again if the failure may pass.
-fn transient_if_retryable(error: Error) -> Failed {
-    let failure = if error.retryable() {
-        Failure::Transient { retry_after: None }
-    } else {
-        Failure::Fatal
-    };
-    Failed { failure, error }
 }
 
 async fn delete_version(client: &B2Client, version: &FileVersion) {
