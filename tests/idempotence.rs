@@ -439,3 +439,29 @@ fn a_key_that_may_not_list_sends_again_after_a_lost_answer() {
     assert_eq!(st, OK, "cannot check, so sends again rather than fail: {v}");
     assert_eq!(emu.counts().get("b2_upload_file"), 2);
 }
+
+#[test]
+fn a_key_limited_to_a_name_prefix_still_uploads_large_files_at_the_bucket_root() {
+    let emu = emulator();
+    let (id, key) = restricted_key(
+        &emu,
+        "acct1-only",
+        &[
+            "listBuckets",
+            "listFiles",
+            "readFiles",
+            "writeFiles",
+            "deleteFiles",
+        ],
+        Some(BUCKET),
+        Some("acct1"),
+    );
+    let cfg = config(
+        &emu,
+        json!({"account_id": id, "application_key": key, "backup_directory": ""}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "big", LARGE, 16);
+    let (st, v) = upload(&cfg, &f, "acct1.tar");
+    assert_eq!(st, OK, "{v}");
+}

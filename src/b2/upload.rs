@@ -553,7 +553,14 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             None => String::new(),
         };
         let now = now_ms();
-        for candidate in list::unfinished_under(client, job.bucket_id, &dir).await? {
+        let unfinished = match list::unfinished_under(client, job.bucket_id, &dir).await {
+            // A key restricted to a name prefix that is not a directory may list only the name.
+            Err(Error::Permission(_)) => {
+                list::unfinished_large_files(client, job.bucket_id, job.object_name).await?
+            }
+            other => other?,
+        };
+        for candidate in unfinished {
             if candidate.file_name != job.object_name {
                 if is_ours(&candidate) && past_window(&candidate, job.resume_window, now) {
                     let parts = list::parts(client, candidate.id()).await?;
