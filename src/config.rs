@@ -53,6 +53,10 @@ pub struct DestinationConfig {
     pub retry_initial_delay: Duration,
     /// Sent as `X-Bz-Test-Mode` on every call, to have B2 inject its own faults.
     pub test_mode: Option<String>,
+    /// How long the parts of a large upload that failed for a passing reason are kept for
+    /// the host's next try to resume, from B2's start of the file; 0: not kept past the
+    /// next upload, usage or delete that sees them.
+    pub resume_window: Duration,
 }
 
 /// The configuration and what the host should hear about it.
@@ -79,6 +83,7 @@ const KNOWN_KEYS: &[&str] = &[
     "timeout_seconds",
     "retry_initial_delay_ms",
     "test_mode",
+    "resume_window_hours",
 ];
 
 impl DestinationConfig {
@@ -157,6 +162,12 @@ impl DestinationConfig {
             .optional_string("test_mode")?
             .filter(|s| !s.is_empty());
 
+        let resume_window = Duration::from_secs(
+            3600 * fields
+                .optional_uint("resume_window_hours", 0, 24 * 365)?
+                .unwrap_or(24),
+        );
+
         let mut warnings: Vec<String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
@@ -187,6 +198,7 @@ impl DestinationConfig {
                 timeout,
                 retry_initial_delay,
                 test_mode,
+                resume_window,
             },
             warnings,
         })
@@ -366,6 +378,31 @@ mod tests {
         assert!(!msg.contains("SECRETKEY"), "{msg}");
         let parsed = DestinationConfig::parse(&base().to_string()).unwrap();
         assert!(!format!("{parsed:?}").contains("SECRETKEY"));
+    }
+
+    #[test]
+    fn resume_window_defaults_to_a_day_and_may_be_zero() {
+        let parsed = |extra: serde_json::Value| {
+            let mut v = base();
+            if let (Some(b), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                b.extend(e.clone());
+            }
+            DestinationConfig::parse(&v.to_string()).map(|p| p.config.resume_window)
+        };
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(parsed(serde_json::json!({})).unwrap(), hours(24));
+        assert_eq!(
+            parsed(serde_json::json!({"resume_window_hours": 0})).unwrap(),
+            hours(0)
+        );
+        assert_eq!(
+            parsed(serde_json::json!({"resume_window_hours": "48"})).unwrap(),
+            hours(48)
+        );
+        assert!(matches!(
+            parsed(serde_json::json!({"resume_window_hours": 9000})),
+            Err(Error::Config(_))
+        ));
     }
 
     #[test]

@@ -39,6 +39,14 @@ struct SeedRequest {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct BackdateRequest {
+    bucket: String,
+    file_name: String,
+    millis: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct CorruptRequest {
     bucket: String,
     file_name: String,
@@ -110,6 +118,11 @@ async fn handle_inner(
             .await
             .map_err(|e| B2Error::internal(e.to_string()))??;
             Ok(done())
+        }
+        (&Method::POST, "backdate") => {
+            let r: BackdateRequest = json_body(req).await?;
+            let n = backdate_unfinished(&shared, &r.bucket, &r.file_name, r.millis)?;
+            Ok(ok_json(json!({"backdated": n})))
         }
         (&Method::POST, p) if p.starts_with("buckets/") => {
             let name = &p["buckets/".len()..];
@@ -191,6 +204,16 @@ pub fn seed_files(
 ) -> B2Result<()> {
     let id = bucket_id(shared, bucket)?;
     shared.store.seed(&id, prefix, count, size)
+}
+
+pub fn backdate_unfinished(
+    shared: &Shared,
+    bucket: &str,
+    file_name: &str,
+    millis: u64,
+) -> B2Result<u64> {
+    let id = bucket_id(shared, bucket)?;
+    shared.store.backdate_unfinished(&id, file_name, millis)
 }
 
 pub fn corrupt_file(shared: &Shared, bucket: &str, file_name: &str) -> B2Result<()> {

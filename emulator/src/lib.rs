@@ -261,6 +261,16 @@ impl Emulator {
         }
     }
 
+    /// Makes the unfinished large files named `file_name` (and their parts) look `millis`
+    /// older, as if started and last sent to that long ago; returns how many there were.
+    /// Panics on an unknown bucket.
+    pub fn backdate_unfinished(&self, bucket: &str, file_name: &str, millis: u64) -> u64 {
+        match control::backdate_unfinished(&self.shared, bucket, file_name, millis) {
+            Ok(n) => n,
+            Err(e) => panic!("b2-emulator: backdate_unfinished({bucket}): {}", e.message),
+        }
+    }
+
     /// Creates `count` finished files `{prefix}{i:08}` of `size` bytes (real content and
     /// SHA1, one shared blob) without counting any call. Panics on an unknown bucket.
     pub fn seed_files(&self, bucket: &str, prefix: &str, count: u64, size: u64) {

@@ -141,6 +141,9 @@ pub struct Part {
     pub part_number: u32,
     pub content_length: u64,
     pub content_sha1: String,
+    /// When B2 received the part (ms): how an upload in progress elsewhere shows it is alive.
+    #[serde(default)]
+    pub upload_timestamp: u64,
 }
 
 #[derive(Deserialize, Debug)]

@@ -102,20 +102,32 @@ pub async fn unfinished_large_files(
     bucket_id: &str,
     name: &str,
 ) -> Result<Vec<FileVersion>> {
+    let mut all = unfinished_under(client, bucket_id, name).await?;
+    all.retain(|f| f.file_name == name);
+    Ok(all)
+}
+
+/// Unfinished large files whose name starts with `prefix`.
+pub async fn unfinished_under(
+    client: &B2Client,
+    bucket_id: &str,
+    prefix: &str,
+) -> Result<Vec<FileVersion>> {
     let mut out = Vec::new();
     let mut start_id: Option<String> = None;
     loop {
         let mut body =
-            serde_json::json!({"bucketId": bucket_id, "namePrefix": name, "maxFileCount": 100});
+            serde_json::json!({"bucketId": bucket_id, "namePrefix": prefix, "maxFileCount": 100});
         if let Some(id) = &start_id {
             body["startFileId"] = id.clone().into();
         }
         let page: ListFilesResponse = client.call("b2_list_unfinished_large_files", &body).await?;
-        out.extend(page.files.into_iter().filter(|f| f.file_name == name));
+        out.extend(page.files);
         match page.next_file_id {
             Some(id) => start_id = Some(id),
             None => return Ok(out),
         }
+        client.op.check_cancelled()?;
     }
 }
 

@@ -6,6 +6,7 @@ pub mod download;
 pub mod list;
 pub mod retry;
 pub mod session;
+pub mod settle;
 pub mod upload;
 
 pub use session::{B2Client, B2Session, SessionRegistry};

@@ -20,7 +20,7 @@ use crate::config::DestinationConfig;
 use crate::error::{Error, Result};
 use crate::operation::{LogLevel, Operation};
 
-const API_VERSION: &str = "v4";
+pub const API_VERSION: &str = "v4";
 /// B2 tokens last 24 hours; renew well before, so a long upload never meets an expiry.
 const AUTH_MAX_AGE: Duration = Duration::from_secs(20 * 3600);
 const USER_AGENT: &str = concat!("b2dest/", env!("CARGO_PKG_VERSION"));

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{Destination, Report};
 use crate::b2::api::FileVersion;
 use crate::b2::list::{self, FileLister};
+use crate::b2::{settle, upload};
 use crate::error::{Error, Result};
 use crate::remote_path::{EmptyPath, RemotePath};
 
@@ -34,7 +35,7 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
             .filter(|v| v.file_name == file_name || v.file_name.starts_with(&dir_prefix))
             .filter(|v| v.action != "folder")
             .collect();
-        let work: Vec<_> = mine.iter().map(|v| remove(dest, v)).collect();
+        let work: Vec<_> = mine.iter().map(|v| remove(dest, &bucket.id, v)).collect();
         let results: Vec<Result<(u64, u64, bool)>> = stream::iter(work)
             .buffer_unordered(dest.config.concurrency)
             .collect()
@@ -59,7 +60,7 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
 }
 
 /// Removes one version (or cancels one unfinished large file): (versions, bytes, cancelled).
-async fn remove(dest: &Destination, v: &FileVersion) -> Result<(u64, u64, bool)> {
+async fn remove(dest: &Destination, bucket_id: &str, v: &FileVersion) -> Result<(u64, u64, bool)> {
     let client = &dest.client;
     if v.action == "start" {
         let bytes: u64 = list::parts(client, v.id())
@@ -67,29 +68,29 @@ async fn remove(dest: &Destination, v: &FileVersion) -> Result<(u64, u64, bool)>
             .iter()
             .map(|p| p.content_length)
             .sum();
-        let cancelled = client
-            .call::<_, serde_json::Value>("b2_cancel_large_file", &json!({"fileId": v.id()}))
-            .await;
-        return match cancelled {
-            Ok(_) => Ok((0, bytes, true)),
-            Err(Error::NotFound(_)) => Ok((0, 0, false)),
-            Err(e) => Err(e),
-        };
+        return Ok(
+            match upload::cancel_large_file(client, bucket_id, v.id(), &v.file_name).await? {
+                true => (0, bytes, true),
+                false => (0, 0, false),
+            },
+        );
     }
     let body = json!({"fileName": v.file_name, "fileId": v.id()});
-    match client
-        .call::<_, serde_json::Value>("b2_delete_file_version", &body)
-        .await
-    {
-        Ok(_) => Ok((
-            1,
-            if v.action == "upload" {
-                v.content_length
-            } else {
-                0
-            },
-            false,
-        )),
+    let called =
+        settle::call_noting::<_, serde_json::Value>(client, "b2_delete_file_version", &body).await;
+    let freed = (
+        1,
+        if v.action == "upload" {
+            v.content_length
+        } else {
+            0
+        },
+        false,
+    );
+    match called.result {
+        Ok(_) => Ok(freed),
+        // B2 deleted it on a try whose answer was lost, and the retry found it gone.
+        Err(Error::NotFound(_)) if called.unanswered => Ok(freed),
         // Already gone (another delete raced us): nothing left to free.
         Err(Error::NotFound(_)) => Ok((0, 0, false)),
         Err(e) => Err(e),

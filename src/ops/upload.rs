@@ -213,6 +213,7 @@ async fn upload_one(
         slots,
         concurrency: dest.config.concurrency,
         part_size,
+        resume_window: dest.config.resume_window,
     }
     .run()
     .await

@@ -6,7 +6,9 @@ use serde_json::json;
 
 use super::{Destination, Report};
 use crate::b2::list::{self, FileLister};
+use crate::b2::upload;
 use crate::error::{Error, Result};
+use crate::operation::LogLevel;
 
 /// How old a kept usage figure may be before a limit check lists the bucket again.
 pub const USAGE_MAX_AGE: Duration = Duration::from_secs(300);
@@ -18,6 +20,9 @@ pub struct Usage {
     pub versions: u64,
     pub hide_markers: u64,
     pub unfinished_large_files: u64,
+    /// Unfinished large files of this library nobody resumed within the resume window,
+    /// cancelled by this measurement.
+    pub cancelled_large_files: u64,
 }
 
 /// Lists every version under the backup directory (and the parts of unfinished large
@@ -41,12 +46,27 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                 }
                 "hide" => usage.hide_markers += 1,
                 "start" => {
+                    let parts = list::parts(client, v.id()).await?;
+                    let window = dest.config.resume_window;
+                    if upload::is_abandoned(&v, &parts, window, upload::now_ms()) {
+                        match upload::cancel_large_file(client, bucket_id, v.id(), &v.file_name)
+                            .await
+                        {
+                            Ok(cancelled) => {
+                                usage.cancelled_large_files += cancelled as u64;
+                                continue;
+                            }
+                            Err(e) => client.op.log(
+                                LogLevel::Warn,
+                                format!(
+                                    "could not cancel the abandoned unfinished upload of {}: {e}",
+                                    v.file_name
+                                ),
+                            ),
+                        }
+                    }
                     usage.unfinished_large_files += 1;
-                    usage.used_bytes += list::parts(client, v.id())
-                        .await?
-                        .iter()
-                        .map(|p| p.content_length)
-                        .sum::<u64>();
+                    usage.used_bytes += parts.iter().map(|p| p.content_length).sum::<u64>();
                 }
                 _ => {}
             }
@@ -101,6 +121,7 @@ pub async fn run(dest: &Destination) -> Result<Report> {
         "versions": u.versions,
         "hide_markers": u.hide_markers,
         "unfinished_large_files": u.unfinished_large_files,
+        "cancelled_large_files": u.cancelled_large_files,
         "limit_reached": limit_reached(dest, u.used_bytes),
     });
     if let Some(quota) = dest.config.quota_bytes {

@@ -250,6 +250,7 @@ async fn probe(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
         slots: &slots,
         concurrency: 1,
         part_size: crate::b2::MAX_PART_SIZE,
+        resume_window: dest.config.resume_window,
     }
     .run()
     .await;

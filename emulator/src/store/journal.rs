@@ -51,6 +51,12 @@ pub(super) enum Record {
         first_seq: u64,
         ts: u64,
     },
+    /// An unfinished large file and its parts made to look `millis` older (tests of what
+    /// becomes of abandoned uploads; no time passes in tests).
+    Backdated {
+        seq: u64,
+        millis: u64,
+    },
     /// A version's content swapped (integrity tests corrupt a stored file this way).
     Replaced {
         seq: u64,
@@ -292,6 +298,19 @@ impl State {
                             len: size,
                         }],
                     });
+                }
+            }
+            Record::Backdated { seq, millis } => {
+                if let Some(v) = self.version_mut(seq) {
+                    v.ts = v.ts.saturating_sub(millis);
+                }
+                for p in self
+                    .parts
+                    .get_mut(&seq)
+                    .into_iter()
+                    .flat_map(|p| p.values_mut())
+                {
+                    p.ts = p.ts.saturating_sub(millis);
                 }
             }
             Record::Replaced { seq, content } => {

@@ -1,5 +1,6 @@
-//! Test seeding and corruption: files made without any B2 call.
+//! Test seeding, corruption and backdating: changes made without any B2 call.
 
+use std::cmp::Reverse;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
@@ -37,6 +38,27 @@ impl Store {
                 ts: now_millis(),
             },
         )
+    }
+
+    /// Makes the unfinished large files of `name` and their parts `millis` older; returns
+    /// how many there were.
+    pub fn backdate_unfinished(&self, bucket_id: &str, name: &str, millis: u64) -> B2Result<u64> {
+        let mut state = self.lock();
+        let seqs: Vec<u64> = state
+            .buckets
+            .get(bucket_id)
+            .map(|b| {
+                b.unfinished
+                    .iter()
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, Reverse(seq))| *seq)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for &seq in &seqs {
+            self.commit(&mut state, Record::Backdated { seq, millis })?;
+        }
+        Ok(seqs.len() as u64)
     }
 
     /// Gives the newest upload of `name` a copy of its content with one byte flipped,

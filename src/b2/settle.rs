@@ -1,0 +1,106 @@
+//! API calls whose answer can be lost after B2 acted on them (the connection dropped or
+//! timed out once the request was sent): before acting again, find out what B2 did.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::retry::Failure;
+use super::session::{exchange_json, B2Client, Failed, API_VERSION};
+use crate::error::{Error, Result};
+
+/// What a call came to, and whether some attempt of it went unanswered (so B2 may have
+/// acted on a request whose answer never arrived).
+pub struct Called<T> {
+    pub result: Result<T>,
+    pub unanswered: bool,
+}
+
+/// `client.call` under the same retry rules, noting unanswered attempts.
+pub async fn call_noting<Req, Resp>(
+    client: &B2Client,
+    call: &'static str,
+    body: &Req,
+) -> Called<Resp>
+where
+    Req: Serialize + ?Sized,
+    Resp: DeserializeOwned,
+{
+    call_settled(client, call, body, || async { Ok(None) }).await
+}
+
+/// `client.call`, but before any attempt that follows an unanswered one (and once more if
+/// the retries run out after one), `settled` asks B2 whether that attempt took effect:
+/// `Some` is taken as the call's answer, so the request is not made a second time.
+pub async fn call_settled<Req, Resp, S, SFut>(
+    client: &B2Client,
+    call: &'static str,
+    body: &Req,
+    settled: S,
+) -> Called<Resp>
+where
+    Req: Serialize + ?Sized,
+    Resp: DeserializeOwned,
+    S: Fn() -> SFut,
+    SFut: Future<Output = Result<Option<Resp>>>,
+{
+    let payload = match serde_json::to_vec(body) {
+        Ok(p) => p,
+        Err(e) => {
+            return Called {
+                result: Err(Error::Internal(format!("could not encode {call}: {e}"))),
+                unanswered: false,
+            }
+        }
+    };
+    let unanswered = AtomicBool::new(false);
+    let (unanswered_ref, payload, settled_ref) = (&unanswered, &payload, &settled);
+    let result = client
+        .with_retries(call, &client.calls.clone(), |auth| async move {
+            if unanswered_ref.load(Ordering::SeqCst) {
+                match settled_ref().await {
+                    Ok(Some(v)) => return Ok(v),
+                    Ok(None) => {}
+                    Err(e) if e.retryable() => {
+                        return Err(Failed {
+                            failure: Failure::Transient { retry_after: None },
+                            error: e,
+                        })
+                    }
+                    // The key may not ask (no listFiles or readFiles): act again, as a
+                    // client that cannot check does.
+                    Err(_) => {}
+                }
+            }
+            let req = client
+                .decorate(
+                    client
+                        .http()
+                        .post(format!("{}/b2api/{API_VERSION}/{call}", auth.api_url)),
+                    &auth.token,
+                )
+                .header("Content-Type", "application/json")
+                .body(payload.clone());
+            let answer = exchange_json(call, req, client.session.timeout).await;
+            if let Err(Failed {
+                error: Error::Network(_),
+                ..
+            }) = &answer
+            {
+                unanswered_ref.store(true, Ordering::SeqCst);
+            }
+            answer
+        })
+        .await;
+    let unanswered = unanswered.load(Ordering::SeqCst);
+    let result = match result {
+        Err(e) if unanswered && !matches!(e, Error::Cancelled) => match settled().await {
+            Ok(Some(v)) => Ok(v),
+            _ => Err(e),
+        },
+        other => other,
+    };
+    Called { result, unanswered }
+}
