@@ -24,7 +24,8 @@ use crate::operation::{LogLevel, Operation};
 const API_VERSION: &str = "v4";
 /// B2 tokens last 24 hours; renew well before, so a long upload never meets an expiry.
 const AUTH_MAX_AGE: Duration = Duration::from_secs(20 * 3600);
-/// Fresh tokens B2 may refuse as expired in a row before a call gives up.
+/// Fresh tokens B2 may refuse as expired in a row before a call gives up (one refused as
+/// bad gets a single renewal).
 const MAX_REAUTHORIZATIONS: u32 = 3;
 const USER_AGENT: &str = concat!("b2dest/", env!("CARGO_PKG_VERSION"));
 
@@ -523,7 +524,15 @@ impl B2Client {
             };
             match failed.failure {
                 Failure::Fatal => return Err(failed.error),
-                Failure::Reauthorize if reauthorizations < MAX_REAUTHORIZATIONS => {
+                // A fresh token refused as bad (not expired) gets one renewal only.
+                Failure::Reauthorize
+                    if reauthorizations
+                        < if matches!(failed.error, Error::Auth(_)) {
+                            1
+                        } else {
+                            MAX_REAUTHORIZATIONS
+                        } =>
+                {
                     reauthorizations += 1;
                     auth = self.reauthorize(&auth).await?;
                     continue;
