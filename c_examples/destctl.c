@@ -17,6 +17,9 @@
  * destctl itself use the BSD sysexits numbers, which no DEST_* status reaches:
  *   64 usage error, 66 configuration file unreadable, 69 library not loadable,
  *   74 standard output could not be written, 71 out of memory or another system error.
+ * SIGINT or SIGTERM stops any command with DEST_ERR_CANCELLED (11): a transfer is
+ * cancelled through the library and cleans up; validate, list, usage and delete are
+ * abandoned at once (see run_interruptible).
  *
  * Build: make -C c_examples (or see the Makefile for the compiler flags).
  */
@@ -24,12 +27,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/select.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,6 +120,7 @@ static void print_usage(FILE *out)
             "                      (twice: debug lines too)\n"
             "  -V, --version       print the versions of destctl and the library\n"
             "  -h, --help          print this help\n"
+            "Short options combine: -qv is -q -v, -c FILE may be -cFILE.\n"
             "\n"
             "The JSON response is printed on standard output, one line. The exit status is\n"
             "the DEST_* status: 0 ok, 1 invalid argument, 2 configuration, 3 authentication,\n"
@@ -135,14 +141,14 @@ static int usage_error(const char *what, const char *detail)
     return EXIT_USAGE;
 }
 
-/* Takes the value of an option given as "--name VALUE", "--name=VALUE" or "-n VALUE".
+/* Takes the value of a long option given as "--name VALUE" or "--name=VALUE".
  * Returns 1 when `arg` is that option (value stored), 0 when it is not, -1 when the value
  * is missing. */
-static int option_value(const char *arg, const char *long_name, const char *short_name,
-                        int argc, char **argv, int *index, const char **value)
+static int long_value(const char *arg, const char *long_name, int argc, char **argv,
+                      int *index, const char **value)
 {
     size_t long_len = strlen(long_name);
-    if (strcmp(arg, long_name) == 0 || strcmp(arg, short_name) == 0) {
+    if (strcmp(arg, long_name) == 0) {
         if (*index + 1 >= argc) {
             return -1;
         }
@@ -153,6 +159,55 @@ static int option_value(const char *arg, const char *long_name, const char *shor
     if (strncmp(arg, long_name, long_len) == 0 && arg[long_len] == '=') {
         *value = arg + long_len + 1;
         return 1;
+    }
+    return 0;
+}
+
+/* Short options, combined as getopt does: "-qv", "-vv", "-qc FILE", "-cFILE".
+ * Returns 0, or the exit status of a usage error (the message already printed). */
+static int parse_short_options(const char *arg, int argc, char **argv, int *index,
+                               struct options *opt)
+{
+    for (const char *p = arg + 1; *p != '\0'; p++) {
+        const char **value = NULL;
+
+        switch (*p) {
+        case 'q':
+            opt->quiet = 1;
+            break;
+        case 'v':
+            opt->verbose++;
+            break;
+        case 'h':
+            opt->show_help = 1;
+            break;
+        case 'V':
+            opt->show_version = 1;
+            break;
+        case 'c':
+            value = &opt->config_path;
+            break;
+        case 'l':
+            value = &opt->lib_path;
+            break;
+        default: {
+            char bad[3] = {'-', *p, '\0'};
+            return usage_error("unknown option", bad);
+        }
+        }
+        if (value != NULL) {
+            /* The rest of the word is the value, or else the next word is. */
+            if (p[1] != '\0') {
+                *value = p + 1;
+            } else if (*index + 1 < argc) {
+                *index += 1;
+                *value = argv[*index];
+            } else {
+                char bad[3] = {'-', *p, '\0'};
+                return usage_error("option needs a value", bad);
+            }
+            return 0;
+        }
     }
     return 0;
 }
@@ -173,9 +228,16 @@ static int parse_options(int argc, char **argv, struct options *opt)
                 only_operands = 1;
                 continue;
             }
-            found = option_value(arg, "--config", "-c", argc, argv, &i, &opt->config_path);
+            if (arg[1] != '-') {
+                int rc = parse_short_options(arg, argc, argv, &i, opt);
+                if (rc != 0) {
+                    return rc;
+                }
+                continue;
+            }
+            found = long_value(arg, "--config", argc, argv, &i, &opt->config_path);
             if (found == 0) {
-                found = option_value(arg, "--lib", "-l", argc, argv, &i, &opt->lib_path);
+                found = long_value(arg, "--lib", argc, argv, &i, &opt->lib_path);
             }
             if (found < 0) {
                 return usage_error("option needs a value", arg);
@@ -183,15 +245,13 @@ static int parse_options(int argc, char **argv, struct options *opt)
             if (found > 0) {
                 continue;
             }
-            if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
+            if (strcmp(arg, "--quiet") == 0) {
                 opt->quiet = 1;
-            } else if (strcmp(arg, "--verbose") == 0 || strcmp(arg, "-v") == 0) {
+            } else if (strcmp(arg, "--verbose") == 0) {
                 opt->verbose++;
-            } else if (strcmp(arg, "-vv") == 0) {
-                opt->verbose += 2;
-            } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            } else if (strcmp(arg, "--help") == 0) {
                 opt->show_help = 1;
-            } else if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
+            } else if (strcmp(arg, "--version") == 0) {
                 opt->show_version = 1;
             } else {
                 return usage_error("unknown option", arg);
@@ -383,41 +443,68 @@ static void wipe_and_free(char *text)
     }
 }
 
-/* Returns the configuration JSON (caller frees with wipe_and_free), or NULL with *status set. */
+static int is_blank(const char *text)
+{
+    while (*text == ' ' || *text == '\t' || *text == '\n' || *text == '\r') {
+        text++;
+    }
+    return *text == '\0';
+}
+
+#define NO_CONFIG_MESSAGE                                                                  \
+    "no configuration: give --config FILE, or pipe the configuration JSON on standard "   \
+    "input"
+
+/* Returns the configuration JSON (caller frees with wipe_and_free), or NULL with *status
+ * set. No --config and nothing but blanks on standard input (a terminal, /dev/null, an
+ * empty pipe) is no configuration at all: a usage error. An empty file named with
+ * --config is an unreadable configuration. */
 static char *load_config(const struct options *opt, int *status)
 {
     const char *path = opt->config_path;
+    const char *name;
     FILE *in;
     char *text;
 
     if (path == NULL) {
         if (isatty(STDIN_FILENO)) {
-            *status = usage_error("no configuration: give --config FILE, or pipe the "
-                                  "configuration JSON on standard input",
-                                  NULL);
+            *status = usage_error(NO_CONFIG_MESSAGE, NULL);
             return NULL;
         }
-        path = "-";
+        text = read_all(stdin, "standard input");
+        *status = EXIT_NO_INPUT;
+        if (text != NULL && is_blank(text)) {
+            wipe_and_free(text);
+            *status = usage_error(NO_CONFIG_MESSAGE, NULL);
+            return NULL;
+        }
+        return text;
     }
     if (strcmp(path, "-") == 0) {
         text = read_all(stdin, "standard input");
-        *status = EXIT_NO_INPUT;
-        return text;
-    }
-    in = fopen(path, "r");
-    if (in == NULL) {
-        fprintf(stderr, "%s: cannot open the configuration %s: %s\n", program_name, path,
-                strerror(errno));
-        *status = EXIT_NO_INPUT;
-        return NULL;
-    }
-    text = read_all(in, path);
-    if (fclose(in) != 0 && text != NULL) {
-        fprintf(stderr, "%s: %s: %s\n", program_name, path, strerror(errno));
-        free(text);
-        text = NULL;
+        name = "standard input";
+    } else {
+        in = fopen(path, "r");
+        if (in == NULL) {
+            fprintf(stderr, "%s: cannot open the configuration %s: %s\n", program_name, path,
+                    strerror(errno));
+            *status = EXIT_NO_INPUT;
+            return NULL;
+        }
+        text = read_all(in, path);
+        if (fclose(in) != 0 && text != NULL) {
+            fprintf(stderr, "%s: %s: %s\n", program_name, path, strerror(errno));
+            free(text);
+            text = NULL;
+        }
+        name = path;
     }
     *status = EXIT_NO_INPUT;
+    if (text != NULL && is_blank(text)) {
+        fprintf(stderr, "%s: the configuration %s is empty\n", program_name, name);
+        wipe_and_free(text);
+        return NULL;
+    }
     return text;
 }
 
@@ -675,6 +762,122 @@ static int32_t run_command(const struct library *lib, const struct options *opt,
     return lib->del(config, opt->args[0], response);
 }
 
+/* Validate, list, usage and delete have no progress callback to learn of a signal by, and
+ * block inside the library until they end. They run on a worker thread instead, while
+ * this thread waits for either the worker or SIGINT/SIGTERM; on a signal destctl exits at
+ * once with DEST_ERR_CANCELLED, leaving the worker's requests to die with the process. */
+struct worker_call {
+    const struct library *lib;
+    const struct options *opt;
+    const char *config;
+    struct progress *progress;
+    char *response;
+    int32_t status;
+    int done_fd; /* written to when the call has returned */
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker_call *call = arg;
+    char byte = 1;
+
+    call->status = run_command(call->lib, call->opt, call->config, call->progress,
+                               &call->response);
+    while (write(call->done_fd, &byte, 1) < 0 && errno == EINTR) {
+    }
+    return NULL;
+}
+
+/* What an interrupted call leaves behind, for the message. */
+static const char *interrupted_outcome(const char *command)
+{
+    if (strcmp(command, "delete") == 0) {
+        return "the delete was stopped before it finished: versions B2 already deleted stay "
+               "deleted, the others remain; run the same delete again to finish it";
+    }
+    return "it was stopped before it finished; it changes nothing on B2";
+}
+
+/* Prints what destctl prints for a call it stopped, in the library's response form, and
+ * ends the process without running exit handlers under the worker thread. */
+static void exit_interrupted(const char *command)
+{
+    const char *outcome = interrupted_outcome(command);
+
+    fprintf(stderr, "%s: interrupted during %s: %s\n", program_name, command, outcome);
+    printf("{\"ok\":false,\"warnings\":[],\"error\":{\"code\":\"cancelled\","
+           "\"message\":\"interrupted by a signal during %s: %s\",\"retryable\":false}}\n",
+           command, outcome);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(DEST_ERR_CANCELLED);
+}
+
+/* Runs the command on a worker thread; returns its status, or exits on SIGINT/SIGTERM.
+ * Returns -1 (message printed) when the thread cannot be started. */
+static int32_t run_interruptible(const struct library *lib, const struct options *opt,
+                                 const char *config, struct progress *progress,
+                                 char **response)
+{
+    struct worker_call call;
+    sigset_t stop, waiting;
+    pthread_t worker;
+    int fds[2];
+    int err;
+
+    if (pipe(fds) != 0) {
+        fprintf(stderr, "%s: pipe: %s\n", program_name, strerror(errno));
+        return -1;
+    }
+    memset(&call, 0, sizeof call);
+    call.lib = lib;
+    call.opt = opt;
+    call.config = config;
+    call.progress = progress;
+    call.done_fd = fds[1];
+
+    /* Blocked here, the signals are inherited blocked by the worker (and the library's
+     * threads it starts), so only this thread takes them, inside pselect. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    if ((err = pthread_sigmask(SIG_BLOCK, &stop, &waiting)) != 0) {
+        fprintf(stderr, "%s: pthread_sigmask: %s\n", program_name, strerror(err));
+        return -1;
+    }
+    sigdelset(&waiting, SIGINT);
+    sigdelset(&waiting, SIGTERM);
+    if ((err = pthread_create(&worker, NULL, worker_main, &call)) != 0) {
+        fprintf(stderr, "%s: cannot start a thread: %s\n", program_name, strerror(err));
+        return -1;
+    }
+    for (;;) {
+        fd_set readable;
+        int ready;
+
+        if (interrupted) {
+            exit_interrupted(opt->command);
+        }
+        FD_ZERO(&readable);
+        FD_SET(fds[0], &readable);
+        /* Unblocks the signals only while waiting, so none is missed between the check
+         * above and the wait. */
+        ready = pselect(fds[0] + 1, &readable, NULL, NULL, NULL, &waiting);
+        if (ready > 0) {
+            break;
+        }
+        if (ready < 0 && errno != EINTR) {
+            fprintf(stderr, "%s: pselect: %s\n", program_name, strerror(errno));
+            return -1;
+        }
+    }
+    pthread_join(worker, NULL);
+    close(fds[0]);
+    close(fds[1]);
+    *response = call.response;
+    return call.status;
+}
+
 /* Ctrl-C during a transfer cancels it cleanly; a second Ctrl-C ends destctl at once. */
 static int install_interrupt_handler(void)
 {
@@ -773,7 +976,15 @@ int main(int argc, char **argv)
         return EXIT_OS_ERROR;
     }
 
-    status = run_command(&lib, &opt, config, &progress, &response);
+    if (strcmp(opt.command, "upload") == 0 || strcmp(opt.command, "download") == 0) {
+        status = run_command(&lib, &opt, config, &progress, &response);
+    } else {
+        status = run_interruptible(&lib, &opt, config, &progress, &response);
+        if (status < 0) {
+            wipe_and_free(config);
+            return EXIT_OS_ERROR;
+        }
+    }
     finish_bar(&progress, status);
 
     if (opt.verbose > 0) {

@@ -279,6 +279,15 @@ const char *dest_version(void);
  * and more severe (`DEST_LOG_INFO` is a good default). `user_data` is passed back
  * untouched. Lines are delivered on the thread of the `dest_*` call they belong to (see
  * `dest_log_fn`). Safe to call at any time from any thread.
+ *
+ * Returns only once no other thread is inside the callback it replaced, so the host may
+ * free the old `user_data` as soon as this returns; no line reaches the old callback
+ * after that. It waits (without a lock) for those threads to leave the old callback:
+ * a host must not call this while holding a lock its own log callback takes. Called from
+ * inside the log callback itself (on that thread) it does not wait for that thread, whose
+ * callback is still running when this returns: free the old `user_data` only after the
+ * callback has returned. In a child after `fork()`, threads of the parent that were
+ * inside the callback do not exist and are not waited for.
  */
 void dest_set_log_callback(dest_log_fn callback, int32_t max_level, void *user_data);
 

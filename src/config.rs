@@ -161,6 +161,16 @@ impl DestinationConfig {
         let test_mode = fields
             .optional_string("test_mode")?
             .filter(|s| !s.is_empty());
+        // It travels as a header value: a line break there is a broken request, not a
+        // network failure to retry.
+        if test_mode
+            .as_deref()
+            .is_some_and(|m| reqwest::header::HeaderValue::from_str(m).is_err())
+        {
+            return Err(Error::Config(
+                "field \"test_mode\" must be printable text on one line (it is sent as the X-Bz-Test-Mode header), e.g. \"fail_some_uploads\"".into(),
+            ));
+        }
 
         let resume_window = Duration::from_secs(
             3600 * fields
@@ -234,12 +244,18 @@ impl Fields<'_> {
     }
 
     /// A whole number in `min..=max`. Hosts that keep form values as text send `"3"`,
-    /// so a string holding a whole number is taken too.
+    /// so a string holding a whole number is taken too; PHP sends `50.0` and `1e7`, so a
+    /// float with no fraction is taken too.
     fn optional_uint(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>> {
         let n = match self.present(key) {
             None => return Ok(None),
-            Some(Value::Number(n)) => n.as_u64(),
-            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().and_then(whole_number)),
+            Some(Value::String(s)) => {
+                let s = s.trim();
+                s.parse::<u64>()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().and_then(whole_number))
+            }
             Some(other) => return Err(wrong_type(key, "a whole number", other)),
         };
         match n {
@@ -249,6 +265,14 @@ impl Fields<'_> {
             ))),
         }
     }
+}
+
+/// `f` as a whole number, when it is one a u64 holds: not negative (not even -0), no
+/// fraction, not NaN or infinite.
+fn whole_number(f: f64) -> Option<u64> {
+    const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+    (f.is_finite() && f.is_sign_positive() && f.fract() == 0.0 && f < TWO_POW_64)
+        .then_some(f as u64)
 }
 
 fn wrong_type(key: &str, expected: &str, got: &Value) -> Error {

@@ -113,7 +113,14 @@ impl Error {
     pub fn from_b2(call: &str, status: u16, code: &str, message: &str) -> Error {
         let detail = format!("B2 answered {call} with {status} {code}: {message}");
         match (status, code) {
-            (401, "bad_auth_token" | "expired_auth_token") | (401, "bad_request") => {
+            // Seen only after fresh tokens were refused too: the key itself was accepted.
+            (401, "expired_auth_token") => Error::Remote {
+                message: format!(
+                    "{detail}; the token kept expiring although a new one was obtained each time (the Account ID and Application Key were accepted): try again later"
+                ),
+                retryable: true,
+            },
+            (401, "bad_auth_token") | (401, "bad_request") => {
                 Error::Auth(format!(
                     "{detail}; check the Account ID (keyID) and Application Key of this destination"
                 ))

@@ -2,11 +2,12 @@
 //! which catches panics, checks pointers and UTF-8, and always writes a response.
 #![allow(non_camel_case_types)] // the C names of the callback types
 
+use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use serde_json::{json, Map, Value};
 
@@ -54,6 +55,70 @@ struct Logger {
     user_data: usize,
     /// The next logger on the retired list, once this one has been replaced.
     retired_next: AtomicPtr<Logger>,
+    /// Threads inside `callback` now: the pid they counted under in the high 32 bits, the
+    /// count in the low. A count made under another pid was made before a `fork()` by
+    /// threads the child does not have, and is taken as zero.
+    inside: AtomicU64,
+}
+
+const COUNT_BITS: u64 = 0xffff_ffff;
+
+impl Logger {
+    fn enter(&self, pid: u32) {
+        let mut now = self.inside.load(Ordering::SeqCst);
+        loop {
+            let next = if (now >> 32) as u32 == pid {
+                now + 1
+            } else {
+                (u64::from(pid) << 32) | 1
+            };
+            match self
+                .inside
+                .compare_exchange_weak(now, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return,
+                Err(seen) => now = seen,
+            }
+        }
+    }
+
+    fn leave(&self, pid: u32) {
+        let mut now = self.inside.load(Ordering::SeqCst);
+        // A count of another pid is the parent's (this thread entered before a fork).
+        while (now >> 32) as u32 == pid && now & COUNT_BITS > 0 {
+            match self.inside.compare_exchange_weak(
+                now,
+                now - 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return,
+                Err(seen) => now = seen,
+            }
+        }
+    }
+
+    fn threads_inside(&self, pid: u32) -> u64 {
+        let now = self.inside.load(Ordering::SeqCst);
+        if (now >> 32) as u32 == pid {
+            now & COUNT_BITS
+        } else {
+            0
+        }
+    }
+}
+
+thread_local! {
+    /// The loggers whose callback this thread is inside, innermost last (a callback may
+    /// make a `dest_*` call that logs again).
+    static INSIDE_LOGGERS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many times this thread is inside `logger`'s callback.
+fn own_entries(logger: *mut Logger) -> u64 {
+    INSIDE_LOGGERS
+        .try_with(|v| v.borrow().iter().filter(|p| **p == logger as usize).count() as u64)
+        .unwrap_or(0)
 }
 
 /// The current logger, or NULL. A lock-free pointer rather than a mutex: a lock held by
@@ -88,18 +153,31 @@ impl Observer for HostObserver {
     }
 
     fn log(&mut self, level: LogLevel, message: &str) {
-        // SAFETY: LOGGER holds NULL or a leaked, never-freed Logger.
-        let logger = unsafe { LOGGER.load(Ordering::Acquire).as_ref() }
-            .map(|l| (l.callback, l.max_level, l.user_data));
-        let Some((callback, max_level, user_data)) = logger else {
-            return;
+        let pid = std::process::id();
+        // Counted in before the callback is read, and only if it is still the current one
+        // after that, so `dest_set_log_callback` sees every thread that may call it.
+        let (ptr, logger) = loop {
+            let ptr = LOGGER.load(Ordering::SeqCst);
+            // SAFETY: LOGGER holds NULL or a leaked, never-freed Logger.
+            let Some(logger) = (unsafe { ptr.as_ref() }) else {
+                return;
+            };
+            logger.enter(pid);
+            if LOGGER.load(Ordering::SeqCst) == ptr {
+                break (ptr, logger);
+            }
+            logger.leave(pid);
         };
-        if level as i32 > max_level {
-            return;
+        if level as i32 <= logger.max_level {
+            let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+            let _ = INSIDE_LOGGERS.try_with(|v| v.borrow_mut().push(ptr as usize));
+            // SAFETY: the host registered this callback with this user_data for log lines.
+            unsafe {
+                (logger.callback)(level as i32, text.as_ptr(), logger.user_data as *mut c_void)
+            };
+            let _ = INSIDE_LOGGERS.try_with(|v| v.borrow_mut().pop());
         }
-        let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-        // SAFETY: the host registered this callback with this user_data for log lines.
-        unsafe { callback(level as i32, text.as_ptr(), user_data as *mut c_void) };
+        logger.leave(pid);
     }
 }
 
@@ -464,6 +542,15 @@ pub extern "C" fn dest_version() -> *const c_char {
 /// and more severe (`DEST_LOG_INFO` is a good default). `user_data` is passed back
 /// untouched. Lines are delivered on the thread of the `dest_*` call they belong to (see
 /// `dest_log_fn`). Safe to call at any time from any thread.
+///
+/// Returns only once no other thread is inside the callback it replaced, so the host may
+/// free the old `user_data` as soon as this returns; no line reaches the old callback
+/// after that. It waits (without a lock) for those threads to leave the old callback:
+/// a host must not call this while holding a lock its own log callback takes. Called from
+/// inside the log callback itself (on that thread) it does not wait for that thread, whose
+/// callback is still running when this returns: free the old `user_data` only after the
+/// callback has returned. In a child after `fork()`, threads of the parent that were
+/// inside the callback do not exist and are not waited for.
 #[no_mangle]
 pub extern "C" fn dest_set_log_callback(
     callback: dest_log_fn,
@@ -477,9 +564,10 @@ pub extern "C" fn dest_set_log_callback(
                 max_level,
                 user_data: user_data as usize,
                 retired_next: AtomicPtr::new(std::ptr::null_mut()),
+                inside: AtomicU64::new(0),
             }))
         });
-        let replaced = LOGGER.swap(fresh, Ordering::AcqRel);
+        let replaced = LOGGER.swap(fresh, Ordering::SeqCst);
         // SAFETY: `replaced` is NULL or a leaked Logger that nothing else retires (the swap
         // handed it to this thread alone); the list is push-only.
         if let Some(old) = unsafe { replaced.as_ref() } {
@@ -495,6 +583,17 @@ pub extern "C" fn dest_set_log_callback(
                     Ok(_) => break,
                     Err(now) => head = now,
                 }
+            }
+            let pid = std::process::id();
+            let own = own_entries(replaced);
+            let mut waited = 0u32;
+            while old.threads_inside(pid) > own {
+                if waited < 100 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                waited = waited.saturating_add(1);
             }
         }
     });

@@ -106,3 +106,82 @@ proptest! {
         prop_assert_eq!(v["ok"].as_bool(), Some(false));
     }
 }
+
+/// The configuration with one field set to `raw`, a JSON text (e.g. `50.0`, `1e7`).
+fn config_with(field: &str, raw: &str) -> String {
+    format!(
+        r#"{{"name":"n","account_id":"a","application_key":"SECRETKEY","bucket":"bucket-1","quota_bytes":1000,"{field}":{raw}}}"#
+    )
+}
+
+fn refused_naming(field: &str, raw: &str) -> bool {
+    match DestinationConfig::parse(&config_with(field, raw)) {
+        Err(b2dest::error::Error::Config(msg)) => msg.contains(&format!("\"{field}\"")),
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// PHP sends whole numbers as floats: `50.0`, `1e7`, as numbers or as strings.
+    #[test]
+    fn whole_floats_are_taken_as_the_number(n in 1u64..=64, form in 0usize..5, quoted in any::<bool>()) {
+        let text = match form {
+            0 => format!("{n}.0"),
+            1 => format!("{n}e0"),
+            2 => format!("{n}.000"),
+            3 => format!("{}e1", n as f64 / 10.0),
+            _ => format!("{n}E+0"),
+        };
+        let raw = if quoted { format!("\"{text}\"") } else { text };
+        let parsed = DestinationConfig::parse(&config_with("concurrency", &raw));
+        prop_assert_eq!(parsed.map(|p| p.config.concurrency).ok(), Some(n as usize), "{}", raw);
+    }
+
+    #[test]
+    fn large_whole_floats_are_exact(n in 1u64..(1u64 << 53)) {
+        let raw = format!("{:e}", n as f64);
+        let parsed = DestinationConfig::parse(&config_with("quota_bytes", &raw)).unwrap();
+        prop_assert_eq!(parsed.config.quota_bytes, Some(n));
+    }
+
+    #[test]
+    fn fractions_negatives_and_out_of_range_are_refused_by_name(
+        n in 0u64..64,
+        frac in 1u32..1000,
+        field in prop_oneof![Just("concurrency"), Just("upload_retries"), Just("timeout_seconds"), Just("free_disk_space_limit")],
+        quoted in any::<bool>(),
+    ) {
+        let q = |t: String| if quoted { format!("\"{t}\"") } else { t };
+        for raw in [format!("{n}.{frac:03}"), format!("-{}.0", n + 1), format!("{}e9", n + 1)] {
+            let raw = q(raw);
+            prop_assert!(refused_naming(field, &raw), "{} = {} was taken", field, raw);
+        }
+    }
+}
+
+#[test]
+fn whole_number_fields_refuse_what_is_not_a_number() {
+    for raw in [
+        "\"NaN\"",
+        "\"nan\"",
+        "\"inf\"",
+        "\"-inf\"",
+        "\"infinity\"",
+        "\"1e400\"",
+        "\"-0\"",
+        "-0.0",
+        "\"0x10\"",
+        "\"\"",
+        "\"5 0\"",
+        "true",
+        "[5]",
+    ] {
+        assert!(refused_naming("concurrency", raw), "{raw} was taken");
+    }
+    let c = DestinationConfig::parse(&config_with("upload_retries", "1e1")).unwrap();
+    assert_eq!(c.config.upload_retries, 10);
+    let c = DestinationConfig::parse(&config_with("quota_bytes", "1e7")).unwrap();
+    assert_eq!(c.config.quota_bytes, Some(10_000_000));
+}

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ use crate::operation::{LogLevel, Operation};
 pub const API_VERSION: &str = "v4";
 /// B2 tokens last 24 hours; renew well before, so a long upload never meets an expiry.
 const AUTH_MAX_AGE: Duration = Duration::from_secs(20 * 3600);
+/// Fresh tokens B2 may refuse as expired in a row before a call gives up (one refused as
+/// bad gets a single renewal).
+const MAX_REAUTHORIZATIONS: u32 = 3;
 const USER_AGENT: &str = concat!("b2dest/", env!("CARGO_PKG_VERSION"));
 
 /// A successful `b2_authorize_account`.
@@ -109,31 +113,109 @@ struct SessionKey {
     test_mode: Option<String>,
 }
 
-/// All sessions of this process.
+/// A session nobody used for this long is dropped. What it saves is one
+/// `b2_authorize_account` and the bucket id (the pooled connections expire after 60 s,
+/// the usage figure after 5 minutes): a backup run uses a destination in bursts seconds
+/// to minutes apart, which 15 minutes covers, while a worker that only validated keys an
+/// admin typed lets them go soon.
+const SESSION_IDLE_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// At most this many sessions not in use are kept; the least recently used goes first.
+/// Sessions in use are never dropped, so more may exist while that many calls run.
+const MAX_IDLE_SESSIONS: usize = 64;
+/// Every request is bounded by the destination's own timeout; this only stops a connect
+/// from hanging longer than any destination would wait.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Milliseconds since the first use, for the idle clock of sessions.
+fn now_millis() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// All sessions of this process, and the one HTTP client (one connection pool) they
+/// share. It lives in the process state, so a forked child builds its own.
 #[derive(Default)]
 pub struct SessionRegistry {
+    http: std::sync::OnceLock<reqwest::Client>,
     sessions: Mutex<HashMap<SessionKey, Arc<B2Session>>>,
 }
 
-impl SessionRegistry {
-    pub fn session_for(&self, config: &DestinationConfig) -> Result<Arc<B2Session>> {
-        let key = SessionKey {
+impl SessionKey {
+    fn of(config: &DestinationConfig) -> SessionKey {
+        SessionKey {
             api_url: config.api_url.clone(),
             account_id: config.account_id.clone(),
             key_digest: Sha1::digest(config.application_key.expose().as_bytes()).into(),
             timeout_secs: config.timeout.as_secs(),
             test_mode: config.test_mode.clone(),
-        };
+        }
+    }
+}
+
+impl SessionRegistry {
+    pub fn session_for(&self, config: &DestinationConfig) -> Result<Arc<B2Session>> {
+        let key = SessionKey::of(config);
         let mut sessions = self
             .sessions
             .lock()
             .map_err(|_| Error::Internal("session registry lock poisoned".into()))?;
+        drop_unneeded(&mut sessions, now_millis());
         if let Some(s) = sessions.get(&key) {
+            s.touch();
             return Ok(s.clone());
         }
-        let session = Arc::new(B2Session::new(config)?);
+        let session = Arc::new(B2Session::new(self.http()?, config));
         sessions.insert(key, session.clone());
         Ok(session)
+    }
+
+    /// How many sessions are kept, in use or not.
+    pub fn len(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shared client, built on first use (with the registry's lock held).
+    fn http(&self) -> Result<reqwest::Client> {
+        if let Some(client) = self.http.get() {
+            return Ok(client.clone());
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::Internal(format!("could not build the HTTPS client: {e}")))?;
+        Ok(self.http.get_or_init(|| client).clone())
+    }
+}
+
+/// Drops the sessions no call holds that are not worth keeping: without a valid
+/// authorization (its key was refused, or it never got one), idle too long, or beyond
+/// the count, least recently used first.
+fn drop_unneeded(sessions: &mut HashMap<SessionKey, Arc<B2Session>>, now: u64) {
+    let idle_limit = SESSION_IDLE_LIMIT.as_millis() as u64;
+    let in_use = |s: &Arc<B2Session>| Arc::strong_count(s) > 1;
+    sessions.retain(|_, s| {
+        in_use(s) || (s.is_authorized() && now.saturating_sub(s.last_used()) < idle_limit)
+    });
+    let idle = sessions.values().filter(|s| !in_use(s)).count();
+    if idle > MAX_IDLE_SESSIONS {
+        let mut by_age: Vec<(u64, SessionKey)> = sessions
+            .iter()
+            .filter(|(_, s)| !in_use(s))
+            .map(|(k, s)| (s.last_used(), k.clone()))
+            .collect();
+        by_age.sort_unstable_by_key(|(used, _)| *used);
+        for (_, k) in by_age.into_iter().take(idle - MAX_IDLE_SESSIONS) {
+            sessions.remove(&k);
+        }
     }
 }
 
@@ -145,24 +227,20 @@ pub struct B2Session {
     test_mode: Option<String>,
     pub timeout: Duration,
     auth: tokio::sync::Mutex<Option<Arc<Authorization>>>,
-    generations: std::sync::atomic::AtomicU64,
+    generations: AtomicU64,
+    /// Whether the last authorization attempt succeeded: a session whose key was refused
+    /// is not kept.
+    authorized: AtomicBool,
+    /// `now_millis()` of the last call made through this session.
+    last_used: AtomicU64,
     buckets: Mutex<HashMap<String, BucketInfo>>,
     upload_targets: Mutex<HashMap<String, Vec<UploadTarget>>>,
     usage: Mutex<HashMap<(String, String), CachedUsage>>,
 }
 
 impl B2Session {
-    fn new(config: &DestinationConfig) -> Result<B2Session> {
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(config.timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::Internal(format!("could not build the HTTPS client: {e}")))?;
-        Ok(B2Session {
+    fn new(http: reqwest::Client, config: &DestinationConfig) -> B2Session {
+        B2Session {
             http,
             api_url: config.api_url.clone(),
             account_id: config.account_id.clone(),
@@ -171,10 +249,24 @@ impl B2Session {
             timeout: config.timeout,
             auth: tokio::sync::Mutex::new(None),
             generations: Default::default(),
+            authorized: AtomicBool::new(false),
+            last_used: AtomicU64::new(now_millis()),
             buckets: Mutex::default(),
             upload_targets: Mutex::default(),
             usage: Mutex::default(),
-        })
+        }
+    }
+
+    fn touch(&self) {
+        self.last_used.store(now_millis(), Ordering::Relaxed);
+    }
+
+    fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    fn is_authorized(&self) -> bool {
+        self.authorized.load(Ordering::Relaxed)
     }
 
     pub fn cached_usage(&self, bucket: &str, dir: &str, max_age: Duration) -> Option<CachedUsage> {
@@ -277,6 +369,7 @@ impl B2Client {
     /// The current authorization, obtained or renewed as needed. Threads that find it
     /// missing wait for the one that is getting it.
     pub async fn authorization(&self) -> Result<Arc<Authorization>> {
+        self.session.touch();
         let mut slot = self
             .op
             .or_cancel(async { Ok(self.session.auth.lock().await) })
@@ -307,12 +400,24 @@ impl B2Client {
             LogLevel::Info,
             "B2 token expired or was refused; authorizing again",
         );
+        // The refused token is no use to anyone, whatever comes of this.
+        *slot = None;
         let fresh = Arc::new(self.authorize().await?);
         *slot = Some(fresh.clone());
         Ok(fresh)
     }
 
+    /// `b2_authorize_account`, with the retry rules; the session remembers whether it
+    /// holds a valid authorization, so one whose key was refused is not kept.
     async fn authorize(&self) -> Result<Authorization> {
+        let got = self.authorize_now().await;
+        self.session
+            .authorized
+            .store(got.is_ok(), Ordering::Relaxed);
+        got
+    }
+
+    async fn authorize_now(&self) -> Result<Authorization> {
         let url = format!(
             "{}/b2api/{API_VERSION}/b2_authorize_account",
             self.session.api_url
@@ -370,10 +475,7 @@ impl B2Client {
             min_part_size: api.absolute_minimum_part_size,
             allowed: api.allowed,
             obtained: Instant::now(),
-            generation: self
-                .session
-                .generations
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            generation: self.session.generations.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -393,8 +495,9 @@ impl B2Client {
             .await
     }
 
-    /// Runs `attempt` under the retry rules of `policy`: re-authorizes once on an expired
-    /// token, backs off on transient failures, gives up on the rest.
+    /// Runs `attempt` under the retry rules of `policy`: re-authorizes on an expired token
+    /// (up to `MAX_REAUTHORIZATIONS` times: B2 may expire a fresh token too), backs off on
+    /// transient failures, gives up on the rest.
     pub async fn with_retries<T, F, Fut>(
         &self,
         call: &str,
@@ -406,7 +509,7 @@ impl B2Client {
         Fut: Future<Output = std::result::Result<T, Failed>>,
     {
         let started = Instant::now();
-        let mut reauthorized = false;
+        let mut reauthorizations = 0;
         let mut tries = 0;
         let mut auth = self.authorization().await?;
         loop {
@@ -421,8 +524,16 @@ impl B2Client {
             };
             match failed.failure {
                 Failure::Fatal => return Err(failed.error),
-                Failure::Reauthorize if !reauthorized => {
-                    reauthorized = true;
+                // A fresh token refused as bad (not expired) gets one renewal only.
+                Failure::Reauthorize
+                    if reauthorizations
+                        < if matches!(failed.error, Error::Auth(_)) {
+                            1
+                        } else {
+                            MAX_REAUTHORIZATIONS
+                        } =>
+                {
+                    reauthorizations += 1;
                     auth = self.reauthorize(&auth).await?;
                     continue;
                 }
@@ -656,4 +767,59 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(key: &str, authorized: bool, last_used: u64) -> (SessionKey, Arc<B2Session>) {
+        let json = serde_json::json!({"name": "n", "account_id": "a", "application_key": key,
+            "bucket": "bucket-1", "api_url": "http://127.0.0.1:1"});
+        let config = DestinationConfig::parse(&json.to_string()).unwrap().config;
+        let s = B2Session::new(reqwest::Client::new(), &config);
+        s.authorized.store(authorized, Ordering::Relaxed);
+        s.last_used.store(last_used, Ordering::Relaxed);
+        (SessionKey::of(&config), Arc::new(s))
+    }
+
+    #[test]
+    fn refused_idle_and_surplus_sessions_go_those_in_use_stay() {
+        let minute = 60_000;
+        let now = 100 * minute;
+        let mut map = HashMap::new();
+        let mut held = Vec::new();
+        for (name, authorized, idle_minutes, in_use) in [
+            ("fresh", true, 1, false),
+            ("idle", true, 16, false),
+            ("refused", false, 0, false),
+            ("refused-in-use", false, 0, true),
+            ("idle-in-use", true, 60, true),
+        ] {
+            let (k, s) = session(name, authorized, now - idle_minutes * minute);
+            if in_use {
+                held.push(s.clone());
+            }
+            map.insert(k, s);
+        }
+        drop_unneeded(&mut map, now);
+        let mut kept: Vec<u64> = map.values().map(|s| s.last_used()).collect();
+        kept.sort_unstable();
+        assert_eq!(
+            kept,
+            vec![now - 60 * minute, now - minute, now],
+            "fresh and in use"
+        );
+
+        // Beyond the cap, the least recently used go first.
+        let mut map = HashMap::new();
+        for i in 0..(MAX_IDLE_SESSIONS as u64 + 6) {
+            let (k, s) = session(&format!("key-{i}"), true, now - minute + i);
+            map.insert(k, s);
+        }
+        drop_unneeded(&mut map, now);
+        assert_eq!(map.len(), MAX_IDLE_SESSIONS);
+        assert!(map.values().all(|s| s.last_used() >= now - minute + 6));
+        drop(held);
+    }
 }

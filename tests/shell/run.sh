@@ -213,6 +213,15 @@ dctl "delete with too many arguments: usage error" 64 --config "$CFG" delete a b
 dctl "unknown option: usage error" 64 --frob validate
 dctl "unreadable configuration file" 66 --config "$TMP/no-such-config.json" validate
 dctl "library that does not load" 69 --lib "$TMP/no-such-lib.so" --config "$CFG" validate
+# dctl gives destctl /dev/null as standard input: no configuration at all.
+dctl "no --config and nothing on standard input: usage error" 64 validate
+if grep -q 'no configuration' "$ERR" && ! grep -q 'not valid JSON' "$ERR" "$OUT"; then pass "it says there is no configuration"; else fail "no configuration: $(head -c 300 "$ERR")"; fi
+: >"$TMP/empty.json"
+dctl "an empty configuration file" 66 --config "$TMP/empty.json" validate
+dctl "combined short options -qv" 0 -qv --config "$CFG" validate
+dctl "combined short options with a value, -qc FILE" 0 -qc "$CFG" validate
+dctl "a value joined to its option, -cFILE" 0 "-c$CFG" validate
+dctl "an unknown letter among short options" 64 -qx --config "$CFG" validate
 
 # ------------------------------------------------------------------------------------
 echo "== backup and restore round trip"
@@ -389,6 +398,24 @@ else
 fi
 dctl "after the cancel: usage" 0 --config "$CFG" usage
 expect "nothing half-made is left" "d['used_bytes'] == 0 and d['unfinished_large_files'] == 0"
+
+# Calls without a progress callback stop on SIGINT / SIGTERM too: every B2 call is held
+# back 20 s, and the signal comes after 2 s. Without the fix destctl finishes the call and
+# exits 0; the status, not the time, is checked.
+for sig_cmd in "INT delete shell-tests-nothing" "TERM validate" "INT list" "TERM usage"; do
+    read -r sig cmd args <<<"$sig_cmd"
+    emu POST faults '{"call": "*", "count": 10, "action": "delay", "millis": 20000}' >/dev/null
+    rc=0
+    # shellcheck disable=SC2086 # args is one word or none
+    timeout --preserve-status -s "$sig" 2 "$DESTCTL" --config "$CFG" "$cmd" $args >"$OUT" 2>"$ERR" </dev/null || rc=$?
+    emu DELETE faults >/dev/null
+    if [[ $rc -eq 11 ]] && json_true "d['error']['code'] == 'cancelled' and '$cmd' in d['error']['message']"; then
+        pass "SIG$sig stops $cmd (exit 11)"
+    else
+        fail "SIG$sig during $cmd: exit $rc, expected 11"
+        show_last
+    fi
+done
 
 # ------------------------------------------------------------------------------------
 echo "== host_example"
