@@ -11,6 +11,19 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi.rs");
     println!("cargo:rerun-if-changed=src/status.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    // The ABI's major version: hosts link to libb2dest.so.0, which an install keeps beside
+    // the next compatible release (scripts/install.sh).
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libb2dest.so.0");
+        // Programs linked against target/<profile> look for the soname there at run time.
+        #[cfg(unix)]
+        if let Some(profile_dir) = out_dir.ancestors().nth(3) {
+            let link = profile_dir.join("libb2dest.so.0");
+            if std::fs::symlink_metadata(&link).is_err() {
+                let _ = std::os::unix::fs::symlink("libb2dest.so", &link);
+            }
+        }
+    }
 
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");

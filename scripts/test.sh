@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of b2dest: the Rust suites of the plugin and the emulator (rclone
 # conformance, faults, fork and threads under valgrind included), the C examples built with
-# warnings as errors, the shell harness and the PHP tests, and the header check.
-# Installs what it lacks (rclone, php-cli, valgrind, gcc, make) with apt-get when it can.
+# warnings as errors, the shell harness and the PHP tests, the install into a prefix with
+# pkg-config, the cPanel transport, and the header check.
+# Installs what it lacks (rclone, php-cli, valgrind, gcc, make, pkg-config, binutils) with
+# apt-get when it can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,8 @@ have php || missing+=(php-cli)
 have valgrind || missing+=(valgrind)
 have gcc || missing+=(gcc)
 have make || missing+=(make)
+have pkg-config || missing+=(pkg-config)
+have readelf || missing+=(binutils)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "== installing ${missing[*]}"
@@ -41,6 +45,12 @@ make -C c_examples
 
 echo "== shell harness and PHP tests"
 bash tests/shell/run.sh
+
+echo "== the installed library: scripts/install.sh, a host built with pkg-config"
+bash tests/shell/install.sh
+
+echo "== the cPanel Custom transport"
+bash tests/shell/cpanel.sh
 
 if [ -d .git ] && ! git diff --quiet -- include/; then
   echo "include/ differs from what the code generates: rebuild and commit include/" >&2

@@ -275,6 +275,9 @@ fn build() -> Result<Built, String> {
         std::fs::copy(&so, &tested)
             .map_err(|e| format!("copy {} to {}: {e}", so.display(), tested.display()))?;
     }
+    // The program records the library's soname, and the loader looks for that name.
+    std::os::unix::fs::symlink("libb2dest.so", lib_dir.join("libb2dest.so.0"))
+        .map_err(|e| format!("link libb2dest.so.0 in {}: {e}", lib_dir.display()))?;
 
     let compiler = ["gcc", "cc"]
         .into_iter()

@@ -94,20 +94,23 @@ class B2DestException extends RuntimeException
  * with the default ffi.enable=preload; under a web server use preloading or
  * ffi.enable=1.
  *
- * Progress: PHP callbacks are not passed to the library (a PHP closure called from the
- * library's C code would tie the library to the PHP engine's state and memory limits),
- * so upload() and download() give no progress per call; the progress argument is always
- * NULL. A PHP caller that wants to show progress can either
- *   - run the command-line driver in a subprocess (proc_open of
- *     `destctl --config - upload LOCAL REMOTE` with stderr on a terminal or a pty shows a
- *     progress bar; its stdout is the same JSON response, its exit status the DEST_* status), or
- *   - for a download, poll the size of the temporary file the library writes beside the
- *     target (`.LOCAL.b2dest-*`) from another process, or for an upload, compare usage()
- *     before and after.
+ * Progress, cancel and logs: upload() and download() take an optional progress callable
+ * `function (int $done, int $total): bool` (return false to cancel: the call then throws
+ * a B2DestException with code ERR_CANCELLED and B2 keeps nothing of it) and an optional
+ * log callable `function (int $level, string $message): void` (LOG_ERROR .. LOG_DEBUG).
+ * The library runs both on the calling thread, inside the call, so they are ordinary PHP
+ * calls. setLogger() installs a log callable for every call of the process; a per-call
+ * log callable replaces it for that call only and the previous one is restored after.
+ * A callable that throws does not unwind through the library: the exception is caught,
+ * the operation is cancelled, and the exception is rethrown once the call has returned.
+ * The C callbacks are made once per process (PHP's FFI keeps every closure it turns into
+ * a C function pointer until the request ends, so one per call would grow without bound).
  *
  * Secrets: the configuration (with the application key) is kept outside the object's
- * properties (a private static WeakMap) and never passed on as a PHP function argument,
- * so it is in no exception trace, var_export()/(array) of the object show nothing,
+ * properties (a private static WeakMap) and never passed on as a PHP function argument
+ * (the library gets it as an untyped pointer to a C copy, wiped after the call), so it is
+ * in no exception trace, not even of an exception a callable throws while the library is
+ * on the stack; var_export()/(array) of the object show nothing,
  * var_dump()/print_r() show the key as "[redacted]", and the object cannot be serialized.
  */
 final class B2Dest
@@ -128,6 +131,12 @@ final class B2Dest
     /** Not a library status: the library or PHP's FFI extension could not be loaded. */
     public const UNAVAILABLE = -1;
 
+    /** Log levels (DestLogLevel), most severe first. */
+    public const LOG_ERROR = 1;
+    public const LOG_WARN = 2;
+    public const LOG_INFO = 3;
+    public const LOG_DEBUG = 4;
+
     private const CODE_NAMES = [
         0 => 'ok', 1 => 'invalid_argument', 2 => 'config', 3 => 'auth', 4 => 'permission',
         5 => 'not_found', 6 => 'limit', 7 => 'local_io', 8 => 'network', 9 => 'remote',
@@ -135,6 +144,25 @@ final class B2Dest
     ];
 
     private static ?FFI $ffi = null;
+
+    /**
+     * The two C callbacks, each made once per process from a static closure that hands the
+     * call to the callable of the running operation below.
+     */
+    private static ?FFI\CData $progressTrampoline = null;
+    private static ?FFI\CData $logTrampoline = null;
+
+    /** @var (callable(int, int): mixed)|null The running operation's progress callable. */
+    private static $activeProgress = null;
+    /** @var (callable(int, string): mixed)|null The running operation's log callable. */
+    private static $activeLog = null;
+    /** @var (callable(int, string): mixed)|null setLogger()'s callable. */
+    private static $logger = null;
+    private static int $loggerLevel = self::LOG_INFO;
+    /** The library's current log level, as last set through dest_set_log_callback. */
+    private static int $installedLevel = 0;
+    /** The first exception a callable of the running operation threw. */
+    private static ?\Throwable $pending = null;
 
     /**
      * Each object's configuration JSON and application key, kept outside the object, so
@@ -195,10 +223,34 @@ final class B2Dest
             throw self::unavailable("cannot read the FFI header $headerPath; set B2DEST_FFI_HEADER");
         }
         try {
-            self::$ffi = FFI::cdef($header, $libraryPath);
+            $ffi = FFI::cdef($header, $libraryPath);
+            // Assigned through a pointer, the closure becomes a C function pointer once.
+            $progress = $ffi->new('dest_progress_fn');
+            FFI::addr($progress)[0] = static fn ($done, $total, $userData): int => self::onProgress((int) $done, (int) $total);
+            $log = $ffi->new('dest_log_fn');
+            FFI::addr($log)[0] = static function ($level, $message, $userData): void {
+                self::onLog((int) $level, $message);
+            };
         } catch (\Throwable $e) {
             throw self::unavailable("cannot load $libraryPath: " . $e->getMessage() . ' (check ffi.enable, and B2DEST_LIB for the path)');
         }
+        self::$ffi = $ffi;
+        self::$progressTrampoline = $progress;
+        self::$logTrampoline = $log;
+    }
+
+    /**
+     * Sets (or, with null, removes) the receiver of the library's log lines for every
+     * call of this process: `function (int $level, string $message): void`, called with
+     * lines at $maxLevel and more severe (LOG_ERROR 1 .. LOG_DEBUG 4). A log callable
+     * given to upload() or download() takes its place for that call.
+     */
+    public static function setLogger(?callable $log, int $maxLevel = self::LOG_INFO): void
+    {
+        self::load();
+        self::$logger = $log;
+        self::$loggerLevel = $maxLevel;
+        self::installLog($log === null ? 0 : $maxLevel);
     }
 
     /** The library's version, e.g. "0.1.0". */
@@ -217,36 +269,158 @@ final class B2Dest
      */
     public function validate(): array
     {
-        $out = self::$ffi->new('char*');
-        $status = self::$ffi->dest_validate($this->config(), FFI::addr($out));
-        return $this->finish('validate', $status, $out);
+        return $this->call('validate', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_validate($config, $out));
     }
 
     /**
      * Uploads a file or a directory tree to $remote inside the backup directory.
      *
+     * @param (callable(int, int): bool)|null $progress called with (bytes done, bytes in
+     *     all) on this thread, at the start, up to ten times a second and at the end;
+     *     return false to cancel (then ERR_CANCELLED, and nothing is left on B2)
+     * @param (callable(int, string): void)|null $log receives this call's log lines at
+     *     $logLevel and more severe, instead of setLogger()'s callable
      * @return array<string, mixed> "remote_path", "size", "sha1", "file_id" (a directory: "files")
+     * @throws B2DestException, or whatever a callable threw (after the call has ended)
      */
-    public function upload(string $local, string $remote): array
-    {
+    public function upload(
+        string $local,
+        string $remote,
+        ?callable $progress = null,
+        ?callable $log = null,
+        int $logLevel = self::LOG_INFO
+    ): array {
         self::checkPaths($local, $remote);
-        $out = self::$ffi->new('char*');
-        $status = self::$ffi->dest_upload($this->config(), $local, $remote, null, null, FFI::addr($out));
-        return $this->finish('upload', $status, $out);
+        return $this->call(
+            'upload',
+            static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_upload($config, $local, $remote, $callback, null, $out),
+            $progress,
+            $log,
+            $logLevel
+        );
     }
 
     /**
      * Restores $remote (a file or a directory tree) to $local; a file appears only once its
      * SHA1 matched.
      *
+     * @param (callable(int, int): bool)|null $progress as for upload(); a cancelled
+     *     download leaves nothing at $local
+     * @param (callable(int, string): void)|null $log as for upload()
      * @return array<string, mixed> "size", "sha1", "verified" (a directory: "files")
+     * @throws B2DestException, or whatever a callable threw (after the call has ended)
      */
-    public function download(string $remote, string $local): array
-    {
+    public function download(
+        string $remote,
+        string $local,
+        ?callable $progress = null,
+        ?callable $log = null,
+        int $logLevel = self::LOG_INFO
+    ): array {
         self::checkPaths($local, $remote);
+        return $this->call(
+            'download',
+            static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_download($config, $remote, $local, $callback, null, $out),
+            $progress,
+            $log,
+            $logLevel
+        );
+    }
+
+    /**
+     * One call of the library, with this call's callables in place of the running ones
+     * (restored after, so a callable may itself use B2Dest). $invoke gets the
+     * configuration, the progress callback (or null) and where the response goes, and
+     * returns the status.
+     *
+     * @param callable(FFI\CData, ?FFI\CData, FFI\CData): int $invoke
+     * @return array<string, mixed>
+     */
+    private function call(string $operation, callable $invoke, ?callable $progress = null, ?callable $log = null, int $logLevel = self::LOG_INFO): array
+    {
+        $savedProgress = self::$activeProgress;
+        $savedLog = self::$activeLog;
+        $savedPending = self::$pending;
+        $savedLevel = self::$installedLevel;
+        self::$activeProgress = $progress;
+        self::$activeLog = $log ?? self::$logger;
+        self::$pending = null;
+        if ($log !== null) {
+            self::installLog($logLevel);
+        }
+        // The progress callback also carries the cancel when a log callable threw.
+        $callback = $progress !== null || self::$activeLog !== null ? self::$progressTrampoline : null;
+        // The configuration and the response slot go to the library as untyped pointers:
+        // a callable's exception is made while the library is on the stack, and its trace
+        // keeps these arguments. A void* shows an address, never the key, and rendering it
+        // later (print_r, var_dump of the trace) reads no memory freed since.
+        $json = $this->config();
+        $length = strlen($json);
+        $copy = FFI::new('char[' . ($length + 1) . ']');
+        FFI::memcpy($copy, $json, $length);
+        unset($json);
         $out = self::$ffi->new('char*');
-        $status = self::$ffi->dest_download($this->config(), $remote, $local, null, null, FFI::addr($out));
-        return $this->finish('download', $status, $out);
+        try {
+            $status = $invoke(FFI::cast('void*', FFI::addr($copy)), $callback, FFI::cast('void*', FFI::addr($out)));
+            $thrown = self::$pending;
+        } finally {
+            FFI::memset($copy, 0, $length);
+            self::$activeProgress = $savedProgress;
+            self::$activeLog = $savedLog;
+            self::$pending = $savedPending;
+            if ($log !== null) {
+                self::installLog($savedLevel);
+            }
+        }
+        if ($thrown !== null) {
+            self::freeResponse($out);
+            throw $thrown;
+        }
+        return $this->finish($operation, $status, $out);
+    }
+
+    /** Runs in the library's callback: never lets an exception reach the C frames. */
+    private static function onProgress(int $done, int $total): int
+    {
+        if (self::$pending !== null) {
+            return 1;
+        }
+        $progress = self::$activeProgress;
+        if ($progress === null) {
+            return 0;
+        }
+        try {
+            return $progress($done, $total) === false ? 1 : 0;
+        } catch (\Throwable $e) {
+            self::$pending = $e;
+            return 1;
+        }
+    }
+
+    /** @param FFI\CData|string|null $message */
+    private static function onLog(int $level, $message): void
+    {
+        $log = self::$activeLog;
+        if ($log === null || self::$pending !== null) {
+            return;
+        }
+        try {
+            $text = $message instanceof FFI\CData ? FFI::string($message) : (string) $message;
+            $log($level, $text);
+        } catch (\Throwable $e) {
+            // The next progress callback cancels the operation.
+            self::$pending = $e;
+        }
+    }
+
+    /** Points the library's process-wide log callback at the trampoline, or removes it (0). */
+    private static function installLog(int $level): void
+    {
+        if ($level === self::$installedLevel) {
+            return;
+        }
+        self::$ffi->dest_set_log_callback($level > 0 ? self::$logTrampoline : null, max($level, 0), null);
+        self::$installedLevel = $level;
     }
 
     /**
@@ -257,9 +431,7 @@ final class B2Dest
     public function list(string $remote = ''): array
     {
         self::checkPaths($remote);
-        $out = self::$ffi->new('char*');
-        $status = self::$ffi->dest_list($this->config(), $remote, FFI::addr($out));
-        return $this->finish('list', $status, $out);
+        return $this->call('list', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_list($config, $remote, $out));
     }
 
     /**
@@ -270,9 +442,7 @@ final class B2Dest
      */
     public function usage(): array
     {
-        $out = self::$ffi->new('char*');
-        $status = self::$ffi->dest_usage($this->config(), FFI::addr($out));
-        return $this->finish('usage', $status, $out);
+        return $this->call('usage', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_usage($config, $out));
     }
 
     /**
@@ -283,9 +453,7 @@ final class B2Dest
     public function delete(string $remote): array
     {
         self::checkPaths($remote);
-        $out = self::$ffi->new('char*');
-        $status = self::$ffi->dest_delete($this->config(), $remote, FFI::addr($out));
-        return $this->finish('delete', $status, $out);
+        return $this->call('delete', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_delete($config, $remote, $out));
     }
 
     /** var_dump() and print_r() show the configuration without the key. */
@@ -321,7 +489,7 @@ final class B2Dest
         try {
             $text = FFI::isNull($out) ? null : FFI::string($out);
         } finally {
-            self::$ffi->dest_free($out);
+            self::freeResponse($out);
         }
         $response = $text === null ? null : json_decode($text, true);
         if (!is_array($response)) {
@@ -351,6 +519,11 @@ final class B2Dest
             ($error['retryable'] ?? false) === true,
             $response
         );
+    }
+
+    private static function freeResponse(FFI\CData $out): void
+    {
+        self::$ffi->dest_free($out);
     }
 
     /** The configuration JSON; a string no function receives as an argument. */

@@ -8,7 +8,9 @@
  * CONFIG.json is the destination's configuration (name, account_id, application_key,
  * bucket, backup_directory, ...; for the local emulator also api_url). The library is
  * found through $B2DEST_LIB, else target/release/libb2dest.so of this repository.
- * Exits 0 when the file came back identical, 1 on a B2DestException, 2 on a usage error.
+ * The upload and the download show their progress on standard error; the library's
+ * warnings go there too. Exits 0 when the file came back identical, 1 on a
+ * B2DestException, 2 on a usage error.
  */
 
 declare(strict_types=1);
@@ -28,7 +30,24 @@ if (!is_array($config)) {
     exit(2);
 }
 
+/**
+ * A progress callable: one line on standard error that redraws itself. Returning false
+ * would cancel the transfer (a B2DestException with code B2Dest::ERR_CANCELLED follows).
+ */
+function progress_line(string $label): callable
+{
+    return static function (int $done, int $total) use ($label): bool {
+        $percent = $total > 0 ? intdiv(100 * $done, $total) : 0;
+        fprintf(STDERR, "\r%s: %3d%% (%d of %d bytes)%s", $label, $percent, $done, $total, $done === $total ? "\n" : '');
+        return true;
+    };
+}
+
 try {
+    // Warnings of every call (a retried part, a slow B2) on standard error.
+    B2Dest::setLogger(static function (int $level, string $line): void {
+        fwrite(STDERR, "[b2dest] $line\n");
+    }, B2Dest::LOG_WARN);
     $dest = new B2Dest($config);
     unset($config); // the object keeps what it needs
     echo 'libb2dest ', B2Dest::version(), "\n";
@@ -42,7 +61,7 @@ try {
         echo "  warning: $warning\n";
     }
 
-    $up = $dest->upload($local, $remote);
+    $up = $dest->upload($local, $remote, progress_line('upload'));
     printf("upload: %s, %d bytes, sha1 %s\n", $up['remote_path'], $up['size'], $up['sha1']);
 
     $listing = $dest->list(dirname($remote) === '.' ? '' : dirname($remote));
@@ -57,7 +76,7 @@ try {
     $restored = tempnam(sys_get_temp_dir(), 'b2dest-php-');
     unlink($restored); // the library creates it, renaming into place once verified
     try {
-        $down = $dest->download($remote, $restored);
+        $down = $dest->download($remote, $restored, progress_line('download'));
         $same = sha1_file($restored) === sha1_file($local);
         printf("download: %d bytes, verified %s, identical %s\n", $down['size'], var_export($down['verified'], true), $same ? 'yes' : 'NO');
     } finally {

@@ -104,6 +104,43 @@ function remove_tree(string $path): void
     }
 }
 
+
+/** A call to the emulator's control API (faults, stored versions); the decoded answer. */
+function emu(string $method, string $path, ?array $body = null): array
+{
+    $context = stream_context_create(['http' => [
+        'method' => $method,
+        'header' => "Content-Type: application/json\r\n",
+        'content' => $body === null ? '' : json_encode($body),
+        'ignore_errors' => true,
+        'timeout' => 10,
+    ]]);
+    $text = file_get_contents(env('B2_EMULATOR_URL') . '/__emulator/' . $path, false, $context);
+    $answer = is_string($text) ? json_decode($text, true) : null;
+    check(is_array($answer), "the emulator's answer to $method $path is not JSON: " . var_export($text, true));
+    return $answer;
+}
+
+/** The stored versions (or, with $unfinished, the unfinished large files) under $prefix. */
+function stored_under(string $bucket, string $prefix, bool $unfinished = false): array
+{
+    $all = emu('GET', ($unfinished ? 'unfinished/' : 'versions/') . $bucket);
+    return array_values(array_filter($all, fn (array $v): bool => str_starts_with($v['file_name'], $prefix)));
+}
+
+/** The resident set size of this process in kB (what the C side allocates shows here). */
+function rss_kb(): int
+{
+    $status = (string) @file_get_contents('/proc/self/status');
+    return preg_match('/^VmRSS:\s+(\d+)/m', $status, $m) === 1 ? (int) $m[1] : 0;
+}
+
+/** Slows each of the first $count calls of $call down, so a transfer is seen moving. */
+function slow_down(string $call, int $count, int $millis): void
+{
+    emu('POST', 'faults', ['call' => $call, 'count' => $count, 'action' => 'delay', 'millis' => $millis]);
+}
+
 // ------------------------------------------------------------------------------------
 // Set-up
 
@@ -130,11 +167,15 @@ $wrongSecret = 'WRONG-SECRET-' . bin2hex(random_bytes(8));
 $work = sys_get_temp_dir() . '/b2dest-php-tests-' . bin2hex(random_bytes(4));
 check(mkdir($work, 0700), "cannot create $work");
 random_file("$work/file.bin", 150_000);
+random_file("$work/big.bin", 3_000_000); // three parts of 1 MB
+random_file("$work/small.bin", 1_000);
 mkdir("$work/tree/sub", 0700, true);
 random_file("$work/tree/a.txt", 1_000);
 random_file("$work/tree/sub/b.bin", 20_000);
 
 $dest = new B2Dest($base);
+// Parts of 1 MB sent one at a time: a 3 MB transfer moves in observable steps.
+$stepwise = new B2Dest(['part_size_bytes' => 1_000_000, 'concurrency' => 1] + $base);
 $passed = 0;
 $failed = 0;
 $tests = [];
@@ -168,6 +209,161 @@ $tests['upload a directory'] = function () use ($dest, $work): void {
     $r = $dest->upload("$work/tree", 'tree');
     check($r['file_count'] === 2, "file_count is {$r['file_count']}");
     check($r['size'] === 21_000, "size is {$r['size']}");
+};
+
+$tests['upload reports progress while the bytes move'] = function () use ($stepwise, $work): void {
+    $calls = [];
+    slow_down('b2_upload_part', 3, 300);
+    $r = $stepwise->upload("$work/big.bin", 'progress/big.bin', function (int $done, int $total) use (&$calls): bool {
+        $calls[] = [$done, $total];
+        return true;
+    });
+    emu('DELETE', 'faults');
+    check($r['size'] === 3_000_000, "size is {$r['size']}");
+    check(count($calls) >= 3, 'progress was called ' . count($calls) . ' times');
+    $between = array_filter($calls, fn (array $c): bool => $c[0] > 0 && $c[0] < $c[1]);
+    check(count($between) >= 1, 'no progress call with 0 < done < total: ' . json_encode($calls));
+    check(end($calls) === [3_000_000, 3_000_000], 'the last call is not done == total: ' . json_encode(end($calls)));
+    $dones = array_column($calls, 0);
+    $sorted = $dones;
+    sort($sorted);
+    check($dones === $sorted, 'done went backwards: ' . json_encode($dones));
+};
+
+$tests['download reports progress while the bytes move'] = function () use ($stepwise, $work): void {
+    $calls = [];
+    slow_down('b2_download_file_by_id', 3, 300);
+    $r = $stepwise->download('progress/big.bin', "$work/restored/big.bin", function (int $done, int $total) use (&$calls): bool {
+        $calls[] = [$done, $total];
+        return true;
+    });
+    emu('DELETE', 'faults');
+    check($r['verified'] === true, 'not verified');
+    check(sha1_file("$work/restored/big.bin") === sha1_file("$work/big.bin"), 'restored file differs');
+    $between = array_filter($calls, fn (array $c): bool => $c[0] > 0 && $c[0] < $c[1]);
+    check(count($between) >= 1, 'no progress call with 0 < done < total: ' . json_encode($calls));
+};
+
+$tests['a log callable receives the lines of its call, then the logger is back'] = function () use ($dest, $work): void {
+    $mine = [];
+    $global = [];
+    B2Dest::setLogger(function (int $level, string $message) use (&$global): void {
+        $global[] = $message;
+    }, B2Dest::LOG_DEBUG);
+    try {
+        $dest->upload("$work/small.bin", 'logs/small.bin', null, function (int $level, string $message) use (&$mine): void {
+            check($level >= B2Dest::LOG_ERROR && $level <= B2Dest::LOG_DEBUG, "level $level");
+            $mine[] = $message;
+        }, B2Dest::LOG_DEBUG);
+        check(count($mine) > 0, 'the per-call log callable got no line');
+        check($global === [], 'the process-wide logger got lines of a call that had its own');
+        $dest->upload("$work/small.bin", 'logs/again.bin');
+        check(count($global) > 0, 'the process-wide logger was not restored after the call');
+    } finally {
+        B2Dest::setLogger(null);
+    }
+    $after = count($global);
+    $dest->upload("$work/small.bin", 'logs/again.bin');
+    check(count($global) === $after, 'setLogger(null) did not remove the logger');
+};
+
+$tests['cancel from progress: cancelled (11), nothing left on B2'] = function () use ($stepwise, $work, $bucket, $directory): void {
+    slow_down('b2_upload_part', 3, 300);
+    $calls = 0;
+    $stopOnceMoving = function (int $done, int $total) use (&$calls): bool {
+        $calls++;
+        return $done === 0; // go on until bytes have moved, then stop
+    };
+    expect_failure(fn () => $stepwise->upload("$work/big.bin", 'cancel/big.bin', $stopOnceMoving), B2Dest::ERR_CANCELLED, 'cancelled');
+    emu('DELETE', 'faults');
+    check($calls >= 2, "progress was called $calls times");
+    check(stored_under($bucket, "$directory/cancel/") === [], 'a cancelled upload left versions: ' . json_encode(stored_under($bucket, "$directory/cancel/")));
+    check(stored_under($bucket, "$directory/cancel/", true) === [], 'a cancelled upload left an unfinished large file');
+
+    slow_down('b2_download_file_by_id', 3, 300);
+    expect_failure(fn () => $stepwise->download('progress/big.bin', "$work/cancelled.bin", fn (int $done, int $total): bool => $done === 0), B2Dest::ERR_CANCELLED, 'cancelled');
+    emu('DELETE', 'faults');
+    check(!file_exists("$work/cancelled.bin"), 'a cancelled download left a file');
+    check(glob("$work/.cancelled.bin*") === [], 'a cancelled download left a temporary file');
+};
+
+$tests['a throwing progress callable: its exception, after the call, nothing left'] = function () use ($stepwise, $dest, $work, $bucket, $directory, $applicationKey): void {
+    slow_down('b2_upload_part', 3, 300);
+    $thrown = null;
+    try {
+        // Made inside the callable, so its trace holds the frames of the library's call.
+        $stepwise->upload("$work/big.bin", 'throw/big.bin', function (int $done) use (&$thrown): bool {
+            if ($done > 0) {
+                throw $thrown = new DomainException('thrown by the progress callable');
+            }
+            return true;
+        });
+        throw new TestFailure('the upload succeeded although its callable threw');
+    } catch (DomainException $e) {
+        check($e === $thrown, 'another exception came back: ' . $e->getMessage());
+        check(str_contains(print_r($e->getTrace(), true), 'dest_upload'), 'the trace does not show the library call');
+        check_no_secret($e, $applicationKey);
+    } finally {
+        emu('DELETE', 'faults');
+    }
+    check(stored_under($bucket, "$directory/throw/") === [], 'the upload whose callable threw left versions');
+    check(stored_under($bucket, "$directory/throw/", true) === [], 'the upload whose callable threw left an unfinished large file');
+    // The wrapper is in a clean state afterwards: the next call works, without the callable.
+    check($dest->upload("$work/small.bin", 'throw/after.bin')['size'] === 1_000, 'the next upload failed');
+    $dest->delete('throw');
+};
+
+$tests['a throwing log callable: its exception, after the call, nothing left'] = function () use ($stepwise, $dest, $work, $bucket, $directory): void {
+    slow_down('b2_upload_part', 3, 300);
+    try {
+        $stepwise->upload("$work/big.bin", 'log-throw/big.bin', null, function (int $level, string $message): void {
+            throw new LengthException('thrown by the log callable');
+        }, B2Dest::LOG_DEBUG);
+        throw new TestFailure('the upload succeeded although its log callable threw');
+    } catch (LengthException $e) {
+        check($e->getMessage() === 'thrown by the log callable', 'another exception came back');
+    } finally {
+        emu('DELETE', 'faults');
+    }
+    check(stored_under($bucket, "$directory/log-throw/") === [], 'the upload whose log callable threw left versions');
+    check(stored_under($bucket, "$directory/log-throw/", true) === [], 'the upload whose log callable threw left an unfinished large file');
+    check($dest->list('logs')['count'] === 2, 'the wrapper does not work after a throwing log callable');
+};
+
+$tests['a thousand calls with callables in one process do not leak'] = function () use ($dest, $work): void {
+    $progress = static fn (int $done, int $total): bool => true;
+    $log = static function (int $level, string $message): void {
+    };
+    $round = function (int $i) use ($dest, $work, $progress, $log): void {
+        if ($i % 2 === 0) {
+            $dest->upload("$work/small.bin", 'leak/small.bin', $progress, $log, B2Dest::LOG_DEBUG);
+        } else {
+            $dest->download('leak/small.bin', "$work/restored/leak.bin", $progress, $log, B2Dest::LOG_DEBUG);
+        }
+    };
+    for ($i = 0; $i < 100; $i++) { // warm up: caches, the library's runtime and pools
+        $round($i);
+    }
+    gc_collect_cycles();
+    $memory = memory_get_usage();
+    $rss = rss_kb();
+    for ($i = 0; $i < 1000; $i++) {
+        $round($i);
+    }
+    gc_collect_cycles();
+    $memoryGrowth = memory_get_usage() - $memory;
+    $rssGrowth = rss_kb() - $rss;
+    echo "     1000 calls: PHP memory +$memoryGrowth bytes, RSS +$rssGrowth kB\n";
+    // A C callback made per call costs PHP's FFI over 150 bytes each, kept to the end.
+    check($memoryGrowth < 32 * 1024, "PHP memory grew by $memoryGrowth bytes over 1000 calls");
+    check($rssGrowth < 8 * 1024, "the resident set grew by $rssGrowth kB over 1000 calls");
+    $dest->delete('leak');
+};
+
+$tests['clean up the transfer tests'] = function () use ($dest): void {
+    foreach (['progress', 'logs', 'cancel'] as $path) {
+        $dest->delete($path);
+    }
 };
 
 $tests['list everything'] = function () use ($dest): void {
@@ -319,7 +515,7 @@ foreach ($tests as $name => $test) {
 
 // Best effort: leave nothing behind on the emulator.
 try {
-    foreach (['backups', 'tree', 'ro'] as $path) {
+    foreach (['backups', 'tree', 'ro', 'progress', 'logs', 'cancel', 'throw', 'log-throw', 'leak'] as $path) {
         $dest->delete($path);
     }
 } catch (B2DestException $e) {

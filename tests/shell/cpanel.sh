@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# The cPanel Custom transport (c_examples/cpanel), driven the way cPanel drives it: one
+# process per command, arguments COMMAND CURRENT_DIR PARAMS... HOST USER, the key in
+# PASSWORD, CURRENT_DIR as the last chdir printed it. A whole backup, restore and prune
+# against an emulator; the refusals of rmdir and delete; and a watcher that reads every
+# process's argv while the commands run, to show the key is in none.
+#
+#   bash tests/shell/cpanel.sh   (after cargo build --release and make -C c_examples)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/emulator.sh"
+cd "$ROOT"
+TRANSPORT=${CPANEL_TRANSPORT:-$ROOT/c_examples/cpanel/b2dest-cpanel-transport}
+if [[ ! -x $TRANSPORT ]]; then
+    echo "cpanel.sh: $TRANSPORT is missing (make -C c_examples)" >&2
+    exit 2
+fi
+start_emulator
+
+# A key made for this run, sent to the emulator on standard input: no argv holds it.
+KEY_ID=cpanel-key
+SECRET="cpanel-secret-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '{"key_id": "%s", "application_key": "%s", "capabilities": ["listBuckets", "listFiles", "readFiles", "writeFiles", "deleteFiles"], "bucket": "%s"}' \
+    "$KEY_ID" "$SECRET" "$BUCKET" |
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/__emulator/keys", data=sys.stdin.buffer.read(), method="POST", headers={"Content-Type": "application/json"}), timeout=10).read()' "$URL"
+
+# The destination without the key, next to a copy of the program (the default place).
+install -d "$TMP/bin"
+cp "$TRANSPORT" "$TMP/bin/b2-offsite"
+T=$TMP/bin/b2-offsite
+python3 -c '
+import json, sys
+json.dump({"name": "cPanel", "bucket": sys.argv[1], "backup_directory": "whm", "api_url": sys.argv[2],
+           "part_size_bytes": 1000000, "retry_initial_delay_ms": 10}, open(sys.argv[3], "w"))
+' "$BUCKET" "$URL" "$T.json"
+chmod 600 "$T.json"
+HOST=api.backblazeb2.com
+
+# Watches every process's argv for the key until $TMP/watch.stop exists; the key comes
+# in its environment. Writes what it saw to $TMP/watch.json.
+WATCH_KEY=$SECRET python3 -c '
+import json, os, sys
+key = os.environ.pop("WATCH_KEY").encode()
+stop, out = sys.argv[1], sys.argv[2]
+hits, seen, scans = set(), set(), 0
+open(stop + ".ready", "w").close()
+while not os.path.exists(stop):
+    scans += 1
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read()
+        except OSError:
+            continue
+        if b"b2-offsite" in argv:
+            seen.add(pid)
+        if key in argv:
+            hits.add(argv.replace(b"\0", b" ").replace(key, b"<KEY>").decode(errors="replace"))
+json.dump({"hits": sorted(hits), "transport_processes": len(seen), "scans": scans}, open(out, "w"))
+' "$TMP/watch.stop" "$TMP/watch.json" &
+WATCH_PID=$!
+for _ in $(seq 1 100); do [[ -e $TMP/watch.stop.ready ]] && break; sleep 0.1; done
+
+OUT=$TMP/out.txt
+ERR=$TMP/err.txt
+# run NAME EXPECTED_EXIT ARGS...: one transport process, as cPanel starts it.
+run() {
+    local name=$1 expected=$2 rc=0
+    shift 2
+    PASSWORD=$SECRET "$T" "$@" >"$OUT" 2>"$ERR" </dev/null || rc=$?
+    if [[ $rc -eq $expected ]]; then
+        pass "$name (exit $rc)"
+    else
+        fail "$name: exit $rc, expected $expected; stdout: $(head -c 500 "$OUT"); stderr: $(head -c 500 "$ERR")"
+    fi
+}
+# A failure must say why on standard error.
+says() {
+    if [[ -s $ERR ]] && grep -q -- "$1" "$ERR"; then pass "  ... stderr says: $(head -1 "$ERR" | cut -c1-110)"; else fail "  ... stderr lacks '$1': $(cat "$ERR")"; fi
+}
+# ls_names: "TYPE NAME SIZE" per line, split as cPanel splits ls -l output (9 fields).
+ls_names() {
+    python3 -c '
+import sys
+for line in open(sys.argv[1]):
+    f = line.rstrip("\n").split(None, 8)
+    if len(f) == 9:
+        print(f[0][0], f[8], f[4])
+    elif not line.startswith("total "):
+        print("BAD", line.strip())
+' "$OUT"
+}
+
+# A planted argv with the key: the watcher must see it, or it proves nothing.
+bash -c 'sleep 1; true' planted "$SECRET"
+
+mkdir -p "$TMP/local/accounts" "$TMP/restore"
+head -c 3000000 /dev/urandom >"$TMP/local/accounts/alice.tar.gz"
+head -c 40000 /dev/urandom >"$TMP/local/accounts/bob.tar.gz"
+printf 'backup meta\n' >"$TMP/local/backup_meta"
+
+echo "== a backup: mkdir, chdir, put"
+run "mkdir the backup directory" 0 mkdir / cpanel-backups "$HOST" "$KEY_ID"
+if [[ ! -s $OUT ]]; then pass "mkdir prints nothing"; else fail "mkdir printed $(cat "$OUT")"; fi
+run "chdir into it" 0 chdir / cpanel-backups "$HOST" "$KEY_ID"
+CWD=$(cat "$OUT") # as cPanel keeps it: chdir's output, newline and all
+if [[ $CWD == /cpanel-backups ]]; then pass "chdir prints the new directory"; else fail "chdir printed '$CWD'"; fi
+CWD=$(<"$OUT")$'\n'
+run "mkdir the day" 0 mkdir "$CWD" 2026-12-01 "$HOST" "$KEY_ID"
+run "mkdir the day's accounts" 0 mkdir "$CWD" 2026-12-01/accounts "$HOST" "$KEY_ID"
+run "put a 3 MB account archive (large file)" 0 put "$CWD" "$TMP/local/accounts/alice.tar.gz" 2026-12-01/accounts/alice.tar.gz "$HOST" "$KEY_ID"
+run "put a small account archive" 0 put "$CWD" "$TMP/local/accounts/bob.tar.gz" 2026-12-01/accounts/bob.tar.gz "$HOST" "$KEY_ID"
+run "put by an absolute path" 0 put "$CWD" "$TMP/local/backup_meta" /cpanel-backups/2026-12-01/backup_meta "$HOST" "$KEY_ID"
+run "put the next day's backup" 0 put "$CWD" "$TMP/local/accounts/bob.tar.gz" 2026-12-02/accounts/bob.tar.gz "$HOST" "$KEY_ID"
+
+echo "== ls"
+run "ls the day's accounts" 0 ls "$CWD" 2026-12-01/accounts "$HOST" "$KEY_ID"
+if [[ $(ls_names) == $'- alice.tar.gz 3000000\n- bob.tar.gz 40000' ]]; then pass "ls -l lines: files, names, sizes"; else fail "ls: $(cat "$OUT")"; fi
+run "ls the backup directory" 0 ls "$CWD" . "$HOST" "$KEY_ID"
+if [[ $(ls_names) == $'d 2026-12-01 0\nd 2026-12-02 0' ]]; then pass "ls shows the days as directories"; else fail "ls .: $(cat "$OUT")"; fi
+run "ls one day" 0 ls "$CWD" 2026-12-01 "$HOST" "$KEY_ID"
+if [[ $(ls_names) == $'d accounts 0\n- backup_meta 12' ]]; then pass "ls mixes directories and files"; else fail "ls day: $(cat "$OUT")"; fi
+run "ls one file by an absolute path" 0 ls / /cpanel-backups/2026-12-01/accounts/bob.tar.gz "$HOST" "$KEY_ID"
+if [[ $(ls_names) == '- bob.tar.gz 40000' ]]; then pass "ls of a file: that file"; else fail "ls file: $(cat "$OUT")"; fi
+run "ls a directory that holds nothing" 0 ls "$CWD" 2026-11-30 "$HOST" "$KEY_ID"
+if [[ $(cat "$OUT") == 'total 0' ]]; then pass "ls of nothing: total 0"; else fail "ls nothing: $(cat "$OUT")"; fi
+
+echo "== restore: get"
+run "get the large archive" 0 get "$CWD" 2026-12-01/accounts/alice.tar.gz "$TMP/restore/alice.tar.gz" "$HOST" "$KEY_ID"
+if cmp -s "$TMP/local/accounts/alice.tar.gz" "$TMP/restore/alice.tar.gz"; then pass "restored archive is identical"; else fail "restored archive differs"; fi
+run "get what is not there" 5 get "$CWD" 2026-12-01/accounts/carol.tar.gz "$TMP/restore/carol.tar.gz" "$HOST" "$KEY_ID"
+says "not"
+if [[ ! -e $TMP/restore/carol.tar.gz ]]; then pass "a failed get leaves no file"; else fail "a failed get left a file"; fi
+
+echo "== refusals (nothing is deleted)"
+run "rmdir /" 1 rmdir / / "$HOST" "$KEY_ID"
+says "whole backup directory"
+run "rmdir of the current directory's root by '..'" 1 rmdir "$CWD" .. "$HOST" "$KEY_ID"
+says "whole backup directory"
+run "rmdir of an empty path" 1 rmdir / "" "$HOST" "$KEY_ID"
+says "whole backup directory"
+run "rmdir of a path that leaves the backup directory" 1 rmdir "$CWD" ../../etc "$HOST" "$KEY_ID"
+says "leaves the backup directory"
+run "delete of a directory" 1 delete "$CWD" 2026-12-01 "$HOST" "$KEY_ID"
+says "is a directory"
+run "chdir out of the backup directory" 1 chdir / .. "$HOST" "$KEY_ID"
+says "leaves"
+run "everything is still there" 0 ls "$CWD" 2026-12-01/accounts "$HOST" "$KEY_ID"
+if [[ $(ls_names | wc -l) -eq 2 ]]; then pass "the refusals deleted nothing"; else fail "after the refusals: $(cat "$OUT")"; fi
+
+echo "== prune: rmdir, delete"
+run "rmdir the old day" 0 rmdir "$CWD" 2026-12-01 "$HOST" "$KEY_ID"
+run "ls after the prune" 0 ls "$CWD" . "$HOST" "$KEY_ID"
+if [[ $(ls_names) == 'd 2026-12-02 0' ]]; then pass "only the new day is left"; else fail "after rmdir: $(cat "$OUT")"; fi
+left=$(emu GET "versions/$BUCKET" | python3 -c 'import json,sys; print(sum(1 for v in json.load(sys.stdin) if v["file_name"].startswith("whm/cpanel-backups/2026-12-01/")))')
+unfinished=$(emu GET "unfinished/$BUCKET" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+if [[ $left -eq 0 && $unfinished -eq 0 ]]; then pass "B2 keeps no version of the pruned day"; else fail "after rmdir: $left versions, $unfinished unfinished"; fi
+run "delete one file" 0 delete "$CWD" 2026-12-02/accounts/bob.tar.gz "$HOST" "$KEY_ID"
+run "ls after the delete" 0 ls "$CWD" . "$HOST" "$KEY_ID"
+if [[ $(cat "$OUT") == 'total 0' ]]; then pass "the backup directory is empty"; else fail "after delete: $(cat "$OUT")"; fi
+
+echo "== failures"
+rc=0
+PASSWORD=wrong-key "$T" ls / . "$HOST" "$KEY_ID" >"$OUT" 2>"$ERR" </dev/null || rc=$?
+if [[ $rc -eq 3 ]]; then pass "a wrong key: exit 3"; else fail "a wrong key: exit $rc"; fi
+says "rejected"
+rc=0
+env -u PASSWORD "$T" ls / . "$HOST" "$KEY_ID" >"$OUT" 2>"$ERR" </dev/null || rc=$?
+if [[ $rc -eq 78 ]]; then pass "no PASSWORD: exit 78"; else fail "no PASSWORD: exit $rc"; fi
+says "PASSWORD"
+run "no key ID (no USER, none in the file)" 78 ls / .
+says "key ID"
+run "an unknown command" 64 rename / a b "$HOST" "$KEY_ID"
+run "too many arguments" 64 delete / a b "$HOST" "$KEY_ID" extra
+chmod 666 "$T.json"
+run "a configuration others may write" 78 ls / . "$HOST" "$KEY_ID"
+says "writable by no one else"
+chmod 600 "$T.json"
+B2DEST_CPANEL_CONFIG=$TMP/none.json run "B2DEST_CPANEL_CONFIG names a missing file" 66 ls / . "$HOST" "$KEY_ID"
+
+touch "$TMP/watch.stop"
+wait "$WATCH_PID"
+echo "== argv watcher"
+python3 -c '
+import json, sys
+w = json.load(open(sys.argv[1]))
+planted = [h for h in w["hits"] if "planted" in h]
+others = [h for h in w["hits"] if "planted" not in h]
+print("planted %d, other %d, transport processes seen %d, scans %d" % (len(planted), len(others), w["transport_processes"], w["scans"]))
+for h in others:
+    print("  argv with the key:", h)
+sys.exit(0 if planted and not others and w["transport_processes"] >= 10 else 1)
+' "$TMP/watch.json" >"$TMP/watch.txt" && rc=0 || rc=$?
+if [[ $rc -eq 0 ]]; then
+    pass "the key was in no process's argv ($(head -1 "$TMP/watch.txt"))"
+else
+    fail "argv watcher: $(cat "$TMP/watch.txt")"
+fi
+
+finish
