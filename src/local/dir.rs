@@ -133,18 +133,13 @@ impl Dir {
 
     /// Opens the subdirectory `name`; a link there fails with ELOOP or ENOTDIR.
     pub fn subdir(&self, name: &OsStr) -> io::Result<Dir> {
-        let c = check_name(name)?;
-        // SAFETY: a valid dirfd and C string.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        })?;
+        let fd = self.open_at(
+            &check_name(name)?,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )?;
         Ok(Dir {
-            // SAFETY: a fresh fd that nothing else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd,
             path: self.path.join(name),
         })
     }
@@ -165,17 +160,7 @@ impl Dir {
     /// Opens the regular file `name` for reading: never through a link, never blocking on
     /// a FIFO, and only if it is a regular file once open.
     pub fn open_file(&self, name: &OsStr) -> io::Result<File> {
-        let c = check_name(name)?;
-        // SAFETY: a valid dirfd and C string.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
-            )
-        })?;
-        // SAFETY: a fresh fd that nothing else owns.
-        let file = unsafe { File::from_raw_fd(fd) };
+        let file = self.open_any(name)?;
         if !file.metadata()?.is_file() {
             return Err(io::Error::other("not a regular file"));
         }
@@ -250,34 +235,16 @@ impl Dir {
     /// An unnamed file in this directory (`O_TMPFILE`), mode 0600: a kill leaves nothing.
     /// Fails with EOPNOTSUPP, EISDIR or EINVAL where the file system cannot.
     pub fn unnamed_file(&self) -> io::Result<File> {
-        // SAFETY: a valid dirfd and a static C string.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                c".".as_ptr(),
-                libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        })?;
-        // SAFETY: a fresh fd that nothing else owns.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        let fd = self.open_at(c".", libc::O_TMPFILE | libc::O_RDWR, 0o600)?;
+        Ok(File::from(fd))
     }
 
     /// Creates the new regular file `name`, mode 0600, read-write, refusing any existing
     /// name (a link included).
     pub fn create_new(&self, name: &OsStr) -> io::Result<File> {
-        let c = check_name(name)?;
-        // SAFETY: a valid dirfd and C string.
-        let fd = cvt(unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        })?;
-        // SAFETY: a fresh fd that nothing else owns.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        let fd = self.open_at(&check_name(name)?, flags, 0o600)?;
+        Ok(File::from(fd))
     }
 
     /// Gives the unnamed file `file` the new name `name` here (fails if the name exists).
@@ -333,17 +300,25 @@ impl Dir {
 
     /// Opens `name` for reading without following a link or blocking, whatever its type.
     pub fn open_any(&self, name: &OsStr) -> io::Result<File> {
-        let c = check_name(name)?;
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let fd = self.open_at(&check_name(name)?, flags, 0)?;
+        Ok(File::from(fd))
+    }
+
+    /// The one `openat` relative to this handle (always close-on-exec); `mode` matters only
+    /// with `O_CREAT` or `O_TMPFILE`.
+    fn open_at(&self, name: &CStr, flags: libc::c_int, mode: libc::c_uint) -> io::Result<OwnedFd> {
         // SAFETY: a valid dirfd and C string.
         let fd = cvt(unsafe {
             libc::openat(
                 self.fd.as_raw_fd(),
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+                name.as_ptr(),
+                flags | libc::O_CLOEXEC,
+                mode,
             )
         })?;
         // SAFETY: a fresh fd that nothing else owns.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 }
 
