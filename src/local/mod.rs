@@ -6,8 +6,8 @@ pub mod dir;
 pub mod file;
 
 use std::ffi::OsStr;
+use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,11 +24,9 @@ pub enum Named {
 /// Opens the path the host named, once (following links in it: the host's own), and tells a
 /// file from a directory by the open handle, so nothing can be swapped in between.
 pub fn open_named(path: &Path) -> Result<Named> {
-    // O_NONBLOCK: a FIFO there must not hang the backup.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
+    // Only the host's own links are followed; O_NONBLOCK: a FIFO there must not hang it.
+    let opened = dir::open_trusted(path, dir::Want::Any, false)
+        .map(File::from)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(format!(
                 "the local path {} does not exist; check the path the backup gave",

@@ -1,0 +1,140 @@
+//! A hosting customer attacking the root-run library through the paths the host names and
+//! through what the host's own tools cannot tell apart (red-team review of issue 11): links
+//! the customer owns at the named path, hard links to files of other users, trees deeper
+//! than any B2 name, and names that forge log lines.
+
+mod common;
+
+use std::os::unix::fs::{lchown, symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use common::*;
+use serde_json::json;
+
+const CUSTOMER: u32 = 4242;
+
+/// A customer's home below `base`, owned by the customer, and a root-only directory beside
+/// it standing for `/root/.ssh`.
+fn home_and_root_only(base: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let home = base.join("home/alice");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(CUSTOMER), Some(CUSTOMER)).unwrap();
+    let root_only = base.join("root-ssh");
+    std::fs::create_dir_all(&root_only).unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+    (home, root_only)
+}
+
+/// A symbolic link as the customer would plant it: owned by them.
+fn plant_link(target: &Path, at: &Path) {
+    symlink(target, at).unwrap();
+    lchown(at, Some(CUSTOMER), Some(CUSTOMER)).unwrap();
+}
+
+#[test]
+fn a_link_the_customer_owns_in_the_named_path_is_not_followed() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let base = tempfile::tempdir().unwrap();
+    let (home, root_only) = home_and_root_only(base.path());
+    let keys = write_file(&base.path().join("scratch"), "authorized_keys", 300, 7);
+    assert_eq!(upload(&cfg, &keys, "keys/authorized_keys").0, OK);
+
+    // The host restores into the customer's home; the customer made the directory a link
+    // to root's. Neither a single-file nor a directory restore may write there.
+    plant_link(&root_only, &home.join("restore"));
+    let (st, v) = download(
+        &cfg,
+        "keys/authorized_keys",
+        &home.join("restore/authorized_keys"),
+    );
+    assert_eq!(st, LOCAL_IO, "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&home.join("restore").display().to_string()));
+    let (st, v) = download(&cfg, "keys/", &home.join("restore"));
+    assert_eq!(st, LOCAL_IO, "{v}");
+    // A link further up (the home itself swapped for a link) is refused as well.
+    let (st, v) = download(&cfg, "keys/", &home.join("restore/deeper"));
+    assert_eq!(st, LOCAL_IO, "{v}");
+    assert_eq!(std::fs::read_dir(&root_only).unwrap().count(), 0);
+
+    // A single-file upload of a name that the customer made a link to a root-only file.
+    let shadow = base.path().join("root-ssh-shadow");
+    std::fs::write(&shadow, b"root:$6$secret-hash:19000:0:99999:7:::\n").unwrap();
+    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o600)).unwrap();
+    plant_link(&shadow, &home.join("note.txt"));
+    let (st, v) = upload(&cfg, &home.join("note.txt"), "note.txt");
+    assert_eq!(st, LOCAL_IO, "{v}");
+    let (st, v) = upload(&cfg, &home, "home");
+    assert_eq!(st, OK, "{v}");
+    assert!(emu
+        .file_versions(BUCKET)
+        .iter()
+        .all(|f| !f.file_name.contains("note.txt")));
+
+    // The host's own links (owned by root, or by the host's user) are still followed.
+    let restored = base.path().join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    symlink(&restored, base.path().join("host-link")).unwrap();
+    let (st, v) = download(
+        &cfg,
+        "keys/authorized_keys",
+        &base.path().join("host-link/sub/authorized_keys"),
+    );
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(
+        std::fs::read(restored.join("sub/authorized_keys")).unwrap(),
+        content(300, 7)
+    );
+    let (st, v) = upload(
+        &cfg,
+        &base.path().join("host-link/sub/authorized_keys"),
+        "k2",
+    );
+    assert_eq!(st, OK, "{v}");
+}
+
+#[test]
+fn a_hard_link_to_another_users_file_is_not_uploaded() {
+    // With fs.protected_hardlinks=0 a customer may hard-link any file of the same file
+    // system (/etc/shadow, another customer's mail) into their tree; O_NOFOLLOW does not
+    // see it. Root makes the link here, as the customer could on such a host.
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let base = tempfile::tempdir().unwrap();
+    let (home, _) = home_and_root_only(base.path());
+    let shadow = base.path().join("shadow");
+    let secret = b"root:$6$secret-hash:19000:0:99999:7:::\n".to_vec();
+    std::fs::write(&shadow, &secret).unwrap();
+    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::hard_link(&shadow, home.join("stolen")).unwrap();
+    // The customer's own hard links (mail directories, git objects) are fine.
+    let own = write_file(&home, "mail/cur/1", 500, 3);
+    std::os::unix::fs::chown(&own, Some(CUSTOMER), Some(CUSTOMER)).unwrap();
+    std::fs::hard_link(&own, home.join("mail/cur/2")).unwrap();
+    std::os::unix::fs::chown(home.join("mail"), Some(CUSTOMER), None).unwrap();
+    std::os::unix::fs::chown(home.join("mail/cur"), Some(CUSTOMER), None).unwrap();
+    // A root-owned file of the host's own, with a single name, in the customer's home.
+    std::fs::write(home.join("quota.conf"), b"root's own").unwrap();
+
+    let (st, v) = upload(&cfg, &home, "home");
+    assert_eq!(st, OK, "{v}");
+    let skipped: Vec<&str> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["local_path"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, vec![home.join("stolen").to_str().unwrap()], "{v}");
+    let stored: Vec<String> = emu
+        .file_versions(BUCKET)
+        .into_iter()
+        .filter(|f| f.action == "upload")
+        .map(|f| f.file_name)
+        .collect();
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert!(stored.iter().all(|n| !n.ends_with("stolen")), "{stored:?}");
+    assert!(home.metadata().unwrap().uid() == CUSTOMER);
+}
