@@ -138,3 +138,56 @@ fn a_hard_link_to_another_users_file_is_not_uploaded() {
     assert!(stored.iter().all(|n| !n.ends_with("stolen")), "{stored:?}");
     assert!(home.metadata().unwrap().uid() == CUSTOMER);
 }
+
+/// Every human-readable text of a response: the error message, warnings, skip reasons.
+fn texts(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(m) = v["error"]["message"].as_str() {
+        out.push(m.into());
+    }
+    for w in v["warnings"].as_array().into_iter().flatten() {
+        out.push(w.as_str().unwrap().into());
+    }
+    for s in v["skipped"].as_array().into_iter().flatten() {
+        out.push(s["reason"].as_str().unwrap().into());
+    }
+    out
+}
+
+#[test]
+fn names_cannot_forge_lines_in_the_hosts_log() {
+    // Hosts write messages and warnings to their logs line by line; a name holding a
+    // newline must not start a line the customer wrote.
+    let emu = emulator();
+    let base = tempfile::tempdir().unwrap();
+    let tree = base.path().join("tree");
+    write_file(&tree, "good", 100, 1);
+    let forged = "\n2026-12-02 03:00:00 [INFO] backup of bob: OK\r\u{2028}";
+    write_file(&tree, &format!("file{forged}"), 10, 2);
+    write_file(&tree, &format!("dir{forged}/inner"), 10, 3);
+    symlink("good", tree.join(format!("link{forged}"))).unwrap();
+    let fifo = std::ffi::CString::new(
+        tree.join(format!("fifo{forged}"))
+            .to_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    for strict in [false, true] {
+        let cfg = config(&emu, json!({ "strict": strict }));
+        let (st, v) = upload(&cfg, &tree, if strict { "strict" } else { "tree" });
+        assert_eq!(st, if strict { LOCAL_IO } else { OK }, "{v}");
+        let all = texts(&v);
+        assert!(all.len() >= 4, "{v}");
+        for text in all {
+            assert!(
+                !text.contains(['\n', '\r', '\u{2028}']),
+                "a raw line break in {text:?}"
+            );
+            if text.contains("tree/file") {
+                assert!(text.contains("tree/file\\x0a2026-12-02"), "{text:?}");
+            }
+        }
+    }
+}

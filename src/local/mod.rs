@@ -81,3 +81,18 @@ pub fn link_refused(path: &std::path::Path) -> Error {
         path.display()
     ))
 }
+
+/// A local path for a message: control characters and Unicode line breaks escaped
+/// (`\x0a`), so that a customer's file name cannot start a forged line in the host's log.
+/// Response fields that are data (`local_path`) keep the name itself.
+pub fn shown(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c as u32 {
+            0..=31 | 127 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            0x85 | 0x2028 | 0x2029 => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
+}

@@ -24,7 +24,7 @@ use crate::b2::upload::{UploadJob, UploadedFile};
 use crate::error::{Error, Result};
 use crate::local::dir::{is_link_error, EntryKind};
 use crate::local::file::LocalFile;
-use crate::local::{open_named, Dir, Named};
+use crate::local::{open_named, shown, Dir, Named};
 use crate::operation::{LogLevel, Operation};
 use crate::remote_path::{check_segments, EmptyPath, RemotePath};
 
@@ -276,10 +276,11 @@ impl Walk {
         let mut subdirs = Vec::new();
         for name in names {
             let path = dir.display(&name);
+            // The name is the customer's: messages show it escaped.
+            let shown = shown(&path);
             let Some(text) = name.to_str() else {
                 let reason = format!(
-                    "{} has a name that is not UTF-8, which B2 file names must be: rename it",
-                    path.display()
+                    "{shown} has a name that is not UTF-8, which B2 file names must be: rename it"
                 );
                 self.skip(path, reason);
                 continue;
@@ -288,7 +289,8 @@ impl Walk {
                 Ok(Some(s)) => s,
                 Ok(None) => continue, // removed since the listing: nothing to back up
                 Err(e) => {
-                    let reason = Error::local_io("could not read", &path, &e).to_string();
+                    let reason =
+                        Error::local_io("could not read", Path::new(&shown), &e).to_string();
                     self.skip(path, reason);
                     continue;
                 }
@@ -296,17 +298,13 @@ impl Walk {
             if !matches!(stat.kind, EntryKind::File | EntryKind::Dir) {
                 if let Ok(mut w) = self.warnings.lock() {
                     w.push(format!(
-                        "{} is not a regular file (a link, socket or device) and was skipped",
-                        path.display()
+                        "{shown} is not a regular file (a link, socket or device) and was skipped"
                     ));
                 }
                 continue;
             }
             if let Err(why) = check_segments(text) {
-                let reason = format!(
-                    "{} cannot be uploaded: its name {why}; rename it",
-                    path.display()
-                );
+                let reason = format!("{shown} cannot be uploaded: its name {why}; rename it");
                 self.skip(path, reason);
                 continue;
             }
@@ -330,7 +328,7 @@ impl Walk {
                     })
                 }
                 Err(e) => {
-                    let reason = format!("{} cannot be uploaded: {e}", path.display());
+                    let reason = format!("{shown} cannot be uploaded: {e}");
                     self.skip(path, reason);
                 }
             }
