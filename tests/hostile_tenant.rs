@@ -191,3 +191,37 @@ fn names_cannot_forge_lines_in_the_hosts_log() {
         }
     }
 }
+
+#[test]
+fn a_tree_deeper_than_any_b2_name_is_not_walked_below_the_limit() {
+    // Below a path longer than B2's 1024-byte names nothing can be uploaded: the walk stops
+    // there with one entry, instead of descending (a directory handle held per level, and
+    // every file listed and refused one by one).
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let base = tempfile::tempdir().unwrap();
+    let tree = base.path().join("deep");
+    let mut at = tree.clone();
+    for _ in 0..600 {
+        at.push("d");
+    }
+    std::fs::create_dir_all(&at).unwrap();
+    for i in 0..30 {
+        std::fs::write(at.join(format!("f{i}")), b"deep").unwrap();
+    }
+    write_file(&tree, "top", 10, 1);
+    let (st, v) = upload(&cfg, &tree, "deep");
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["file_count"], 1, "{v}");
+    let skipped = v["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{v}");
+    let path = Path::new(skipped[0]["local_path"].as_str().unwrap());
+    assert!(path.is_dir(), "{v}");
+    // "backups/server1/deep/" + "d/" * k + one byte exceeds 1024 from k = 502 on.
+    let depth = path.strip_prefix(&tree).unwrap().components().count();
+    assert_eq!(depth, 502, "{v}");
+    assert!(skipped[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("nothing below it"));
+}

@@ -26,7 +26,7 @@ use crate::local::dir::{is_link_error, EntryKind};
 use crate::local::file::LocalFile;
 use crate::local::{open_named, shown, Dir, Named};
 use crate::operation::{LogLevel, Operation};
-use crate::remote_path::{check_segments, EmptyPath, RemotePath};
+use crate::remote_path::{check_segments, EmptyPath, RemotePath, MAX_NAME_BYTES};
 
 fn file_entry(path: &RemotePath, f: &UploadedFile) -> Value {
     json!({
@@ -314,6 +314,15 @@ impl Walk {
                 format!("{prefix}/{text}")
             };
             if stat.kind == EntryKind::Dir {
+                // No file below fits B2's names: not walked (a handle a level, each name
+                // listed and refused one by one, for a tree a customer can make any depth).
+                if self.root.child(&format!("{sub}/x")).is_err() {
+                    let reason = format!(
+                        "{shown} is too deep: the B2 name of any file below it would be over {MAX_NAME_BYTES} bytes; nothing below it was uploaded"
+                    );
+                    self.skip(path, reason);
+                    continue;
+                }
                 subdirs.push((dir.clone(), name, sub, (stat.dev, stat.ino)));
                 continue;
             }
