@@ -225,3 +225,97 @@ fn a_tree_deeper_than_any_b2_name_is_not_walked_below_the_limit() {
         .unwrap()
         .contains("nothing below it"));
 }
+
+/// Not a test of its own: the child process of
+/// `a_deep_tree_holds_few_handles_whatever_its_depth`, run with a low open-file limit.
+#[test]
+#[ignore]
+fn upload_child_with_few_fds() {
+    let cfg = std::env::var("B2DEST_FD_CHILD_CONFIG").expect("run by the fd test");
+    let tree = std::env::var("B2DEST_FD_CHILD_TREE").unwrap();
+    let limit = libc::rlimit {
+        rlim_cur: 128,
+        rlim_max: 128,
+    };
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let (st, v) = upload(&cfg, Path::new(&tree), "deep");
+    println!("RESULT {st} {v}");
+}
+
+#[test]
+fn a_deep_tree_holds_few_handles_whatever_its_depth() {
+    // A handle held per level of depth let a customer's deep tree (a sibling at each level)
+    // use up the host process's open files: the deepest directories were skipped, and the
+    // host's own sockets and files would fail alongside.
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 2}));
+    let base = tempfile::tempdir().unwrap();
+    let tree = base.path().join("deep");
+    let mut at = tree.clone();
+    const DEPTH: usize = 300;
+    for _ in 0..DEPTH {
+        write_file(&at, "e/f", 3, 1);
+        at.push("d");
+    }
+    write_file(&at, "bottom", 3, 2);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "upload_child_with_few_fds",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("B2DEST_FD_CHILD_CONFIG", &cfg)
+        .env("B2DEST_FD_CHILD_TREE", &tree)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no result: {stdout}"));
+    let (st, v) = line.split_once(' ').unwrap();
+    let v: serde_json::Value = serde_json::from_str(v).unwrap();
+    assert_eq!(st, "0", "{v}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["file_count"], DEPTH + 1, "{v}");
+}
+
+#[test]
+fn a_directory_moved_during_the_walk_does_not_lose_its_old_neighbours() {
+    // The walk climbs back to a parent through `..`; a customer who moves the directory
+    // being uploaded elsewhere makes `..` another directory, which the walk notices and
+    // reopens the parent from the root instead.
+    use b2_emulator::{Fault, FaultAction};
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 1}));
+    let base = tempfile::tempdir().unwrap();
+    let tree = base.path().join("tree");
+    write_file(&tree, "a/x/f1", 10, 1);
+    write_file(&tree, "a/y/f2", 10, 2);
+    write_file(&tree, "b/f3", 10, 3);
+    emu.inject(Fault {
+        call: "b2_upload_file".into(),
+        count: 1,
+        action: FaultAction::Delay { millis: 800 },
+    });
+    let (st, v) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while emu.counts().get("b2_upload_file") < 1 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::fs::rename(tree.join("a/x"), tree.join("x2")).unwrap();
+        });
+        upload(&cfg, &tree, "tree")
+    });
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 0, "{v}");
+    let mut names: Vec<String> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["remote_path"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["tree/a/x/f1", "tree/a/y/f2", "tree/b/f3"], "{v}");
+}

@@ -137,6 +137,19 @@ impl Dir {
         })
     }
 
+    /// Opens this directory's parent (`..`): whatever directory holds it now, which the
+    /// caller checks.
+    pub fn parent(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: open_at(
+                self.fd.as_raw_fd(),
+                c"..",
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            )?,
+            path: self.path.parent().unwrap_or(&self.path).to_path_buf(),
+        })
+    }
+
     /// Creates the subdirectory `name` unless it exists, then opens it as `subdir` does.
     pub fn make_subdir(&self, name: &OsStr) -> io::Result<Dir> {
         let c = check_name(name)?;

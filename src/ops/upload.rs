@@ -230,18 +230,26 @@ enum WalkItem {
     Skip { local_path: PathBuf, reason: String },
 }
 
-/// A subdirectory still to list: its parent, its name, its `/`-path below the root, and the
-/// device and inode the walk saw.
-type PendingDir = (Arc<Dir>, OsString, String, (u64, u64));
+/// A subdirectory still to list: the depth of its parent in `Walk::chain`, its name, its
+/// `/`-path below the root, and the device and inode the walk saw.
+type PendingDir = (usize, OsString, String, (u64, u64));
 
 /// The walk of a directory tree, depth first, each directory's entries in byte order,
-/// listed only when the upload reaches it. It holds a handle on the directories whose
-/// files are still to come and on the ancestors of those still to list, never one per
-/// file, so a tree may hold more files than the process may open.
+/// listed only when the upload reaches it. It holds a handle on the root, on the directory
+/// listed last and on those of the files under way, never one per level or per file: a
+/// customer's tree of any depth cannot use up the host process's open files. The parent of
+/// the next directory to list is reached back through `..`, checked against the device and
+/// inode the walk saw at that level (or, when a customer moved something, opened again
+/// from the root, level by level, with the same check).
 struct Walk {
     root: RemotePath,
     /// Progress: each file's size counts in the total as soon as the walk sees it.
     op: Arc<Operation>,
+    root_dir: Arc<Dir>,
+    /// The directory listed last.
+    current: Arc<Dir>,
+    /// From the root down to `current`: each level's name (empty for the root) and identity.
+    chain: Vec<(OsString, (u64, u64))>,
     pending: Vec<PendingDir>,
     queue: VecDeque<WalkItem>,
     /// Entries that are neither files nor directories: skipped by design, not failures.
@@ -250,15 +258,50 @@ struct Walk {
 
 impl Walk {
     fn new(root_dir: Arc<Dir>, root: RemotePath, op: Arc<Operation>) -> Walk {
+        let root_id = crate::local::dir::identity_of_dir(&root_dir).unwrap_or_default();
         let mut walk = Walk {
             root,
             op,
+            root_dir: root_dir.clone(),
+            current: root_dir.clone(),
+            chain: vec![(OsString::new(), root_id)],
             pending: Vec::new(),
             queue: VecDeque::new(),
             warnings: Arc::default(),
         };
         walk.list(root_dir, String::new());
         walk
+    }
+
+    /// The directory at `depth` of the chain, now `current`.
+    fn climb_to(&mut self, depth: usize) -> std::io::Result<Arc<Dir>> {
+        while self.chain.len() > depth + 1 {
+            let want = self.chain[self.chain.len() - 2].1;
+            let up = self.current.parent()?;
+            if crate::local::dir::identity_of_dir(&up)? != want {
+                return self.descend_to(depth);
+            }
+            self.chain.pop();
+            self.current = Arc::new(up);
+        }
+        Ok(self.current.clone())
+    }
+
+    /// Opens the chain down to `depth` again from the root, each level checked.
+    fn descend_to(&mut self, depth: usize) -> std::io::Result<Arc<Dir>> {
+        self.chain.truncate(depth + 1);
+        let mut at = self.root_dir.clone();
+        for (name, want) in &self.chain[1..] {
+            let next = at.subdir(name)?;
+            if crate::local::dir::identity_of_dir(&next)? != *want {
+                return Err(std::io::Error::other(
+                    "a directory above it was moved or replaced during the backup",
+                ));
+            }
+            at = Arc::new(next);
+        }
+        self.current = at.clone();
+        Ok(at)
     }
 
     fn skip(&mut self, local_path: PathBuf, reason: String) {
@@ -274,6 +317,8 @@ impl Walk {
             }
         };
         let mut subdirs = Vec::new();
+        // `dir` is `current`, the deepest of the chain.
+        let depth = self.chain.len() - 1;
         for name in names {
             let path = dir.display(&name);
             // The name is the customer's: messages show it escaped.
@@ -323,7 +368,7 @@ impl Walk {
                     self.skip(path, reason);
                     continue;
                 }
-                subdirs.push((dir.clone(), name, sub, (stat.dev, stat.ino)));
+                subdirs.push((depth, name, sub, (stat.dev, stat.ino)));
                 continue;
             }
             match self.root.child(&sub) {
@@ -349,8 +394,17 @@ impl Walk {
     /// Opens a subdirectory through its parent's handle, refusing a link or another
     /// directory put in the place of the one the walk saw.
     fn open_pending(&mut self) -> bool {
-        let Some((parent, name, sub, seen)) = self.pending.pop() else {
+        let Some((depth, name, sub, seen)) = self.pending.pop() else {
             return false;
+        };
+        let parent = match self.climb_to(depth) {
+            Ok(p) => p,
+            Err(e) => {
+                let path = self.root_dir.path().join(&sub);
+                let reason = Error::local_io("could not reach the directory", &path, &e);
+                self.skip(path, format!("{reason}; nothing below it was uploaded"));
+                return true;
+            }
         };
         let path = parent.display(&name);
         let opened = parent.subdir(&name).and_then(|d| {
@@ -358,7 +412,12 @@ impl Walk {
             Ok((d, id))
         });
         match opened {
-            Ok((d, id)) if id == seen => self.list(Arc::new(d), sub),
+            Ok((d, id)) if id == seen => {
+                let d = Arc::new(d);
+                self.chain.push((name, id));
+                self.current = d.clone();
+                self.list(d, sub)
+            }
             Ok(_) => self.skip(
                 path.clone(),
                 format!(
