@@ -319,3 +319,46 @@ fn a_directory_moved_during_the_walk_does_not_lose_its_old_neighbours() {
     names.sort();
     assert_eq!(names, ["tree/a/x/f1", "tree/a/y/f2", "tree/b/f3"], "{v}");
 }
+
+/// Not a test of its own: the child process of
+/// `restored_directories_are_never_world_writable`, run with a umask of 0 (as some daemons
+/// set).
+#[test]
+#[ignore]
+fn restore_child_with_umask_zero() {
+    let cfg = std::env::var("B2DEST_UMASK_CHILD_CONFIG").expect("run by the umask test");
+    let target = std::env::var("B2DEST_UMASK_CHILD_TARGET").unwrap();
+    unsafe { libc::umask(0) };
+    let (st, v) = download(&cfg, "tree/", Path::new(&target));
+    println!("RESULT {st} {v}");
+}
+
+#[test]
+fn restored_directories_are_never_world_writable() {
+    // Root-owned directories that a restore makes inside a customer's tree: with the
+    // daemon's umask 0 they were 0777, open to every other user on the host.
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let base = tempfile::tempdir().unwrap();
+    write_file(&base.path().join("tree"), "a/b/f", 10, 1);
+    assert_eq!(upload(&cfg, &base.path().join("tree"), "tree").0, OK);
+    let target = base.path().join("restore/new");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "restore_child_with_umask_zero",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("B2DEST_UMASK_CHILD_CONFIG", &cfg)
+        .env("B2DEST_UMASK_CHILD_TARGET", &target)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("RESULT 0 "), "{stdout}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    for dir in ["restore", "restore/new", "restore/new/a", "restore/new/a/b"] {
+        assert_eq!(mode(&base.path().join(dir)), 0o755, "{dir}");
+    }
+    assert_eq!(mode(&base.path().join("restore/new/a/b/f")), 0o600);
+}
