@@ -78,43 +78,22 @@ pub fn is_link_error(e: &io::Error) -> bool {
 }
 
 impl Dir {
-    /// Opens the directory the host named, following links in it: the host's own layout
-    /// (a `/home` on a symbolic link) is trusted, once, here.
+    /// Opens the directory the host named, following only the host's own links in it (a
+    /// `/home` on a symbolic link): see `open_trusted`.
     pub fn open_named(path: &Path) -> io::Result<Dir> {
-        let c = cstr(path.as_os_str())?;
-        // SAFETY: a valid C string; the returned fd is owned below.
-        let fd = cvt(unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        })?;
         Ok(Dir {
-            // SAFETY: a fresh fd that nothing else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: open_trusted(path, Want::Dir, false)?,
             path: path.to_path_buf(),
         })
     }
 
-    /// Opens the directory the host named, creating the missing levels at its end; each
-    /// created level is opened relative to its parent without following links.
+    /// Opens the directory the host named as `open_named` does, creating the missing levels
+    /// on the way, each relative to its parent's handle.
     pub fn open_or_create_named(path: &Path) -> io::Result<Dir> {
-        match Dir::open_named(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            other => return other,
-        }
-        let (parent, name) = match (path.parent(), path.file_name()) {
-            (Some(p), Some(n)) => (
-                if p.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    p
-                },
-                n,
-            ),
-            _ => return Err(io::Error::from_raw_os_error(libc::ENOENT)),
-        };
-        Dir::open_or_create_named(parent)?.make_subdir(name)
+        Ok(Dir {
+            fd: open_trusted(path, Want::Dir, true)?,
+            path: path.to_path_buf(),
+        })
     }
 
     /// A directory already open (as the host's named path turned out to be).
@@ -124,6 +103,15 @@ impl Dir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The user who owns this directory.
+    pub fn owner(&self) -> io::Result<libc::uid_t> {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: a valid fd and stat buffer.
+        cvt(unsafe { libc::fstat(self.fd.as_raw_fd(), st.as_mut_ptr()) })?;
+        // SAFETY: fstat filled it.
+        Ok(unsafe { st.assume_init() }.st_uid)
     }
 
     /// The path of `name` in this directory, for messages.
@@ -144,11 +132,24 @@ impl Dir {
         })
     }
 
+    /// Opens this directory's parent (`..`): whatever directory holds it now, which the
+    /// caller checks.
+    pub fn parent(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: open_at(
+                self.fd.as_raw_fd(),
+                c"..",
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            )?,
+            path: self.path.parent().unwrap_or(&self.path).to_path_buf(),
+        })
+    }
+
     /// Creates the subdirectory `name` unless it exists, then opens it as `subdir` does.
     pub fn make_subdir(&self, name: &OsStr) -> io::Result<Dir> {
         let c = check_name(name)?;
         // SAFETY: a valid dirfd and C string.
-        let made = cvt(unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o777) });
+        let made = cvt(unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), DIR_MODE) });
         match made {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
@@ -322,6 +323,142 @@ impl Dir {
     }
 }
 
+/// Directories a restore creates: root's, never writable by others whatever the umask
+/// (the host gives them to the customer, as it does the files).
+const DIR_MODE: libc::mode_t = 0o755;
+
+/// What the last component of a named path must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Dir,
+    /// A directory or anything else (opened without blocking; the caller checks its type).
+    Any,
+}
+
+/// Whether a symbolic link owned by `uid` is the host's own: root's or this process's
+/// user's. A customer can own neither (they cannot chown, nor hard-link another user's link
+/// with `fs.protected_hardlinks`), so a link they planted anywhere in the path is refused.
+fn trusted_owner(uid: libc::uid_t) -> bool {
+    // SAFETY: geteuid cannot fail.
+    uid == 0 || uid == unsafe { libc::geteuid() }
+}
+
+fn open_at(dir: libc::c_int, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: a valid dirfd (or AT_FDCWD) and C string.
+    let fd = cvt(unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens a path the host named one component at a time, each relative to the handle of the
+/// one before and with `O_NOFOLLOW`, following a symbolic link only when `trusted_owner`
+/// owns it (read through a handle on the link itself, so it cannot be swapped between the
+/// check and the read). The named path often lies inside a customer's tree
+/// (`/home/alice/public_html`): a plain `open` would follow a link they put there, to
+/// `/root/.ssh` for a restore or `/etc/shadow` for an upload. With `create`, missing
+/// directories are made on the way (`Want::Dir` only).
+pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd> {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    let start = |absolute: bool| {
+        let from = if absolute { c"/" } else { c"." };
+        open_at(libc::AT_FDCWD, from, libc::O_RDONLY | libc::O_DIRECTORY)
+    };
+    let split = |b: &[u8]| -> Vec<Vec<u8>> {
+        b.split(|&c| c == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let mut at = start(bytes[0] == b'/')?;
+    let mut todo: std::collections::VecDeque<Vec<u8>> = split(bytes).into();
+    let mut shown = PathBuf::from(if bytes[0] == b'/' { "/" } else { "" });
+    let mut links_followed = 0;
+    let mut just_made = false;
+    while let Some(component) = todo.pop_front() {
+        let dir_needed = !todo.is_empty() || want == Want::Dir;
+        let name = CString::new(component.clone())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let mut flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        if dir_needed {
+            flags |= libc::O_DIRECTORY;
+        }
+        let opened = open_at(at.as_raw_fd(), &name, flags);
+        let made_before = std::mem::take(&mut just_made);
+        match opened {
+            Ok(fd) => {
+                at = fd;
+                shown.push(OsStr::from_bytes(&component));
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && create
+                    && dir_needed
+                    && !made_before
+                    && component != b".." =>
+            {
+                // SAFETY: a valid dirfd and C string.
+                let made = cvt(unsafe { libc::mkdirat(at.as_raw_fd(), name.as_ptr(), DIR_MODE) });
+                match made {
+                    Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e),
+                    _ => {}
+                }
+                // Opened on the next round like any other level: whatever is there by then
+                // (a link planted meanwhile included) is judged the same way.
+                just_made = true;
+                todo.push_front(component);
+            }
+            Err(e) if is_link_error(&e) => {
+                let link = open_at(at.as_raw_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW)?;
+                let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+                // SAFETY: a valid fd and stat buffer.
+                cvt(unsafe { libc::fstat(link.as_raw_fd(), st.as_mut_ptr()) })?;
+                // SAFETY: fstat filled it.
+                let st = unsafe { st.assume_init() };
+                if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+                    return Err(e);
+                }
+                shown.push(OsStr::from_bytes(&component));
+                if !trusted_owner(st.st_uid) {
+                    return Err(io::Error::other(format!(
+                        "{} is a symbolic link owned by user {}, neither root nor the user the backup runs as, so it was not followed (a customer may have planted it): name the real path",
+                        shown.display(),
+                        st.st_uid
+                    )));
+                }
+                links_followed += 1;
+                if links_followed > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+                // SAFETY: a valid O_PATH fd of a link, the empty path, and a buffer of its size.
+                let n = unsafe {
+                    libc::readlinkat(
+                        link.as_raw_fd(),
+                        c"".as_ptr(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                    )
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let target = &buf[..n as usize];
+                if target.first() == Some(&b'/') {
+                    at = start(true)?;
+                }
+                for c in split(target).into_iter().rev() {
+                    todo.push_front(c);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
+}
+
 /// Takes an exclusive `flock` without waiting: true when taken. A live restore holds one on
 /// its temporary file, and the kernel drops it when the process dies.
 pub fn try_lock(file: &File) -> bool {
@@ -402,6 +539,38 @@ mod tests {
         let fifo = CString::new(tmp.path().join("moved/fifo").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         assert!(sub.open_file(OsStr::new("fifo")).is_err());
+    }
+
+    #[test]
+    fn named_paths_follow_only_the_hosts_own_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("real/sub")).unwrap();
+        std::fs::write(tmp.path().join("real/sub/f"), b"x").unwrap();
+        // Relative, absolute, chained and `..` through a link: resolved as the kernel would.
+        std::os::unix::fs::symlink("real", tmp.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("rel/sub"), tmp.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../sub", tmp.path().join("real/sub/up")).unwrap();
+        for p in ["rel/sub", "abs", "abs/up/up", "abs/../sub", "./rel//sub/"] {
+            let d = Dir::open_named(&tmp.path().join(p)).unwrap();
+            assert_eq!(d.names().unwrap().len(), 2, "{p}");
+        }
+        let f = open_trusted(&tmp.path().join("abs/f"), Want::Any, false).unwrap();
+        assert!(File::from(f).metadata().unwrap().is_file());
+        assert!(Dir::open_named(&tmp.path().join("abs/f")).is_err());
+        std::os::unix::fs::symlink("loop", tmp.path().join("loop")).unwrap();
+        assert!(Dir::open_named(&tmp.path().join("loop")).is_err());
+        let made = Dir::open_or_create_named(&tmp.path().join("abs/new/deeper")).unwrap();
+        assert!(made.names().unwrap().is_empty());
+        assert!(tmp.path().join("real/sub/new/deeper").is_dir());
+        // A link owned by another user is refused, at any level.
+        let other = tmp.path().join("planted");
+        std::os::unix::fs::symlink("real", &other).unwrap();
+        if std::os::unix::fs::lchown(&other, Some(4242), Some(4242)).is_ok() {
+            for p in ["planted", "planted/sub", "planted/sub/f"] {
+                let e = open_trusted(&tmp.path().join(p), Want::Any, true).unwrap_err();
+                assert!(e.to_string().contains("owned by user 4242"), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -87,6 +87,23 @@ impl LocalFile {
                 Error::local_io("could not open", &path, &e)
             }
         })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::local_io("could not read the metadata of", &path, &e))?;
+        // A second name for a file of another user: with fs.protected_hardlinks off, a
+        // customer can link any file of the file system (/etc/shadow) into their tree.
+        let dir_owner = dir
+            .owner()
+            .map_err(|e| Error::local_io("could not read the metadata of", dir.path(), &e))?;
+        if meta.nlink() > 1 && meta.uid() != dir_owner {
+            return Err(Error::LocalIo(format!(
+                "{} is one of {} hard links to a file owned by user {} in a directory owned by user {}: it may be another user's file linked into this tree, so it was not read",
+                path.display(),
+                meta.nlink(),
+                meta.uid(),
+                dir_owner
+            )));
+        }
         let local = LocalFile::from_open(file, path)?;
         if (local.identity.dev, local.identity.ino) != seen {
             return Err(Error::LocalIo(format!(

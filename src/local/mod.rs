@@ -6,8 +6,8 @@ pub mod dir;
 pub mod file;
 
 use std::ffi::OsStr;
+use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,11 +24,9 @@ pub enum Named {
 /// Opens the path the host named, once (following links in it: the host's own), and tells a
 /// file from a directory by the open handle, so nothing can be swapped in between.
 pub fn open_named(path: &Path) -> Result<Named> {
-    // O_NONBLOCK: a FIFO there must not hang the backup.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
+    // Only the host's own links are followed; O_NONBLOCK: a FIFO there must not hang it.
+    let opened = dir::open_trusted(path, dir::Want::Any, false)
+        .map(File::from)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(format!(
                 "the local path {} does not exist; check the path the backup gave",
@@ -82,4 +80,19 @@ pub fn link_refused(path: &std::path::Path) -> Error {
         "{} is a symbolic link or not a directory; a restore does not follow links below its target directory: remove it or restore elsewhere",
         path.display()
     ))
+}
+
+/// A local path for a message: control characters and Unicode line breaks escaped
+/// (`\x0a`), so that a customer's file name cannot start a forged line in the host's log.
+/// Response fields that are data (`local_path`) keep the name itself.
+pub fn shown(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c as u32 {
+            0..=31 | 127 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            0x85 | 0x2028 | 0x2029 => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
 }

@@ -24,9 +24,9 @@ use crate::b2::upload::{UploadJob, UploadedFile};
 use crate::error::{Error, Result};
 use crate::local::dir::{is_link_error, EntryKind};
 use crate::local::file::LocalFile;
-use crate::local::{open_named, Dir, Named};
+use crate::local::{open_named, shown, Dir, Named};
 use crate::operation::{LogLevel, Operation};
-use crate::remote_path::{check_segments, EmptyPath, RemotePath};
+use crate::remote_path::{check_segments, EmptyPath, RemotePath, MAX_NAME_BYTES};
 
 fn file_entry(path: &RemotePath, f: &UploadedFile) -> Value {
     json!({
@@ -231,18 +231,26 @@ enum WalkItem {
     Skip { local_path: PathBuf, reason: String },
 }
 
-/// A subdirectory still to list: its parent, its name, its `/`-path below the root, and the
-/// device and inode the walk saw.
-type PendingDir = (Arc<Dir>, OsString, String, (u64, u64));
+/// A subdirectory still to list: the depth of its parent in `Walk::chain`, its name, its
+/// `/`-path below the root, and the device and inode the walk saw.
+type PendingDir = (usize, OsString, String, (u64, u64));
 
 /// The walk of a directory tree, depth first, each directory's entries in byte order,
-/// listed only when the upload reaches it. It holds a handle on the directories whose
-/// files are still to come and on the ancestors of those still to list, never one per
-/// file, so a tree may hold more files than the process may open.
+/// listed only when the upload reaches it. It holds a handle on the root, on the directory
+/// listed last and on those of the files under way, never one per level or per file: a
+/// customer's tree of any depth cannot use up the host process's open files. The parent of
+/// the next directory to list is reached back through `..`, checked against the device and
+/// inode the walk saw at that level (or, when a customer moved something, opened again
+/// from the root, level by level, with the same check).
 struct Walk {
     root: RemotePath,
     /// Progress: each file's size counts in the total as soon as the walk sees it.
     op: Arc<Operation>,
+    root_dir: Arc<Dir>,
+    /// The directory listed last.
+    current: Arc<Dir>,
+    /// From the root down to `current`: each level's name (empty for the root) and identity.
+    chain: Vec<(OsString, (u64, u64))>,
     pending: Vec<PendingDir>,
     queue: VecDeque<WalkItem>,
     /// Entries that are neither files nor directories: skipped by design, not failures.
@@ -251,15 +259,50 @@ struct Walk {
 
 impl Walk {
     fn new(root_dir: Arc<Dir>, root: RemotePath, op: Arc<Operation>) -> Walk {
+        let root_id = crate::local::dir::identity_of_dir(&root_dir).unwrap_or_default();
         let mut walk = Walk {
             root,
             op,
+            root_dir: root_dir.clone(),
+            current: root_dir.clone(),
+            chain: vec![(OsString::new(), root_id)],
             pending: Vec::new(),
             queue: VecDeque::new(),
             warnings: Arc::default(),
         };
         walk.list(root_dir, String::new());
         walk
+    }
+
+    /// The directory at `depth` of the chain, now `current`.
+    fn climb_to(&mut self, depth: usize) -> std::io::Result<Arc<Dir>> {
+        while self.chain.len() > depth + 1 {
+            let want = self.chain[self.chain.len() - 2].1;
+            let up = self.current.parent()?;
+            if crate::local::dir::identity_of_dir(&up)? != want {
+                return self.descend_to(depth);
+            }
+            self.chain.pop();
+            self.current = Arc::new(up);
+        }
+        Ok(self.current.clone())
+    }
+
+    /// Opens the chain down to `depth` again from the root, each level checked.
+    fn descend_to(&mut self, depth: usize) -> std::io::Result<Arc<Dir>> {
+        self.chain.truncate(depth + 1);
+        let mut at = self.root_dir.clone();
+        for (name, want) in &self.chain[1..] {
+            let next = at.subdir(name)?;
+            if crate::local::dir::identity_of_dir(&next)? != *want {
+                return Err(std::io::Error::other(
+                    "a directory above it was moved or replaced during the backup",
+                ));
+            }
+            at = Arc::new(next);
+        }
+        self.current = at.clone();
+        Ok(at)
     }
 
     fn skip(&mut self, local_path: PathBuf, reason: String) {
@@ -275,12 +318,15 @@ impl Walk {
             }
         };
         let mut subdirs = Vec::new();
+        // `dir` is `current`, the deepest of the chain.
+        let depth = self.chain.len() - 1;
         for name in names {
             let path = dir.display(&name);
+            // The name is the customer's: messages show it escaped.
+            let shown = shown(&path);
             let Some(text) = name.to_str() else {
                 let reason = format!(
-                    "{} has a name that is not UTF-8, which B2 file names must be: rename it",
-                    path.display()
+                    "{shown} has a name that is not UTF-8, which B2 file names must be: rename it"
                 );
                 self.skip(path, reason);
                 continue;
@@ -289,7 +335,8 @@ impl Walk {
                 Ok(Some(s)) => s,
                 Ok(None) => continue, // removed since the listing: nothing to back up
                 Err(e) => {
-                    let reason = Error::local_io("could not read", &path, &e).to_string();
+                    let reason =
+                        Error::local_io("could not read", Path::new(&shown), &e).to_string();
                     self.skip(path, reason);
                     continue;
                 }
@@ -297,17 +344,13 @@ impl Walk {
             if !matches!(stat.kind, EntryKind::File | EntryKind::Dir) {
                 if let Ok(mut w) = self.warnings.lock() {
                     w.push(format!(
-                        "{} is not a regular file (a link, socket or device) and was skipped",
-                        path.display()
+                        "{shown} is not a regular file (a link, socket or device) and was skipped"
                     ));
                 }
                 continue;
             }
             if let Err(why) = check_segments(text) {
-                let reason = format!(
-                    "{} cannot be uploaded: its name {why}; rename it",
-                    path.display()
-                );
+                let reason = format!("{shown} cannot be uploaded: its name {why}; rename it");
                 self.skip(path, reason);
                 continue;
             }
@@ -317,7 +360,16 @@ impl Walk {
                 format!("{prefix}/{text}")
             };
             if stat.kind == EntryKind::Dir {
-                subdirs.push((dir.clone(), name, sub, (stat.dev, stat.ino)));
+                // No file below fits B2's names: not walked (a handle a level, each name
+                // listed and refused one by one, for a tree a customer can make any depth).
+                if self.root.child(&format!("{sub}/x")).is_err() {
+                    let reason = format!(
+                        "{shown} is too deep: the B2 name of any file below it would be over {MAX_NAME_BYTES} bytes; nothing below it was uploaded"
+                    );
+                    self.skip(path, reason);
+                    continue;
+                }
+                subdirs.push((depth, name, sub, (stat.dev, stat.ino)));
                 continue;
             }
             match self.root.child(&sub) {
@@ -331,7 +383,7 @@ impl Walk {
                     })
                 }
                 Err(e) => {
-                    let reason = format!("{} cannot be uploaded: {e}", path.display());
+                    let reason = format!("{shown} cannot be uploaded: {e}");
                     self.skip(path, reason);
                 }
             }
@@ -343,8 +395,17 @@ impl Walk {
     /// Opens a subdirectory through its parent's handle, refusing a link or another
     /// directory put in the place of the one the walk saw.
     fn open_pending(&mut self) -> bool {
-        let Some((parent, name, sub, seen)) = self.pending.pop() else {
+        let Some((depth, name, sub, seen)) = self.pending.pop() else {
             return false;
+        };
+        let parent = match self.climb_to(depth) {
+            Ok(p) => p,
+            Err(e) => {
+                let path = self.root_dir.path().join(&sub);
+                let reason = Error::local_io("could not reach the directory", &path, &e);
+                self.skip(path, format!("{reason}; nothing below it was uploaded"));
+                return true;
+            }
         };
         let path = parent.display(&name);
         let opened = parent.subdir(&name).and_then(|d| {
@@ -352,7 +413,12 @@ impl Walk {
             Ok((d, id))
         });
         match opened {
-            Ok((d, id)) if id == seen => self.list(Arc::new(d), sub),
+            Ok((d, id)) if id == seen => {
+                let d = Arc::new(d);
+                self.chain.push((name, id));
+                self.current = d.clone();
+                self.list(d, sub)
+            }
             Ok(_) => self.skip(
                 path.clone(),
                 format!(
