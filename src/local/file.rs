@@ -53,6 +53,8 @@ pub struct LocalFile {
     pub path: PathBuf,
     file: Arc<File>,
     pub identity: FileIdentity,
+    /// Bytes the file occupies on disk (`st_blocks` × 512): far below its length, it is sparse.
+    allocated: u64,
 }
 
 impl LocalFile {
@@ -128,6 +130,22 @@ impl LocalFile {
             path,
             file: Arc::new(file),
             identity: FileIdentity::of(&meta),
+            allocated: meta.blocks().saturating_mul(512),
+        })
+    }
+
+    /// A warning for a file much longer than the disk space it takes: a customer can make
+    /// terabytes that cost them nothing (`truncate -s 10T`), and every hole is uploaded and
+    /// billed as zeros. Only a warning: database files and disk images are sparse honestly.
+    pub fn sparse_warning(&self) -> Option<String> {
+        const MIN_LEN: u64 = 16 << 20;
+        let len = self.size();
+        (len >= MIN_LEN && self.allocated.saturating_mul(4) < len).then(|| {
+            format!(
+                "{} is sparse: {len} bytes long but only {} bytes on disk; its holes are uploaded as zeros and billed at its full length",
+                super::shown(&self.path),
+                self.allocated
+            )
         })
     }
 

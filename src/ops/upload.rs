@@ -56,7 +56,9 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
         Named::File(file) => {
             dest.client.op.add_total(file.size());
             let done = upload_one(dest, &bucket.id, &root, &file, &slots, part_size).await?;
-            return Ok(Report::with(file_entry(&root, &done)));
+            let mut report = Report::with(file_entry(&root, &done));
+            report.warnings.extend(file.sparse_warning());
+            return Ok(report);
         }
         Named::Dir(dir) => Arc::new(dir),
     };
@@ -70,6 +72,7 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
     let failed = AtomicBool::new(false);
     let failed = &failed;
     let strict = dest.config.strict;
+    let file_warnings = &warnings;
     let work = walk.map(|item| async move {
         let WalkItem::File {
             remote,
@@ -93,6 +96,12 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
         }
         let attempt = async {
             let file = LocalFile::open_in(&dir, &name, seen)?;
+            if let Some(w) = file.sparse_warning() {
+                file_warnings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(w);
+            }
             upload_one(dest, bucket_id, &remote, &file, slots, part_size).await
         };
         match attempt.await {
