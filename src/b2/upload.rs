@@ -72,17 +72,11 @@ pub fn part_size_for(len: u64, configured: u64) -> u64 {
 impl UploadJob<'_> {
     pub async fn run(&self) -> Result<UploadedFile> {
         let part_size = part_size_for(self.file.size(), self.part_size);
-        let result = if self.file.size() <= part_size {
+        if self.file.size() <= part_size {
             SimpleUpload { job: self }.run().await
         } else {
             LargeFileUpload::new(self, part_size).run().await
-        };
-        if let Ok(done) = &result {
-            self.client
-                .session
-                .adjust_usage(self.bucket_id, &done.object_name, done.size as i64);
         }
-        result
     }
 
     /// One of the operation's `concurrency` request slots, held while a request runs.

@@ -4,7 +4,7 @@
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::{Destination, Report};
+use super::{usage, Destination, Report};
 use crate::b2::api::FileVersion;
 use crate::b2::list::{self, FileLister};
 use crate::b2::{settle, upload};
@@ -48,9 +48,7 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
         }
         client.op.check_cancelled()?;
     }
-    client
-        .session
-        .adjust_usage(&bucket.id, &file_name, -(freed.bytes as i64));
+    usage::adjust(dest, &bucket.id, &file_name, -(freed.bytes as i64));
     Ok(Report::with(json!({
         "remote_path": path.relative,
         "deleted_versions": freed.versions,

@@ -250,7 +250,7 @@ async fn probe(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
         slots: &slots,
         concurrency: 1,
         part_size: crate::b2::MAX_PART_SIZE,
-        resume_window: dest.config.resume_window,
+        resume_window: dest.client.session.resume_window,
     }
     .run()
     .await;
