@@ -2,6 +2,7 @@
 //! downloads.
 
 pub mod api;
+pub mod calls;
 pub mod download;
 pub mod list;
 pub mod retry;

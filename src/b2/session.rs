@@ -13,9 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
-use super::api::{
-    Allowed, AuthorizeResponse, Bucket, ErrorBody, ListBucketsResponse, UploadUrlResponse,
-};
+use super::api::{Allowed, AuthorizeResponse, Bucket, ErrorBody, UploadUrlResponse};
+use super::calls::{GetUploadUrl, ListBuckets};
 use super::retry::{Failure, RetryPolicy};
 use super::settings::{ApplicationKey, B2Settings};
 use crate::error::{Error, Result};
@@ -565,8 +564,12 @@ impl B2Client {
             }
         }
         let info = if auth.has_capability("listBuckets") {
-            let body = serde_json::json!({"accountId": auth.account_id, "bucketName": name});
-            let found: ListBucketsResponse = self.call("b2_list_buckets", &body).await?;
+            let found = self
+                .list_buckets(&ListBuckets {
+                    account_id: &auth.account_id,
+                    bucket_name: name,
+                })
+                .await?;
             let bucket = found
                 .buckets
                 .into_iter()
@@ -609,12 +612,7 @@ impl B2Client {
         if let Some(t) = pooled {
             return Ok(t);
         }
-        let got: UploadUrlResponse = self
-            .call(
-                "b2_get_upload_url",
-                &serde_json::json!({ "bucketId": bucket_id }),
-            )
-            .await?;
+        let got = self.get_upload_url(&GetUploadUrl { bucket_id }).await?;
         Ok(UploadTarget::new(got))
     }
 

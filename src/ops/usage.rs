@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{Destination, Report};
+use crate::b2::api::Action;
 use crate::b2::list::{self, FileLister};
 use crate::b2::upload;
 use crate::error::{Error, Result};
@@ -103,16 +104,16 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
         for v in page {
             // Versions come newest first within a name: the first one says if it is current.
             let first_of_name = last_name.as_deref() != Some(v.file_name.as_str());
-            match v.action.as_str() {
-                "upload" => {
+            match v.action {
+                Action::Upload => {
                     usage.versions += 1;
                     usage.used_bytes += v.content_length;
                     if first_of_name {
                         usage.files += 1;
                     }
                 }
-                "hide" => usage.hide_markers += 1,
-                "start" => {
+                Action::Hide => usage.hide_markers += 1,
+                Action::Start => {
                     let parts = list::parts(client, v.id()).await?;
                     let window = dest.config.resume_window;
                     if upload::is_abandoned(&v, &parts, window, upload::now_ms()) {
@@ -135,9 +136,9 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                     usage.unfinished_large_files += 1;
                     usage.used_bytes += parts.iter().map(|p| p.content_length).sum::<u64>();
                 }
-                _ => {}
+                Action::Folder | Action::Unknown => {}
             }
-            if v.action != "start" {
+            if v.action != Action::Start {
                 last_name = Some(v.file_name);
             }
         }

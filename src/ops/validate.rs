@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::{usage, Destination, Report};
+use crate::b2::calls::DeleteFileVersion;
 use crate::b2::download::DownloadJob;
 use crate::b2::list::{self, FileLister};
 use crate::b2::session::BucketInfo;
@@ -318,11 +319,9 @@ async fn delete_all_versions(dest: &Destination, bucket: &BucketInfo, name: &str
         .await?;
     for v in versions.iter().filter(|v| v.file_name == name) {
         client
-            .call::<_, Value>(
-                "b2_delete_file_version",
-                &json!({"fileName": v.file_name, "fileId": v.id()}),
-            )
+            .delete_file_version(&DeleteFileVersion::of(v))
             .await
+            .result
             .map_err(|e| {
                 Error::Permission(format!(
                     "the probe file could not be deleted ({e}); the key needs deleteFiles"
