@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::b2::session::BucketInfo;
+use crate::b2::session::{Authorization, BucketInfo};
+use crate::b2::MAX_PART_SIZE;
 use crate::b2::{B2Client, B2Settings};
 use crate::config::DestinationConfig;
 use crate::error::{Error, Result};
@@ -99,6 +100,12 @@ impl Destination {
     /// checked against B2's limits.
     pub async fn part_size(&self) -> Result<u64> {
         let auth = self.client.authorization().await?;
+        self.part_size_under(&auth)
+    }
+
+    /// The part size under the limits `auth` came with; `validate` asks the same, so it
+    /// refuses what an upload or download would.
+    pub fn part_size_under(&self, auth: &Authorization) -> Result<u64> {
         let size = self
             .config
             .part_size_bytes
@@ -109,7 +116,16 @@ impl Destination {
                 auth.min_part_size
             )));
         }
-        Ok(size.min(crate::b2::MAX_PART_SIZE))
+        if self
+            .config
+            .part_size_bytes
+            .is_some_and(|s| s > MAX_PART_SIZE)
+        {
+            return Err(Error::Config(format!(
+                "field \"part_size_bytes\" is {size}, above B2's largest part of {MAX_PART_SIZE}"
+            )));
+        }
+        Ok(size.min(MAX_PART_SIZE))
     }
 
     /// The prefix of every file of the backup directory.

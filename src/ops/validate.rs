@@ -170,6 +170,11 @@ async fn run_checks(
     if !missing.is_empty() {
         return Ok(Some(bucket));
     }
+    // Settings an upload or download would refuse fail here, before anything is sent.
+    if let Err(e) = dest.part_size_under(&auth) {
+        checks.fail("probe", e);
+        return Ok(Some(bucket));
+    }
     if dest.config.read_only {
         match FileLister::names(&bucket.id, &dest.directory_prefix())
             .starting_at(&dest.directory_prefix(), 1)
