@@ -1,6 +1,5 @@
 //! The destination's configuration: parsed from the host's JSON, checked field by field.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -10,22 +9,7 @@ use crate::error::{Error, Result};
 pub const DEFAULT_API_URL: &str = "https://api.backblazeb2.com";
 const MAX_NAME_CHARS: usize = 40;
 
-/// The application key. Its `Debug` and `Display` never show it, so it cannot leak through
-/// a log line or an error message by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApplicationKey(String);
-
-impl ApplicationKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApplicationKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApplicationKey(<redacted>)")
-    }
-}
+pub use crate::b2::settings::ApplicationKey;
 
 /// One B2 destination as the host saved it.
 #[derive(Clone, Debug)]
@@ -114,8 +98,8 @@ impl DestinationConfig {
                 "field \"account_id\" (Account ID, the key's keyID) must not be empty".into(),
             ));
         }
-        let application_key = ApplicationKey(fields.required_string("application_key")?);
-        if application_key.0.is_empty() {
+        let application_key = ApplicationKey::new(fields.required_string("application_key")?);
+        if application_key.expose().is_empty() {
             return Err(Error::Config(
                 "field \"application_key\" (Application Key) must not be empty".into(),
             ));

@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 use crate::b2::SessionRegistry;
 use crate::error::{Error, Result};
 use crate::operation::{LogLevel, Operation};
+use crate::ops::usage::UsageCache;
 
 /// What lives once per process: the runtime and the B2 sessions bound to its connections.
 pub struct ProcessState {
     pid: u32,
     runtime: tokio::runtime::Runtime,
     pub sessions: SessionRegistry,
+    /// What each destination's backup directory uses, for the limit check.
+    pub usage: UsageCache,
 }
 
 /// Never freed: a runtime inherited through `fork()` has no threads in the child and must be
@@ -47,6 +50,7 @@ pub fn process_state() -> Result<&'static ProcessState> {
         pid,
         runtime,
         sessions: SessionRegistry::default(),
+        usage: UsageCache::default(),
     }));
     match STATE.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Ok(fresh),

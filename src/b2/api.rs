@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Holds the account token: no `Debug`, so it cannot be formatted into a message.
 #[derive(Deserialize)]
@@ -79,13 +79,31 @@ pub struct UploadUrlResponse {
     pub authorization_token: String,
 }
 
+/// What a version is: B2's `action` field.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A stored file.
+    Upload,
+    /// An unfinished large file.
+    Start,
+    /// A hide marker.
+    Hide,
+    /// A virtual folder of `b2_list_file_names` with a delimiter.
+    Folder,
+    /// Missing, or an action this library does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct FileVersion {
     pub file_id: Option<String>,
     pub file_name: String,
     #[serde(default)]
-    pub action: String,
+    pub action: Action,
     #[serde(default)]
     pub content_length: u64,
     #[serde(default)]
@@ -159,13 +177,4 @@ pub struct ErrorBody {
     pub code: String,
     #[serde(default)]
     pub message: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StartLargeFile<'a> {
-    pub bucket_id: &'a str,
-    pub file_name: &'a str,
-    pub content_type: &'a str,
-    pub file_info: &'a BTreeMap<String, String>,
 }

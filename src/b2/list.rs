@@ -1,7 +1,8 @@
 //! Listings, page by page with the largest page B2 allows: file names, file versions,
 //! unfinished large files and parts.
 
-use super::api::{FileVersion, ListFilesResponse, ListPartsResponse, Part};
+use super::api::{Action, FileVersion, Part};
+use super::calls::{ListFileNames, ListFileVersions, ListParts, ListUnfinishedLargeFiles};
 use super::session::B2Client;
 use crate::error::Result;
 
@@ -10,7 +11,8 @@ pub const MAX_PAGE: u32 = 10_000;
 
 /// Which listing, and where it stands.
 pub struct FileLister {
-    call: &'static str,
+    /// Every version (`b2_list_file_versions`), or the newest of each name.
+    versions: bool,
     bucket_id: String,
     prefix: String,
     page_size: u32,
@@ -22,17 +24,17 @@ pub struct FileLister {
 impl FileLister {
     /// The newest visible version of each name under `prefix`.
     pub fn names(bucket_id: &str, prefix: &str) -> FileLister {
-        FileLister::new("b2_list_file_names", bucket_id, prefix)
+        FileLister::new(false, bucket_id, prefix)
     }
 
     /// Every version under `prefix`: uploads, hide markers and unfinished large files.
     pub fn versions(bucket_id: &str, prefix: &str) -> FileLister {
-        FileLister::new("b2_list_file_versions", bucket_id, prefix)
+        FileLister::new(true, bucket_id, prefix)
     }
 
-    fn new(call: &'static str, bucket_id: &str, prefix: &str) -> FileLister {
+    fn new(versions: bool, bucket_id: &str, prefix: &str) -> FileLister {
         FileLister {
-            call,
+            versions,
             bucket_id: bucket_id.to_string(),
             prefix: prefix.to_string(),
             page_size: MAX_PAGE,
@@ -54,18 +56,26 @@ impl FileLister {
         if self.done {
             return Ok(None);
         }
-        let mut body = serde_json::json!({
-            "bucketId": self.bucket_id,
-            "prefix": self.prefix,
-            "maxFileCount": self.page_size,
-        });
-        if let Some(name) = &self.next_name {
-            body["startFileName"] = name.clone().into();
-        }
-        if let Some(id) = &self.next_id {
-            body["startFileId"] = id.clone().into();
-        }
-        let page: ListFilesResponse = client.call(self.call, &body).await?;
+        let page = if self.versions {
+            client
+                .list_file_versions(&ListFileVersions {
+                    bucket_id: &self.bucket_id,
+                    prefix: &self.prefix,
+                    max_file_count: self.page_size,
+                    start_file_name: self.next_name.as_deref(),
+                    start_file_id: self.next_id.as_deref(),
+                })
+                .await?
+        } else {
+            client
+                .list_file_names(&ListFileNames {
+                    bucket_id: &self.bucket_id,
+                    prefix: &self.prefix,
+                    max_file_count: self.page_size,
+                    start_file_name: self.next_name.as_deref(),
+                })
+                .await?
+        };
         self.next_name = page.next_file_name;
         self.next_id = page.next_file_id;
         self.done = self.next_name.is_none();
@@ -93,7 +103,7 @@ pub async fn find_file(
     let page = lister.next_page(client).await?.unwrap_or_default();
     Ok(page
         .into_iter()
-        .find(|f| f.file_name == name && f.action == "upload"))
+        .find(|f| f.file_name == name && f.action == Action::Upload))
 }
 
 /// Unfinished large files whose name is exactly `name`.
@@ -116,12 +126,14 @@ pub async fn unfinished_under(
     let mut out = Vec::new();
     let mut start_id: Option<String> = None;
     loop {
-        let mut body =
-            serde_json::json!({"bucketId": bucket_id, "namePrefix": prefix, "maxFileCount": 100});
-        if let Some(id) = &start_id {
-            body["startFileId"] = id.clone().into();
-        }
-        let page: ListFilesResponse = client.call("b2_list_unfinished_large_files", &body).await?;
+        let page = client
+            .list_unfinished_large_files(&ListUnfinishedLargeFiles {
+                bucket_id,
+                name_prefix: prefix,
+                max_file_count: 100,
+                start_file_id: start_id.as_deref(),
+            })
+            .await?;
         out.extend(page.files);
         match page.next_file_id {
             Some(id) => start_id = Some(id),
@@ -136,9 +148,13 @@ pub async fn parts(client: &B2Client, file_id: &str) -> Result<Vec<Part>> {
     let mut out = Vec::new();
     let mut start = 1u32;
     loop {
-        let body =
-            serde_json::json!({"fileId": file_id, "startPartNumber": start, "maxPartCount": 1000});
-        let page: ListPartsResponse = client.call("b2_list_parts", &body).await?;
+        let page = client
+            .list_parts(&ListParts {
+                file_id,
+                start_part_number: start,
+                max_part_count: 1000,
+            })
+            .await?;
         out.extend(page.parts);
         match page.next_part_number {
             Some(n) if n > start => start = n,

@@ -2,14 +2,17 @@
 //! downloads.
 
 pub mod api;
+pub mod calls;
 pub mod download;
 pub mod list;
 pub mod retry;
 pub mod session;
+pub mod settings;
 pub mod settle;
 pub mod upload;
 
 pub use session::{B2Client, B2Session, SessionRegistry};
+pub use settings::{ApplicationKey, B2Settings};
 
 /// B2's largest part, and largest single upload: 5 GB.
 pub const MAX_PART_SIZE: u64 = 5_000_000_000;

@@ -13,11 +13,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
-use super::api::{
-    Allowed, AuthorizeResponse, Bucket, ErrorBody, ListBucketsResponse, UploadUrlResponse,
-};
+use super::api::{Allowed, AuthorizeResponse, Bucket, ErrorBody, UploadUrlResponse};
+use super::calls::{GetUploadUrl, ListBuckets};
 use super::retry::{Failure, RetryPolicy};
-use crate::config::DestinationConfig;
+use super::settings::{ApplicationKey, B2Settings};
 use crate::error::{Error, Result};
 use crate::operation::{LogLevel, Operation};
 
@@ -96,14 +95,6 @@ pub struct BucketInfo {
     pub details: Option<Bucket>,
 }
 
-/// A usage figure this process keeps per destination, adjusted by its own uploads and
-/// deletes, so that a limit check does not list the bucket every time.
-#[derive(Clone, Copy, Debug)]
-pub struct CachedUsage {
-    pub used_bytes: u64,
-    pub measured: Instant,
-}
-
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct SessionKey {
     api_url: String,
@@ -141,20 +132,20 @@ pub struct SessionRegistry {
 }
 
 impl SessionKey {
-    fn of(config: &DestinationConfig) -> SessionKey {
+    fn of(settings: &B2Settings) -> SessionKey {
         SessionKey {
-            api_url: config.api_url.clone(),
-            account_id: config.account_id.clone(),
-            key_digest: Sha1::digest(config.application_key.expose().as_bytes()).into(),
-            timeout_secs: config.timeout.as_secs(),
-            test_mode: config.test_mode.clone(),
+            api_url: settings.api_url.clone(),
+            account_id: settings.account_id.clone(),
+            key_digest: Sha1::digest(settings.application_key.expose().as_bytes()).into(),
+            timeout_secs: settings.timeout.as_secs(),
+            test_mode: settings.test_mode.clone(),
         }
     }
 }
 
 impl SessionRegistry {
-    pub fn session_for(&self, config: &DestinationConfig) -> Result<Arc<B2Session>> {
-        let key = SessionKey::of(config);
+    pub fn session_for(&self, settings: &B2Settings) -> Result<Arc<B2Session>> {
+        let key = SessionKey::of(settings);
         let mut sessions = self
             .sessions
             .lock()
@@ -164,7 +155,7 @@ impl SessionRegistry {
             s.touch();
             return Ok(s.clone());
         }
-        let session = Arc::new(B2Session::new(self.http()?, config));
+        let session = Arc::new(B2Session::new(self.http()?, settings));
         sessions.insert(key, session.clone());
         Ok(session)
     }
@@ -223,7 +214,7 @@ pub struct B2Session {
     http: reqwest::Client,
     api_url: String,
     account_id: String,
-    application_key: crate::config::ApplicationKey,
+    application_key: ApplicationKey,
     test_mode: Option<String>,
     pub timeout: Duration,
     auth: tokio::sync::Mutex<Option<Arc<Authorization>>>,
@@ -235,25 +226,30 @@ pub struct B2Session {
     last_used: AtomicU64,
     buckets: Mutex<HashMap<String, BucketInfo>>,
     upload_targets: Mutex<HashMap<String, Vec<UploadTarget>>>,
-    usage: Mutex<HashMap<(String, String), CachedUsage>>,
+    upload_retries: u32,
+    retry_initial_delay: Duration,
+    /// How long the parts of a failed large upload are kept for a resume.
+    pub resume_window: Duration,
 }
 
 impl B2Session {
-    fn new(http: reqwest::Client, config: &DestinationConfig) -> B2Session {
+    fn new(http: reqwest::Client, settings: &B2Settings) -> B2Session {
         B2Session {
             http,
-            api_url: config.api_url.clone(),
-            account_id: config.account_id.clone(),
-            application_key: config.application_key.clone(),
-            test_mode: config.test_mode.clone(),
-            timeout: config.timeout,
+            api_url: settings.api_url.clone(),
+            account_id: settings.account_id.clone(),
+            application_key: settings.application_key.clone(),
+            test_mode: settings.test_mode.clone(),
+            timeout: settings.timeout,
             auth: tokio::sync::Mutex::new(None),
             generations: Default::default(),
             authorized: AtomicBool::new(false),
             last_used: AtomicU64::new(now_millis()),
             buckets: Mutex::default(),
             upload_targets: Mutex::default(),
-            usage: Mutex::default(),
+            upload_retries: settings.upload_retries,
+            retry_initial_delay: settings.retry_initial_delay,
+            resume_window: settings.resume_window,
         }
     }
 
@@ -267,41 +263,6 @@ impl B2Session {
 
     fn is_authorized(&self) -> bool {
         self.authorized.load(Ordering::Relaxed)
-    }
-
-    pub fn cached_usage(&self, bucket: &str, dir: &str, max_age: Duration) -> Option<CachedUsage> {
-        let usage = self.usage.lock().ok()?;
-        usage
-            .get(&(bucket.to_string(), dir.to_string()))
-            .filter(|u| u.measured.elapsed() <= max_age)
-            .copied()
-    }
-
-    pub fn store_usage(&self, bucket: &str, dir: &str, used_bytes: u64) {
-        if let Ok(mut usage) = self.usage.lock() {
-            usage.insert(
-                (bucket.to_string(), dir.to_string()),
-                CachedUsage {
-                    used_bytes,
-                    measured: Instant::now(),
-                },
-            );
-        }
-    }
-
-    /// Adjusts the cached figures of every backup directory that contains `object_name`.
-    pub fn adjust_usage(&self, bucket: &str, object_name: &str, delta: i64) {
-        if let Ok(mut usage) = self.usage.lock() {
-            for ((b, dir), u) in usage.iter_mut() {
-                let inside = dir.is_empty()
-                    || object_name
-                        .strip_prefix(dir.as_str())
-                        .is_some_and(|r| r.starts_with('/'));
-                if b == bucket && inside {
-                    u.used_bytes = u.used_bytes.saturating_add_signed(delta);
-                }
-            }
-        }
     }
 }
 
@@ -331,16 +292,12 @@ impl Failed {
 }
 
 impl B2Client {
-    pub fn new(
-        session: Arc<B2Session>,
-        op: Arc<Operation>,
-        config: &DestinationConfig,
-    ) -> B2Client {
+    pub fn new(session: Arc<B2Session>, op: Arc<Operation>) -> B2Client {
         B2Client {
+            calls: RetryPolicy::for_calls(session.retry_initial_delay),
+            uploads: RetryPolicy::for_uploads(session.upload_retries, session.retry_initial_delay),
             session,
             op,
-            calls: RetryPolicy::for_calls(config.retry_initial_delay),
-            uploads: RetryPolicy::for_uploads(config.upload_retries, config.retry_initial_delay),
         }
     }
 
@@ -607,8 +564,12 @@ impl B2Client {
             }
         }
         let info = if auth.has_capability("listBuckets") {
-            let body = serde_json::json!({"accountId": auth.account_id, "bucketName": name});
-            let found: ListBucketsResponse = self.call("b2_list_buckets", &body).await?;
+            let found = self
+                .list_buckets(&ListBuckets {
+                    account_id: &auth.account_id,
+                    bucket_name: name,
+                })
+                .await?;
             let bucket = found
                 .buckets
                 .into_iter()
@@ -651,12 +612,7 @@ impl B2Client {
         if let Some(t) = pooled {
             return Ok(t);
         }
-        let got: UploadUrlResponse = self
-            .call(
-                "b2_get_upload_url",
-                &serde_json::json!({ "bucketId": bucket_id }),
-            )
-            .await?;
+        let got = self.get_upload_url(&GetUploadUrl { bucket_id }).await?;
         Ok(UploadTarget::new(got))
     }
 
@@ -774,13 +730,20 @@ mod tests {
     use super::*;
 
     fn session(key: &str, authorized: bool, last_used: u64) -> (SessionKey, Arc<B2Session>) {
-        let json = serde_json::json!({"name": "n", "account_id": "a", "application_key": key,
-            "bucket": "bucket-1", "api_url": "http://127.0.0.1:1"});
-        let config = DestinationConfig::parse(&json.to_string()).unwrap().config;
-        let s = B2Session::new(reqwest::Client::new(), &config);
+        let settings = B2Settings {
+            api_url: "http://127.0.0.1:1".into(),
+            account_id: "a".into(),
+            application_key: ApplicationKey::new(key.into()),
+            timeout: Duration::from_secs(60),
+            upload_retries: 3,
+            retry_initial_delay: Duration::from_millis(500),
+            test_mode: None,
+            resume_window: Duration::from_secs(24 * 3600),
+        };
+        let s = B2Session::new(reqwest::Client::new(), &settings);
         s.authorized.store(authorized, Ordering::Relaxed);
         s.last_used.store(last_used, Ordering::Relaxed);
-        (SessionKey::of(&config), Arc::new(s))
+        (SessionKey::of(&settings), Arc::new(s))
     }
 
     #[test]

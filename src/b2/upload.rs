@@ -10,14 +10,17 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::api::{FileVersion, Part, StartLargeFile, UploadUrlResponse};
+use super::api::{Action, FileVersion, Part};
+use super::calls::{
+    CancelLargeFile, DeleteFileVersion, FinishLargeFile, GetFileInfo, GetUploadPartUrl,
+    StartLargeFile, UploadFile, UploadPart,
+};
 use super::list::{self, FileLister};
 use super::retry::Failure;
 use super::session::{
     failure_from_response, network_failure, read_json, take_fresh, timed_out, B2Client, Failed,
     UploadTarget,
 };
-use super::settle;
 use super::{MAX_PARTS, MAX_PART_SIZE};
 use crate::error::{Error, Result};
 use crate::local::file::{hex, LocalFile, RangeOutcome, RangeStream};
@@ -72,17 +75,11 @@ pub fn part_size_for(len: u64, configured: u64) -> u64 {
 impl UploadJob<'_> {
     pub async fn run(&self) -> Result<UploadedFile> {
         let part_size = part_size_for(self.file.size(), self.part_size);
-        let result = if self.file.size() <= part_size {
+        if self.file.size() <= part_size {
             SimpleUpload { job: self }.run().await
         } else {
             LargeFileUpload::new(self, part_size).run().await
-        };
-        if let Ok(done) = &result {
-            self.client
-                .session
-                .adjust_usage(self.bucket_id, &done.object_name, done.size as i64);
         }
-        result
     }
 
     /// One of the operation's `concurrency` request slots, held while a request runs.
@@ -91,13 +88,6 @@ impl UploadJob<'_> {
             .acquire()
             .await
             .map_err(|_| Error::Internal("the request slots were closed".into()))
-    }
-
-    fn info_headers(&self) -> Vec<(String, String)> {
-        vec![(
-            "X-Bz-Info-src_last_modified_millis".to_string(),
-            self.file.identity.modified_millis().to_string(),
-        )]
     }
 
     /// One streamed POST of a range of the file to an upload URL; B2's answer is parsed as `T`.
@@ -217,8 +207,11 @@ impl SimpleUpload<'_, '_> {
         let job = self.job;
         let client = job.client;
         let _slot = job.request_slot().await?;
-        let mut headers = job.info_headers();
-        headers.push(("X-Bz-File-Name".to_string(), encode_name(job.object_name)));
+        let headers = UploadFile {
+            file_name: job.object_name,
+            src_last_modified_millis: job.file.identity.modified_millis(),
+        }
+        .headers();
         let len = job.file.size();
         let began_ms = now_ms();
         // The SHA1 of a body sent in full whose answer was lost: B2 may hold it already.
@@ -316,11 +309,11 @@ impl SimpleUpload<'_, '_> {
         let page = lister.next_page(job.client).await?.unwrap_or_default();
         let newest = page
             .into_iter()
-            .find(|v| v.file_name == name && v.action != "start");
+            .find(|v| v.file_name == name && v.action != Action::Start);
         let mtime = job.file.identity.modified_millis().to_string();
         let sha1 = hex(digest);
         Ok(newest.filter(|v| {
-            v.action == "upload"
+            v.action == Action::Upload
                 && v.content_length == job.file.size()
                 && v.whole_sha1().as_deref() == Some(sha1.as_str())
                 && v.file_info.get("src_last_modified_millis") == Some(&mtime)
@@ -341,10 +334,10 @@ pub fn now_ms() -> u64 {
 
 async fn delete_version(client: &B2Client, version: &FileVersion) {
     let cleanup = client.detached();
-    let body = serde_json::json!({"fileName": version.file_name, "fileId": version.id()});
     if let Err(e) = cleanup
-        .call::<_, serde_json::Value>("b2_delete_file_version", &body)
+        .delete_file_version(&DeleteFileVersion::of(version))
         .await
+        .result
     {
         client.op.log(
             LogLevel::Warn,
@@ -442,13 +435,13 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
     /// The file as another upload of the same content finished it, if it did.
     async fn finished_elsewhere(&self, file_id: &str, whole: &str) -> Option<UploadedFile> {
         let job = self.job;
-        let info: FileVersion = job
+        let info = job
             .client
             .detached()
-            .call("b2_get_file_info", &serde_json::json!({"fileId": file_id}))
+            .get_file_info(&GetFileInfo { file_id })
             .await
             .ok()?;
-        let same = info.action == "upload"
+        let same = info.action == Action::Upload
             && info.content_length == job.file.size()
             && info.whole_sha1().as_deref() == Some(whole);
         if !same || job.file.check_unchanged().is_err() {
@@ -484,7 +477,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             file_info: info,
         };
         let client_ref = &client;
-        settle::call_settled(&client, "b2_start_large_file", &body, || async move {
+        client.start_large_file(&body, || async move {
             let found = list::unfinished_large_files(client_ref, job.bucket_id, job.object_name)
                 .await?
                 .into_iter()
@@ -648,23 +641,19 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                 .await?;
         sha1s.extend(sent);
         job.file.check_unchanged()?;
-        let part_sha1_array: Vec<&String> = sha1s.values().collect();
-        let body = serde_json::json!({"fileId": file_id, "partSha1Array": part_sha1_array});
+        let body = FinishLargeFile {
+            file_id,
+            part_sha1_array: sha1s.values().map(String::as_str).collect(),
+        };
         client.op.check_cancelled()?;
         // Not cut short either: a finish B2 completed must be reported as done. After a
         // lost answer, B2 is asked whether the file is finished before finishing it again.
         let detached = client.detached();
         let detached_ref = &detached;
-        let finished: Result<FileVersion> =
-            settle::call_settled(&detached, "b2_finish_large_file", &body, || async move {
-                match detached_ref
-                    .call::<_, FileVersion>(
-                        "b2_get_file_info",
-                        &serde_json::json!({"fileId": file_id}),
-                    )
-                    .await
-                {
-                    Ok(v) if v.action == "upload" => Ok(Some(v)),
+        let finished: Result<FileVersion> = detached
+            .finish_large_file(&body, || async move {
+                match detached_ref.get_file_info(&GetFileInfo { file_id }).await {
+                    Ok(v) if v.action == Action::Upload => Ok(Some(v)),
                     Ok(_) | Err(Error::NotFound(_)) => Ok(None),
                     Err(e) => Err(e),
                 }
@@ -677,10 +666,10 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             // worked: ask B2 what became of the file before calling it a failure.
             Err(e) => match client
                 .detached()
-                .call::<_, FileVersion>("b2_get_file_info", &serde_json::json!({"fileId": file_id}))
+                .get_file_info(&GetFileInfo { file_id })
                 .await
             {
-                Ok(v) if v.action == "upload" => v,
+                Ok(v) if v.action == Action::Upload => v,
                 _ => return Err(e),
             },
         };
@@ -698,7 +687,10 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         let client = job.client;
         let _slot = job.request_slot().await?;
         let (offset, len) = self.part_range(number);
-        let headers = vec![("X-Bz-Part-Number".to_string(), number.to_string())];
+        let headers = UploadPart {
+            part_number: number,
+        }
+        .headers();
         let digest = client
             .with_retries("b2_upload_part", &client.uploads.clone(), |_auth| {
                 let headers = headers.clone();
@@ -747,13 +739,10 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         {
             return Ok(t);
         }
-        let got: UploadUrlResponse = self
+        let got = self
             .job
             .client
-            .call(
-                "b2_get_upload_part_url",
-                &serde_json::json!({"fileId": file_id}),
-            )
+            .get_upload_part_url(&GetUploadPartUrl { file_id })
             .await?;
         Ok(UploadTarget::new(got))
     }
@@ -863,12 +852,7 @@ pub async fn cancel_large_file(
     file_id: &str,
     name: &str,
 ) -> Result<bool> {
-    let called = settle::call_noting::<_, serde_json::Value>(
-        client,
-        "b2_cancel_large_file",
-        &serde_json::json!({"fileId": file_id}),
-    )
-    .await;
+    let called = client.cancel_large_file(&CancelLargeFile { file_id }).await;
     match called.result {
         Ok(_) => Ok(true),
         // A retry after a lost answer is refused when the first try worked: make sure.

@@ -4,10 +4,11 @@
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::{Destination, Report};
-use crate::b2::api::FileVersion;
+use super::{usage, Destination, Report};
+use crate::b2::api::{Action, FileVersion};
+use crate::b2::calls::DeleteFileVersion;
 use crate::b2::list::{self, FileLister};
-use crate::b2::{settle, upload};
+use crate::b2::upload;
 use crate::error::{Error, Result};
 use crate::remote_path::{EmptyPath, RemotePath};
 
@@ -33,7 +34,7 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
         let mine: Vec<FileVersion> = page
             .into_iter()
             .filter(|v| v.file_name == file_name || v.file_name.starts_with(&dir_prefix))
-            .filter(|v| v.action != "folder")
+            .filter(|v| v.action != Action::Folder)
             .collect();
         let work: Vec<_> = mine.iter().map(|v| remove(dest, &bucket.id, v)).collect();
         let results: Vec<Result<(u64, u64, bool)>> = stream::iter(work)
@@ -48,9 +49,7 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
         }
         client.op.check_cancelled()?;
     }
-    client
-        .session
-        .adjust_usage(&bucket.id, &file_name, -(freed.bytes as i64));
+    usage::adjust(dest, &bucket.id, &file_name, -(freed.bytes as i64));
     Ok(Report::with(json!({
         "remote_path": path.relative,
         "deleted_versions": freed.versions,
@@ -62,7 +61,7 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
 /// Removes one version (or cancels one unfinished large file): (versions, bytes, cancelled).
 async fn remove(dest: &Destination, bucket_id: &str, v: &FileVersion) -> Result<(u64, u64, bool)> {
     let client = &dest.client;
-    if v.action == "start" {
+    if v.action == Action::Start {
         let bytes: u64 = list::parts(client, v.id())
             .await?
             .iter()
@@ -75,12 +74,10 @@ async fn remove(dest: &Destination, bucket_id: &str, v: &FileVersion) -> Result<
             },
         );
     }
-    let body = json!({"fileName": v.file_name, "fileId": v.id()});
-    let called =
-        settle::call_noting::<_, serde_json::Value>(client, "b2_delete_file_version", &body).await;
+    let called = client.delete_file_version(&DeleteFileVersion::of(v)).await;
     let freed = (
         1,
-        if v.action == "upload" {
+        if v.action == Action::Upload {
             v.content_length
         } else {
             0

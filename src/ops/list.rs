@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use super::{Destination, Report};
-use crate::b2::api::FileVersion;
+use crate::b2::api::{Action, FileVersion};
 use crate::b2::list::{self, FileLister};
 use crate::error::Result;
 use crate::remote_path::{relative_to, EmptyPath, RemotePath};
@@ -28,7 +28,7 @@ pub async fn current_files(
         .collect_all(&dest.client)
         .await?
         .into_iter()
-        .filter(|f| f.action == "upload")
+        .filter(|f| f.action == Action::Upload)
         .collect();
     if files.is_empty() && !path.relative.is_empty() {
         files.extend(list::find_file(&dest.client, bucket_id, &path.object_name).await?);

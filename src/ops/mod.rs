@@ -11,12 +11,29 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::b2::session::BucketInfo;
-use crate::b2::B2Client;
+use crate::b2::session::{Authorization, BucketInfo};
+use crate::b2::MAX_PART_SIZE;
+use crate::b2::{B2Client, B2Settings};
 use crate::config::DestinationConfig;
 use crate::error::{Error, Result};
 use crate::operation::Operation;
 use crate::runtime::process_state;
+
+/// The one place the host's configuration becomes the B2 client's settings.
+impl From<&DestinationConfig> for B2Settings {
+    fn from(config: &DestinationConfig) -> B2Settings {
+        B2Settings {
+            api_url: config.api_url.clone(),
+            account_id: config.account_id.clone(),
+            application_key: config.application_key.clone(),
+            timeout: config.timeout,
+            upload_retries: config.upload_retries,
+            retry_initial_delay: config.retry_initial_delay,
+            test_mode: config.test_mode.clone(),
+            resume_window: config.resume_window,
+        }
+    }
+}
 
 /// What an operation reports: its fields, and, for a validation with a failed check, the
 /// failure that decides the status while the fields still say what passed.
@@ -47,9 +64,22 @@ pub struct Destination {
 
 impl Destination {
     pub fn open(config: DestinationConfig, op: Arc<Operation>) -> Result<Destination> {
-        let session = process_state()?.sessions.session_for(&config)?;
-        let client = B2Client::new(session, op, &config);
+        let session = process_state()?
+            .sessions
+            .session_for(&B2Settings::from(&config))?;
+        let client = B2Client::new(session, op);
         Ok(Destination { config, client })
+    }
+
+    /// Which destination the usage cache files this one's figures under: the account and
+    /// the backup directory (the bucket id is added by the caller).
+    pub fn usage_key(&self, bucket_id: &str) -> usage::UsageKey {
+        usage::UsageKey {
+            api_url: self.config.api_url.clone(),
+            account_id: self.config.account_id.clone(),
+            bucket_id: bucket_id.to_string(),
+            directory: self.config.backup_directory.clone(),
+        }
     }
 
     pub async fn bucket(&self) -> Result<BucketInfo> {
@@ -70,6 +100,12 @@ impl Destination {
     /// checked against B2's limits.
     pub async fn part_size(&self) -> Result<u64> {
         let auth = self.client.authorization().await?;
+        self.part_size_under(&auth)
+    }
+
+    /// The part size under the limits `auth` came with; `validate` asks the same, so it
+    /// refuses what an upload or download would.
+    pub fn part_size_under(&self, auth: &Authorization) -> Result<u64> {
         let size = self
             .config
             .part_size_bytes
@@ -80,7 +116,16 @@ impl Destination {
                 auth.min_part_size
             )));
         }
-        Ok(size.min(crate::b2::MAX_PART_SIZE))
+        if self
+            .config
+            .part_size_bytes
+            .is_some_and(|s| s > MAX_PART_SIZE)
+        {
+            return Err(Error::Config(format!(
+                "field \"part_size_bytes\" is {size}, above B2's largest part of {MAX_PART_SIZE}"
+            )));
+        }
+        Ok(size.min(MAX_PART_SIZE))
     }
 
     /// The prefix of every file of the backup directory.

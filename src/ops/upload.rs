@@ -214,7 +214,7 @@ async fn upload_one(
             remote.object_name
         ),
     );
-    UploadJob {
+    let done = UploadJob {
         client: &dest.client,
         bucket_id,
         object_name: &remote.object_name,
@@ -222,10 +222,12 @@ async fn upload_one(
         slots,
         concurrency: dest.config.concurrency,
         part_size,
-        resume_window: dest.config.resume_window,
+        resume_window: dest.client.session.resume_window,
     }
     .run()
-    .await
+    .await?;
+    usage::adjust(dest, bucket_id, &done.object_name, done.size as i64);
+    Ok(done)
 }
 
 enum WalkItem {

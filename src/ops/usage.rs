@@ -1,17 +1,85 @@
 //! `dest_usage`: what the backup directory costs on B2, every version counted.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::{Destination, Report};
+use crate::b2::api::Action;
 use crate::b2::list::{self, FileLister};
 use crate::b2::upload;
 use crate::error::{Error, Result};
 use crate::operation::LogLevel;
+use crate::runtime::process_state;
 
 /// How old a kept usage figure may be before a limit check lists the bucket again.
 pub const USAGE_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// Whose figure: one backup directory of one bucket, as one account sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UsageKey {
+    pub api_url: String,
+    pub account_id: String,
+    pub bucket_id: String,
+    pub directory: String,
+}
+
+/// The usage figures this process keeps per destination, adjusted by its own uploads and
+/// deletes, so that a limit check does not list the bucket every time.
+#[derive(Default)]
+pub struct UsageCache {
+    figures: Mutex<HashMap<UsageKey, (u64, Instant)>>,
+}
+
+impl UsageCache {
+    /// The figure of `key`, if one was measured within `max_age`.
+    pub fn get(&self, key: &UsageKey, max_age: Duration) -> Option<u64> {
+        let figures = self.figures.lock().ok()?;
+        figures
+            .get(key)
+            .filter(|(_, measured)| measured.elapsed() <= max_age)
+            .map(|(used, _)| *used)
+    }
+
+    pub fn store(&self, key: UsageKey, used_bytes: u64) {
+        if let Ok(mut figures) = self.figures.lock() {
+            // Figures too old to be used again only take room.
+            figures.retain(|_, (_, measured)| measured.elapsed() <= USAGE_MAX_AGE);
+            figures.insert(key, (used_bytes, Instant::now()));
+        }
+    }
+
+    /// Adjusts the figures of every backup directory of `bucket` (as `of` sees it) that
+    /// contains `object_name`.
+    pub fn adjust(&self, of: &UsageKey, object_name: &str, delta: i64) {
+        if let Ok(mut figures) = self.figures.lock() {
+            for (key, (used, _)) in figures.iter_mut() {
+                let dir = key.directory.as_str();
+                let inside = dir.is_empty()
+                    || object_name
+                        .strip_prefix(dir)
+                        .is_some_and(|r| r.starts_with('/'));
+                let same_bucket = key.api_url == of.api_url
+                    && key.account_id == of.account_id
+                    && key.bucket_id == of.bucket_id;
+                if same_bucket && inside {
+                    *used = used.saturating_add_signed(delta);
+                }
+            }
+        }
+    }
+}
+
+/// Records in the process's usage cache what an upload added or a delete freed.
+pub fn adjust(dest: &Destination, bucket_id: &str, object_name: &str, delta: i64) {
+    if let Ok(state) = process_state() {
+        state
+            .usage
+            .adjust(&dest.usage_key(bucket_id), object_name, delta);
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Usage {
@@ -36,16 +104,16 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
         for v in page {
             // Versions come newest first within a name: the first one says if it is current.
             let first_of_name = last_name.as_deref() != Some(v.file_name.as_str());
-            match v.action.as_str() {
-                "upload" => {
+            match v.action {
+                Action::Upload => {
                     usage.versions += 1;
                     usage.used_bytes += v.content_length;
                     if first_of_name {
                         usage.files += 1;
                     }
                 }
-                "hide" => usage.hide_markers += 1,
-                "start" => {
+                Action::Hide => usage.hide_markers += 1,
+                Action::Start => {
                     let parts = list::parts(client, v.id()).await?;
                     let window = dest.config.resume_window;
                     if upload::is_abandoned(&v, &parts, window, upload::now_ms()) {
@@ -68,17 +136,17 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                     usage.unfinished_large_files += 1;
                     usage.used_bytes += parts.iter().map(|p| p.content_length).sum::<u64>();
                 }
-                _ => {}
+                Action::Folder | Action::Unknown => {}
             }
-            if v.action != "start" {
+            if v.action != Action::Start {
                 last_name = Some(v.file_name);
             }
         }
         client.op.check_cancelled()?;
     }
-    client
-        .session
-        .store_usage(bucket_id, &dest.config.backup_directory, usage.used_bytes);
+    process_state()?
+        .usage
+        .store(dest.usage_key(bucket_id), usage.used_bytes);
     Ok(usage)
 }
 
@@ -97,9 +165,11 @@ pub async fn check_limit(dest: &Destination, bucket_id: &str) -> Result<()> {
     if dest.config.free_disk_space_limit == 0 {
         return Ok(());
     }
-    let session = &dest.client.session;
-    let used = match session.cached_usage(bucket_id, &dest.config.backup_directory, USAGE_MAX_AGE) {
-        Some(cached) => cached.used_bytes,
+    let cached = process_state()?
+        .usage
+        .get(&dest.usage_key(bucket_id), USAGE_MAX_AGE);
+    let used = match cached {
+        Some(used) => used,
         None => measure(dest, bucket_id).await?.used_bytes,
     };
     if limit_reached(dest, used) {

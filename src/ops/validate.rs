@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::{usage, Destination, Report};
+use crate::b2::calls::DeleteFileVersion;
 use crate::b2::download::DownloadJob;
 use crate::b2::list::{self, FileLister};
 use crate::b2::session::BucketInfo;
@@ -169,6 +170,11 @@ async fn run_checks(
     if !missing.is_empty() {
         return Ok(Some(bucket));
     }
+    // Settings an upload or download would refuse fail here, before anything is sent.
+    if let Err(e) = dest.part_size_under(&auth) {
+        checks.fail("probe", e);
+        return Ok(Some(bucket));
+    }
     if dest.config.read_only {
         match FileLister::names(&bucket.id, &dest.directory_prefix())
             .starting_at(&dest.directory_prefix(), 1)
@@ -250,7 +256,7 @@ async fn probe(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
         slots: &slots,
         concurrency: 1,
         part_size: crate::b2::MAX_PART_SIZE,
-        resume_window: dest.config.resume_window,
+        resume_window: dest.client.session.resume_window,
     }
     .run()
     .await;
@@ -318,11 +324,9 @@ async fn delete_all_versions(dest: &Destination, bucket: &BucketInfo, name: &str
         .await?;
     for v in versions.iter().filter(|v| v.file_name == name) {
         client
-            .call::<_, Value>(
-                "b2_delete_file_version",
-                &json!({"fileName": v.file_name, "fileId": v.id()}),
-            )
+            .delete_file_version(&DeleteFileVersion::of(v))
             .await
+            .result
             .map_err(|e| {
                 Error::Permission(format!(
                     "the probe file could not be deleted ({e}); the key needs deleteFiles"
