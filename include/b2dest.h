@@ -21,6 +21,30 @@
 #include <stdint.h>
 
 /**
+ * Levels of log lines, most severe first.
+ *
+ * The one log-level type: the library queues lines with it and the host receives its
+ * value as the `level` of `dest_log_fn`.
+ */
+enum DestLogLevel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  DEST_LOG_ERROR = 1,
+  DEST_LOG_WARN = 2,
+  DEST_LOG_INFO = 3,
+  DEST_LOG_DEBUG = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum DestLogLevel DestLogLevel;
+#else
+typedef int32_t DestLogLevel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Status codes returned by every `dest_*` function.
  *
  * The numbers are part of the ABI and never change; a retired code is never reused.
@@ -95,27 +119,6 @@ typedef int32_t DestStatus;
 #endif // __cplusplus
 
 /**
- * Levels of log lines, most severe first.
- */
-enum DestLogLevel
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  DEST_LOG_ERROR = 1,
-  DEST_LOG_WARN = 2,
-  DEST_LOG_INFO = 3,
-  DEST_LOG_DEBUG = 4,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum DestLogLevel DestLogLevel;
-#else
-typedef int32_t DestLogLevel;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * Progress of an upload or download.
  *
  * Called on the thread that called `dest_upload` / `dest_download`, never on another one:
@@ -152,7 +155,14 @@ extern "C" {
  * `dest_free`. The response has `"checks": [{"name", "ok", "message"}]` and `"warnings"`
  * (a public bucket, one that keeps old versions, a limit already reached). Returns
  * `DEST_OK` when every check passed, else the status of the first failed check.
- * Blocks the calling thread; may be called from any thread.
+ *
+ * Ownership: the strings stay the caller's; the library reads them only during the call and
+ * keeps no pointer to them. The response becomes the caller's, to free once with
+ * `dest_free`.
+ * Threads: blocks the calling thread while the work runs on the library's runtime threads;
+ * may be called from any thread, concurrently.
+ * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+ * `error.code` is `"internal"`.
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -179,7 +189,15 @@ int32_t dest_validate(const char *config_json, char **response_json);
  * `"strict": true` in the configuration the first such file fails the upload instead. A
  * directory upload that fails or is cancelled part-way keeps on B2 the files it completed
  * and its error response lists them in `files`, beside `failed` and `not_started`.
- * Blocks the calling thread; may be called from any thread.
+ *
+ * Ownership: the strings stay the caller's; the library reads them only during the call and
+ * keeps no pointer to them, nor to `progress` or `user_data` after it returns. The response
+ * becomes the caller's, to free once with `dest_free`.
+ * Threads: blocks the calling thread while the work runs on the library's runtime threads;
+ * `progress` and the log callback run on the calling thread only. May be called from any
+ * thread, concurrently.
+ * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+ * `error.code` is `"internal"`.
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -204,7 +222,15 @@ int32_t dest_upload(const char *config_json,
  *
  * Arguments as for `dest_upload`. The response has `size`, `sha1`, `verified` (for a
  * directory, `files`), freed with `dest_free`.
- * Blocks the calling thread; may be called from any thread.
+ *
+ * Ownership: the strings stay the caller's; the library reads them only during the call and
+ * keeps no pointer to them, nor to `progress` or `user_data` after it returns. The response
+ * becomes the caller's, to free once with `dest_free`.
+ * Threads: blocks the calling thread while the work runs on the library's runtime threads;
+ * `progress` and the log callback run on the calling thread only. May be called from any
+ * thread, concurrently.
+ * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+ * `error.code` is `"internal"`.
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -222,8 +248,15 @@ int32_t dest_download(const char *config_json,
  * "file_id"}]`, paths relative to the backup directory.
  *
  * `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
- * response, freed with `dest_free`. Blocks the calling thread; may be called from any
- * thread.
+ * response.
+ *
+ * Ownership: the strings stay the caller's; the library reads them only during the call and
+ * keeps no pointer to them. The response becomes the caller's, to free once with
+ * `dest_free`.
+ * Threads: blocks the calling thread while the work runs on the library's runtime threads;
+ * may be called from any thread, concurrently.
+ * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+ * `error.code` is `"internal"`.
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -236,8 +269,15 @@ int32_t dest_list(const char *config_json, const char *remote_path, char **respo
  * `unfinished_large_files`, `limit_reached` and, when `quota_bytes` is set, `total_bytes`,
  * `free_bytes`, `used_percent`.
  *
- * `config_json`: not NULL. `response_json`: NULL or where to store the response, freed
- * with `dest_free`. Blocks the calling thread; may be called from any thread.
+ * `config_json`: not NULL. `response_json`: NULL or where to store the response.
+ *
+ * Ownership: the strings stay the caller's; the library reads them only during the call and
+ * keeps no pointer to them. The response becomes the caller's, to free once with
+ * `dest_free`.
+ * Threads: blocks the calling thread while the work runs on the library's runtime threads;
+ * may be called from any thread, concurrently.
+ * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+ * `error.code` is `"internal"`.
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -252,8 +292,15 @@ int32_t dest_usage(const char *config_json, char **response_json);
  * `bytes_freed`.
  *
  * `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
- * response, freed with `dest_free`. Blocks the calling thread; may be called from any
- * thread.
+ * response.
+ *
+ * Ownership: the strings stay the caller's; the library reads them only during the call and
+ * keeps no pointer to them. The response becomes the caller's, to free once with
+ * `dest_free`.
+ * Threads: blocks the calling thread while the work runs on the library's runtime threads;
+ * may be called from any thread, concurrently.
+ * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+ * `error.code` is `"internal"`.
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -262,7 +309,9 @@ int32_t dest_delete(const char *config_json, const char *remote_path, char **res
 
 /**
  * Frees a response stored by any `dest_*` function. NULL is fine. Each response must be
- * freed exactly once, and only with this function.
+ * freed exactly once, and only with this function; the string is the caller's until then.
+ * May be called from any thread, not only the one that got the response. Does nothing
+ * that can panic (it only returns the memory).
  *
  * # Safety
  * `response_json` is NULL or a pointer a `dest_*` function stored and not yet freed.
@@ -270,7 +319,8 @@ int32_t dest_delete(const char *config_json, const char *remote_path, char **res
 void dest_free(char *response_json);
 
 /**
- * The library's version, e.g. "0.1.0": a static string, never freed.
+ * The library's version, e.g. "0.1.0": a static string owned by the library, never NULL,
+ * never to be freed. Any thread; needs no runtime and does nothing that can panic.
  */
 const char *dest_version(void);
 
@@ -288,6 +338,11 @@ const char *dest_version(void);
  * callback is still running when this returns: free the old `user_data` only after the
  * callback has returned. In a child after `fork()`, threads of the parent that were
  * inside the callback do not exist and are not waited for.
+ *
+ * `callback`: NULL (no logging) or a function the library keeps and calls until it is
+ * replaced. `user_data`: NULL or anything; the library never reads or frees it, and keeps
+ * it as long as `callback`. A panic inside is caught and the call returns with no status;
+ * the previous callback may then still be the one in place.
  */
 void dest_set_log_callback(dest_log_fn callback, int32_t max_level, void *user_data);
 
