@@ -1,22 +1,22 @@
-//! The C ABI: the exported functions and nothing else. Each one goes through `boundary`,
-//! which catches panics, checks pointers and UTF-8, and always writes a response.
+//! The C ABI: the exported functions, and `boundary`, which wraps each one: it catches
+//! panics, checks pointers and UTF-8, and always writes a response. Beside it: `logger` (the
+//! host's log callback) and `envelope` (the JSON response and its last secret guard).
 #![allow(non_camel_case_types)] // the C names of the callback types
 
-use std::cell::RefCell;
+mod envelope;
+mod logger;
+
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-
-use serde_json::{json, Map, Value};
 
 use crate::config::DestinationConfig;
 use crate::error::{Error, Result};
+pub use crate::operation::DestLogLevel;
 use crate::operation::LogLevel;
 use crate::ops::{self, Destination, Report};
 use crate::runtime::{self, Observer};
-use crate::status::DestStatus;
 
 /// Progress of an upload or download.
 ///
@@ -38,95 +38,6 @@ pub type dest_progress_fn =
 /// before the call returns.
 pub type dest_log_fn =
     Option<unsafe extern "C" fn(level: i32, message: *const c_char, user_data: *mut c_void)>;
-
-/// Levels of log lines, most severe first.
-#[repr(i32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DestLogLevel {
-    DestLogError = 1,
-    DestLogWarn = 2,
-    DestLogInfo = 3,
-    DestLogDebug = 4,
-}
-
-struct Logger {
-    callback: unsafe extern "C" fn(i32, *const c_char, *mut c_void),
-    max_level: i32,
-    user_data: usize,
-    /// The next logger on the retired list, once this one has been replaced.
-    retired_next: AtomicPtr<Logger>,
-    /// Threads inside `callback` now: the pid they counted under in the high 32 bits, the
-    /// count in the low. A count made under another pid was made before a `fork()` by
-    /// threads the child does not have, and is taken as zero.
-    inside: AtomicU64,
-}
-
-const COUNT_BITS: u64 = 0xffff_ffff;
-
-impl Logger {
-    fn enter(&self, pid: u32) {
-        let mut now = self.inside.load(Ordering::SeqCst);
-        loop {
-            let next = if (now >> 32) as u32 == pid {
-                now + 1
-            } else {
-                (u64::from(pid) << 32) | 1
-            };
-            match self
-                .inside
-                .compare_exchange_weak(now, next, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return,
-                Err(seen) => now = seen,
-            }
-        }
-    }
-
-    fn leave(&self, pid: u32) {
-        let mut now = self.inside.load(Ordering::SeqCst);
-        // A count of another pid is the parent's (this thread entered before a fork).
-        while (now >> 32) as u32 == pid && now & COUNT_BITS > 0 {
-            match self.inside.compare_exchange_weak(
-                now,
-                now - 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return,
-                Err(seen) => now = seen,
-            }
-        }
-    }
-
-    fn threads_inside(&self, pid: u32) -> u64 {
-        let now = self.inside.load(Ordering::SeqCst);
-        if (now >> 32) as u32 == pid {
-            now & COUNT_BITS
-        } else {
-            0
-        }
-    }
-}
-
-thread_local! {
-    /// The loggers whose callback this thread is inside, innermost last (a callback may
-    /// make a `dest_*` call that logs again).
-    static INSIDE_LOGGERS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// How many times this thread is inside `logger`'s callback.
-fn own_entries(logger: *mut Logger) -> u64 {
-    INSIDE_LOGGERS
-        .try_with(|v| v.borrow().iter().filter(|p| **p == logger as usize).count() as u64)
-        .unwrap_or(0)
-}
-
-/// The current logger, or NULL. A lock-free pointer rather than a mutex: a lock held by
-/// another thread at `fork()` would stay held forever in the child. A replaced logger is
-/// never freed (a line may be on its way through it on another thread) but kept on the
-/// retired list, a few bytes per `dest_set_log_callback`.
-static LOGGER: AtomicPtr<Logger> = AtomicPtr::new(std::ptr::null_mut());
-static RETIRED_LOGGERS: AtomicPtr<Logger> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Relays progress and log lines to the host, on the host's calling thread.
 struct HostObserver {
@@ -153,31 +64,7 @@ impl Observer for HostObserver {
     }
 
     fn log(&mut self, level: LogLevel, message: &str) {
-        let pid = std::process::id();
-        // Counted in before the callback is read, and only if it is still the current one
-        // after that, so `dest_set_log_callback` sees every thread that may call it.
-        let (ptr, logger) = loop {
-            let ptr = LOGGER.load(Ordering::SeqCst);
-            // SAFETY: LOGGER holds NULL or a leaked, never-freed Logger.
-            let Some(logger) = (unsafe { ptr.as_ref() }) else {
-                return;
-            };
-            logger.enter(pid);
-            if LOGGER.load(Ordering::SeqCst) == ptr {
-                break (ptr, logger);
-            }
-            logger.leave(pid);
-        };
-        if level as i32 <= logger.max_level {
-            let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
-            let _ = INSIDE_LOGGERS.try_with(|v| v.borrow_mut().push(ptr as usize));
-            // SAFETY: the host registered this callback with this user_data for log lines.
-            unsafe {
-                (logger.callback)(level as i32, text.as_ptr(), logger.user_data as *mut c_void)
-            };
-            let _ = INSIDE_LOGGERS.try_with(|v| v.borrow_mut().pop());
-        }
-        logger.leave(pid);
+        logger::deliver(level, message);
     }
 }
 
@@ -247,43 +134,13 @@ unsafe fn boundary(response_json: *mut *mut c_char, call: impl FnOnce() -> Resul
             None,
         ),
     };
-    let (status, body) = render(outcome);
+    let (status, body) = envelope::render(outcome);
     if !response_json.is_null() {
-        let mut text = body.to_string();
-        // Belt and braces: no path through the library should put the key in a response.
-        if let Some(key) = secret.filter(|k| k.len() >= 4) {
-            if text.contains(&key) {
-                text = text.replace(&key, "[redacted]");
-            }
-        }
-        let c = CString::new(text)
-            .unwrap_or_else(|_| CString::new("{\"ok\":false}").unwrap_or_default());
+        let c = envelope::to_c_string(&body, secret.as_deref());
         // SAFETY: checked non-NULL above.
         unsafe { *response_json = c.into_raw() };
     }
     status as i32
-}
-
-fn render(outcome: Result<Report>) -> (DestStatus, Value) {
-    let (fields, warnings, failure) = match outcome {
-        Ok(r) => (r.fields, r.warnings, r.failure),
-        Err(e) => (Map::new(), Vec::new(), Some(e)),
-    };
-    let mut body = Map::new();
-    body.insert("ok".into(), failure.is_none().into());
-    body.extend(fields);
-    body.insert("warnings".into(), warnings.into());
-    let status = match &failure {
-        None => DestStatus::DestOk,
-        Some(e) => {
-            body.insert(
-                "error".into(),
-                json!({"code": e.status().code_name(), "message": e.to_string(), "retryable": e.retryable()}),
-            );
-            e.status()
-        }
-    };
-    (status, Value::Object(body))
 }
 
 /// Checks a destination: the key is accepted and has listFiles, readFiles, writeFiles and
@@ -295,7 +152,14 @@ fn render(outcome: Result<Report>) -> (DestStatus, Value) {
 /// `dest_free`. The response has `"checks": [{"name", "ok", "message"}]` and `"warnings"`
 /// (a public bucket, one that keeps old versions, a limit already reached). Returns
 /// `DEST_OK` when every check passed, else the status of the first failed check.
-/// Blocks the calling thread; may be called from any thread.
+///
+/// Ownership: the strings stay the caller's; the library reads them only during the call and
+/// keeps no pointer to them. The response becomes the caller's, to free once with
+/// `dest_free`.
+/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
+/// may be called from any thread, concurrently.
+/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+/// `error.code` is `"internal"`.
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -336,7 +200,15 @@ pub unsafe extern "C" fn dest_validate(
 /// `"strict": true` in the configuration the first such file fails the upload instead. A
 /// directory upload that fails or is cancelled part-way keeps on B2 the files it completed
 /// and its error response lists them in `files`, beside `failed` and `not_started`.
-/// Blocks the calling thread; may be called from any thread.
+///
+/// Ownership: the strings stay the caller's; the library reads them only during the call and
+/// keeps no pointer to them, nor to `progress` or `user_data` after it returns. The response
+/// becomes the caller's, to free once with `dest_free`.
+/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
+/// `progress` and the log callback run on the calling thread only. May be called from any
+/// thread, concurrently.
+/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+/// `error.code` is `"internal"`.
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -383,7 +255,15 @@ pub unsafe extern "C" fn dest_upload(
 ///
 /// Arguments as for `dest_upload`. The response has `size`, `sha1`, `verified` (for a
 /// directory, `files`), freed with `dest_free`.
-/// Blocks the calling thread; may be called from any thread.
+///
+/// Ownership: the strings stay the caller's; the library reads them only during the call and
+/// keeps no pointer to them, nor to `progress` or `user_data` after it returns. The response
+/// becomes the caller's, to free once with `dest_free`.
+/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
+/// `progress` and the log callback run on the calling thread only. May be called from any
+/// thread, concurrently.
+/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+/// `error.code` is `"internal"`.
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -423,8 +303,15 @@ pub unsafe extern "C" fn dest_download(
 /// "file_id"}]`, paths relative to the backup directory.
 ///
 /// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
-/// response, freed with `dest_free`. Blocks the calling thread; may be called from any
-/// thread.
+/// response.
+///
+/// Ownership: the strings stay the caller's; the library reads them only during the call and
+/// keeps no pointer to them. The response becomes the caller's, to free once with
+/// `dest_free`.
+/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
+/// may be called from any thread, concurrently.
+/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+/// `error.code` is `"internal"`.
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -456,8 +343,15 @@ pub unsafe extern "C" fn dest_list(
 /// `unfinished_large_files`, `limit_reached` and, when `quota_bytes` is set, `total_bytes`,
 /// `free_bytes`, `used_percent`.
 ///
-/// `config_json`: not NULL. `response_json`: NULL or where to store the response, freed
-/// with `dest_free`. Blocks the calling thread; may be called from any thread.
+/// `config_json`: not NULL. `response_json`: NULL or where to store the response.
+///
+/// Ownership: the strings stay the caller's; the library reads them only during the call and
+/// keeps no pointer to them. The response becomes the caller's, to free once with
+/// `dest_free`.
+/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
+/// may be called from any thread, concurrently.
+/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+/// `error.code` is `"internal"`.
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -486,8 +380,15 @@ pub unsafe extern "C" fn dest_usage(
 /// `bytes_freed`.
 ///
 /// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
-/// response, freed with `dest_free`. Blocks the calling thread; may be called from any
-/// thread.
+/// response.
+///
+/// Ownership: the strings stay the caller's; the library reads them only during the call and
+/// keeps no pointer to them. The response becomes the caller's, to free once with
+/// `dest_free`.
+/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
+/// may be called from any thread, concurrently.
+/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+/// `error.code` is `"internal"`.
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -515,7 +416,9 @@ pub unsafe extern "C" fn dest_delete(
 }
 
 /// Frees a response stored by any `dest_*` function. NULL is fine. Each response must be
-/// freed exactly once, and only with this function.
+/// freed exactly once, and only with this function; the string is the caller's until then.
+/// May be called from any thread, not only the one that got the response. Does nothing
+/// that can panic (it only returns the memory).
 ///
 /// # Safety
 /// `response_json` is NULL or a pointer a `dest_*` function stored and not yet freed.
@@ -527,7 +430,8 @@ pub unsafe extern "C" fn dest_free(response_json: *mut c_char) {
     }
 }
 
-/// The library's version, e.g. "0.1.0": a static string, never freed.
+/// The library's version, e.g. "0.1.0": a static string owned by the library, never NULL,
+/// never to be freed. Any thread; needs no runtime and does nothing that can panic.
 #[no_mangle]
 pub extern "C" fn dest_version() -> *const c_char {
     static VERSION: &CStr =
@@ -551,50 +455,18 @@ pub extern "C" fn dest_version() -> *const c_char {
 /// callback is still running when this returns: free the old `user_data` only after the
 /// callback has returned. In a child after `fork()`, threads of the parent that were
 /// inside the callback do not exist and are not waited for.
+///
+/// `callback`: NULL (no logging) or a function the library keeps and calls until it is
+/// replaced. `user_data`: NULL or anything; the library never reads or frees it, and keeps
+/// it as long as `callback`. A panic inside is caught and the call returns with no status;
+/// the previous callback may then still be the one in place.
 #[no_mangle]
 pub extern "C" fn dest_set_log_callback(
     callback: dest_log_fn,
     max_level: i32,
     user_data: *mut c_void,
 ) {
-    let _ = catch_unwind(|| {
-        let fresh = callback.map_or(std::ptr::null_mut(), |callback| {
-            Box::into_raw(Box::new(Logger {
-                callback,
-                max_level,
-                user_data: user_data as usize,
-                retired_next: AtomicPtr::new(std::ptr::null_mut()),
-                inside: AtomicU64::new(0),
-            }))
-        });
-        let replaced = LOGGER.swap(fresh, Ordering::SeqCst);
-        // SAFETY: `replaced` is NULL or a leaked Logger that nothing else retires (the swap
-        // handed it to this thread alone); the list is push-only.
-        if let Some(old) = unsafe { replaced.as_ref() } {
-            let mut head = RETIRED_LOGGERS.load(Ordering::Acquire);
-            loop {
-                old.retired_next.store(head, Ordering::Relaxed);
-                match RETIRED_LOGGERS.compare_exchange_weak(
-                    head,
-                    replaced,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => break,
-                    Err(now) => head = now,
-                }
-            }
-            let pid = std::process::id();
-            let own = own_entries(replaced);
-            let mut waited = 0u32;
-            while old.threads_inside(pid) > own {
-                if waited < 100 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                waited = waited.saturating_add(1);
-            }
-        }
-    });
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        logger::replace(callback, max_level, user_data)
+    }));
 }

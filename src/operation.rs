@@ -8,14 +8,29 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 
-/// Log levels, as the host sees them.
+/// Levels of log lines, most severe first.
+///
+/// The one log-level type: the library queues lines with it and the host receives its
+/// value as the `level` of `dest_log_fn`.
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Error = 1,
-    Warn = 2,
-    Info = 3,
-    Debug = 4,
+pub enum DestLogLevel {
+    DestLogError = 1,
+    DestLogWarn = 2,
+    DestLogInfo = 3,
+    DestLogDebug = 4,
+}
+
+/// The short spelling the library's own code uses: `LogLevel::Info` is `DEST_LOG_INFO`.
+/// (cbindgen names C enumerators after the Rust variants, hence the long variant names.)
+pub use DestLogLevel as LogLevel;
+
+#[allow(non_upper_case_globals)]
+impl DestLogLevel {
+    pub const Error: DestLogLevel = DestLogLevel::DestLogError;
+    pub const Warn: DestLogLevel = DestLogLevel::DestLogWarn;
+    pub const Info: DestLogLevel = DestLogLevel::DestLogInfo;
+    pub const Debug: DestLogLevel = DestLogLevel::DestLogDebug;
 }
 
 /// Shared by the tasks of one operation and the thread that waits for it.

@@ -1,0 +1,70 @@
+//! The JSON response every operation returns: `ok`, the operation's fields, `warnings`, and
+//! on failure `error: {code, message, retryable}`; and the last guard that keeps the
+//! application key out of it.
+
+use std::ffi::CString;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::Result;
+use crate::ops::Report;
+use crate::status::DestStatus;
+
+pub(super) fn render(outcome: Result<Report>) -> (DestStatus, Value) {
+    let (fields, warnings, failure) = match outcome {
+        Ok(r) => (r.fields, r.warnings, r.failure),
+        Err(e) => (Map::new(), Vec::new(), Some(e)),
+    };
+    let mut body = Map::new();
+    body.insert("ok".into(), failure.is_none().into());
+    body.extend(fields);
+    body.insert("warnings".into(), warnings.into());
+    let status = match &failure {
+        None => DestStatus::DestOk,
+        Some(e) => {
+            body.insert(
+                "error".into(),
+                json!({"code": e.status().code_name(), "message": e.to_string(), "retryable": e.retryable()}),
+            );
+            e.status()
+        }
+    };
+    (status, Value::Object(body))
+}
+
+/// The response as the C string handed to the host, with `secret` replaced wherever it
+/// appears.
+pub(super) fn to_c_string(body: &Value, secret: Option<&str>) -> CString {
+    let mut text = body.to_string();
+    // Belt and braces: no path through the library should put the key in a response.
+    if let Some(key) = secret.filter(|k| k.len() >= 4) {
+        if text.contains(key) {
+            text = text.replace(key, "[redacted]");
+        }
+    }
+    CString::new(text).unwrap_or_else(|_| CString::new("{\"ok\":false}").unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_redacted_wherever_it_appears() {
+        let body = json!({"ok": false, "error": {"message": "key abc-secret-key refused"}});
+        let text = to_c_string(&body, Some("abc-secret-key"))
+            .into_string()
+            .unwrap();
+        assert!(!text.contains("abc-secret-key"), "{text}");
+        assert!(text.contains("key [redacted] refused"), "{text}");
+    }
+
+    #[test]
+    fn a_failure_carries_its_status_and_code() {
+        let (status, body) = render(Err(crate::error::Error::Cancelled));
+        assert_eq!(status, DestStatus::DestErrCancelled);
+        assert_eq!(body["ok"], false);
+        assert_eq!(body["error"]["code"], status.code_name());
+        assert_eq!(body["warnings"], json!([]));
+    }
+}
