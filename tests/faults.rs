@@ -100,6 +100,8 @@ fn a_failed_upload_takes_a_new_upload_url() {
         for action in [
             error(503, "service_unavailable"),
             error(500, "internal_error"),
+            error(408, "request_timeout"),
+            error(401, "expired_auth_token"),
             FaultAction::Drop { after_bytes: 1000 },
         ] {
             let emu = emulator();
@@ -111,6 +113,11 @@ fn a_failed_upload_takes_a_new_upload_url() {
                 emu.counts().get(url_call),
                 2,
                 "{call} {action:?}: a fresh URL after the failure"
+            );
+            assert_eq!(
+                emu.counts().get("b2_authorize_account"),
+                1,
+                "{call} {action:?}: the account token was not renewed for it"
             );
         }
     }

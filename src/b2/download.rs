@@ -189,10 +189,12 @@ impl TempFile {
 
     /// Renames the verified file into place. When it replaces a file, it is flushed to disk
     /// first, so that a crash right after cannot leave neither the old copy nor the new one;
-    /// a new file is left to the kernel's writeback, as other restore tools do.
-    fn persist(mut self, target: &OsStr) -> Result<()> {
+    /// a new file is left to the kernel's writeback, as other restore tools do. Returns
+    /// whether it flushed.
+    fn persist(mut self, target: &OsStr) -> Result<bool> {
         let dest = self.dir.display(target);
-        if matches!(self.dir.stat_at(target), Ok(Some(_))) {
+        let replaces = matches!(self.dir.stat_at(target), Ok(Some(_)));
+        if replaces {
             self.file
                 .sync_all()
                 .map_err(|e| Error::local_io("could not flush", &self.path, &e))?;
@@ -205,7 +207,7 @@ impl TempFile {
             .rename(&name, target)
             .map_err(|e| Error::local_io("could not move the restored file to", &dest, &e))?;
         self.persisted = true;
-        Ok(())
+        Ok(replaces)
     }
 
     /// Gives an unnamed file a hidden name beside the target (`linkat` cannot replace a
@@ -309,7 +311,12 @@ impl DownloadJob<'_> {
                 _ => {}
             }
             self.client.op.check_cancelled()?;
-            temp.persist(self.name)?;
+            if temp.persist(self.name)? {
+                self.client.op.log(
+                    LogLevel::Debug,
+                    format!("flushed {} to disk before replacing it", dest.display()),
+                );
+            }
             return Ok(DownloadedFile {
                 size,
                 sha1,
