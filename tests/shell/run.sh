@@ -345,7 +345,7 @@ expect "limit_reached, 60 % used" "d['limit_reached'] is True and d['used_percen
 dctl "limit reached: upload refused" 6 --config "$TMP/limit.json" upload "$TMP/data/site/index.html" second.html
 expect "limit error code" "d['error']['code'] == 'limit'"
 dctl "limit: validate warns" 0 --config "$TMP/limit.json" validate
-expect "validate has a warning" "len(d['warnings']) > 0"
+expect "validate warns that the limit is reached" "any('free disk space limit is already reached' in w for w in d['warnings'])"
 dctl "limit: delete to make room" 0 --config "$TMP/limit-base.json" delete first.bin
 dctl "limit: upload allowed again" 0 --config "$TMP/limit.json" upload "$TMP/data/site/index.html" second.html
 dctl "limit: clean up" 0 --config "$TMP/limit-base.json" delete second.html
