@@ -17,6 +17,7 @@ have gcc || missing+=(gcc)
 have make || missing+=(make)
 have pkg-config || missing+=(pkg-config)
 have readelf || missing+=(binutils)
+have script || missing+=(bsdutils) # script(1), for the shell harness's progress-bar checks
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "== installing ${missing[*]}"

@@ -75,6 +75,19 @@ pub trait Observer {
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Debug builds only: `B2DEST_TEST_PANIC=caller` (on the calling thread) or `=task` (on
+/// the runtime) makes every operation panic there, so tests can check that a panic
+/// becomes `DEST_ERR_INTERNAL`. Release builds have no such switch.
+#[cfg(debug_assertions)]
+fn test_panic(point: &str) {
+    if std::env::var("B2DEST_TEST_PANIC").is_ok_and(|v| v == point) {
+        panic!("B2DEST_TEST_PANIC={point}");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_panic(_point: &str) {}
+
 /// Runs `make(op)` on the runtime and blocks the calling thread until it ends. Progress and
 /// log lines reach `observer` on the calling thread only: at the start, at most every
 /// 100 ms while bytes move and every 500 ms while they do not, and at the end.
@@ -84,11 +97,13 @@ where
     F: FnOnce(Arc<Operation>) -> Fut,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
+    test_panic("caller");
     let state = process_state()?;
     let op = Arc::new(Operation::new());
     let (tx, rx) = mpsc::channel::<Result<T>>();
     let fut = make(op.clone());
     state.runtime.spawn(async move {
+        test_panic("task");
         let _ = tx.send(fut.await);
     });
 

@@ -125,6 +125,8 @@ pub struct Auth {
     keys: Mutex<HashMap<String, Arc<Key>>>,
     sessions: Mutex<HashMap<String, Session>>,
     uploads: Mutex<HashMap<String, Arc<UploadGrant>>>,
+    /// Tokens issued at or before this instant are expired (`expire_tokens`).
+    expired_up_to: Mutex<Option<Instant>>,
 }
 
 /// Old tokens are forgotten only when the maps grow past this, so an expired token
@@ -146,6 +148,7 @@ impl Auth {
             keys: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
+            expired_up_to: Mutex::new(None),
         };
         auth.add_key(master);
         auth
@@ -153,6 +156,22 @@ impl Auth {
 
     pub fn account_id(&self) -> &str {
         &self.account_id
+    }
+
+    /// Expires every account and upload token issued so far, as if their lifetime had
+    /// passed: tests control token expiry instead of racing a short lifetime.
+    pub fn expire_tokens(&self) {
+        *self.expired_up_to.lock().unwrap() = Some(Instant::now());
+    }
+
+    fn is_expired(&self, expires: Instant) -> bool {
+        let issued = expires - self.lifetime;
+        Instant::now() >= expires
+            || self
+                .expired_up_to
+                .lock()
+                .unwrap()
+                .is_some_and(|cutoff| issued <= cutoff)
     }
 
     pub fn add_key(&self, spec: KeySpec) {
@@ -205,7 +224,7 @@ impl Auth {
         let session = sessions
             .get(token.trim())
             .ok_or_else(|| B2Error::bad_auth_token("invalid account authorization token"))?;
-        if Instant::now() >= session.expires {
+        if self.is_expired(session.expires) {
             return Err(B2Error::expired_auth_token());
         }
         Ok(session.key.clone())
@@ -249,7 +268,7 @@ impl Auth {
                 "this upload authorization token belongs to another upload URL",
             ));
         }
-        if Instant::now() >= grant.expires {
+        if self.is_expired(grant.expires) {
             return Err(B2Error::expired_auth_token());
         }
         Ok(grant)

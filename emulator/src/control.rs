@@ -99,6 +99,10 @@ async fn handle_inner(
             shared.auth.add_key(spec);
             Ok(done())
         }
+        (&Method::POST, "tokens/expire") => {
+            shared.auth.expire_tokens();
+            Ok(done())
+        }
         (&Method::POST, "seed") => {
             let seed: SeedRequest = json_body(req).await?;
             let shared = shared.clone();

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,10 @@ pub struct Counts {
     pub bytes_received: u64,
     /// Download body bytes sent.
     pub bytes_sent: u64,
+    /// When each counted request arrived, per call, in milliseconds since the emulator
+    /// started (so tests can bound the time between two requests from below).
+    #[serde(default)]
+    pub arrivals_ms: BTreeMap<String, Vec<u64>>,
 }
 
 impl Counts {
@@ -58,6 +63,9 @@ pub enum FaultAction {
     LoseAnswer,
     /// Downloads only: flip a byte of the body sent, headers unchanged.
     Corrupt,
+    /// Uploads only: flip the first content byte of the body as received, as a bad link
+    /// would; the SHA1 check then refuses it as B2 does (400 `bad_request`).
+    DamageUpload,
 }
 
 /// The `X-Bz-Test-Mode` values real B2 understands.
@@ -86,6 +94,8 @@ pub struct Faults {
     known_calls: Vec<&'static str>,
     queue: Mutex<VecDeque<Fault>>,
     calls: Mutex<BTreeMap<String, u64>>,
+    arrivals_ms: Mutex<BTreeMap<String, Vec<u64>>>,
+    started: Instant,
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     fail_some_uploads_seen: AtomicU64,
@@ -98,6 +108,8 @@ impl Faults {
             known_calls,
             queue: Mutex::default(),
             calls: Mutex::default(),
+            arrivals_ms: Mutex::default(),
+            started: Instant::now(),
             bytes_received: AtomicU64::default(),
             bytes_sent: AtomicU64::default(),
             fail_some_uploads_seen: AtomicU64::default(),
@@ -112,6 +124,13 @@ impl Faults {
             .unwrap()
             .entry(call.to_owned())
             .or_insert(0) += 1;
+        let at = self.started.elapsed().as_millis() as u64;
+        self.arrivals_ms
+            .lock()
+            .unwrap()
+            .entry(call.to_owned())
+            .or_default()
+            .push(at);
     }
 
     pub fn add_received(&self, n: u64) {
@@ -125,6 +144,7 @@ impl Faults {
     pub fn counts(&self) -> Counts {
         Counts {
             calls: self.calls.lock().unwrap().clone(),
+            arrivals_ms: self.arrivals_ms.lock().unwrap().clone(),
             bytes_received: self.bytes_received.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
         }
@@ -132,6 +152,7 @@ impl Faults {
 
     pub fn reset_counts(&self) {
         self.calls.lock().unwrap().clear();
+        self.arrivals_ms.lock().unwrap().clear();
         self.bytes_received.store(0, Ordering::Relaxed);
         self.bytes_sent.store(0, Ordering::Relaxed);
     }
@@ -160,12 +181,14 @@ impl Faults {
     }
 
     /// Takes one firing of the oldest fault matching `call`, if any. A `Corrupt` fault
-    /// only matches downloads, so a `"*"` corrupt fault waits for the next download.
-    pub fn take(&self, call: &str, is_download: bool) -> Option<FaultAction> {
+    /// only matches downloads and a `DamageUpload` only uploads, so a `"*"` one waits
+    /// for the next request it can act on.
+    pub fn take(&self, call: &str, is_download: bool, is_upload: bool) -> Option<FaultAction> {
         let mut queue = self.queue.lock().unwrap();
         let index = queue.iter().position(|f| {
             (f.call == "*" || f.call == call)
                 && (is_download || !matches!(f.action, FaultAction::Corrupt))
+                && (is_upload || !matches!(f.action, FaultAction::DamageUpload))
         })?;
         let fault = &mut queue[index];
         let action = fault.action.clone();
@@ -176,9 +199,10 @@ impl Faults {
         Some(action)
     }
 
-    /// Whether this request, carrying `mode`, is one of the "some" that fail:
-    /// deterministically the 1st, 4th, 7th... request carrying that mode, so tests can
-    /// rely on it while clients still see mostly successes.
+    /// Whether this request, carrying `mode`, is one of the "some" that fail. Which ones
+    /// is the emulator's own choice (B2 does not say): deterministically the 1st, 4th,
+    /// 7th... request carrying that mode, so its own tests can rely on it while clients
+    /// still see mostly successes. Client tests should not depend on the pattern.
     pub fn test_mode_fires(&self, mode: TestMode) -> bool {
         let counter = match mode {
             TestMode::FailSomeUploads => &self.fail_some_uploads_seen,

@@ -236,6 +236,11 @@ impl Emulator {
         self.shared.auth.add_key(spec);
     }
 
+    /// Expires every account and upload token issued so far; new ones are valid as usual.
+    pub fn expire_tokens(&self) {
+        self.shared.auth.expire_tokens();
+    }
+
     /// Changes a bucket's type and/or lifecycle rules. Panics if the bucket does not exist.
     pub fn update_bucket(
         &self,

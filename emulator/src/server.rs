@@ -163,8 +163,12 @@ async fn route(
     shared.wan.delay_request().await;
     let mut corrupt = false;
     let mut lose_answer = false;
+    let mut damage = false;
     let mut req = req;
-    if let Some(action) = shared.faults.take(call.name, call.is_download()) {
+    if let Some(action) = shared
+        .faults
+        .take(call.name, call.is_download(), call.is_upload())
+    {
         match action {
             FaultAction::Error {
                 status,
@@ -187,16 +191,17 @@ async fn route(
             }
             FaultAction::Corrupt => corrupt = true,
             FaultAction::LoseAnswer => lose_answer = true,
+            FaultAction::DamageUpload => damage = true,
         }
     }
     let resp = match endpoint {
         Endpoint::Authorize { version } => api::authorize(shared, version, req).await,
         Endpoint::Json { version, handler } => api::handle(shared, handler, version, req).await,
         Endpoint::UploadFile { bucket_id, url_id } => {
-            upload::upload_file(shared, req, &bucket_id, &url_id).await
+            upload::upload_file(shared, req, &bucket_id, &url_id, damage).await
         }
         Endpoint::UploadPart { file_id, url_id } => {
-            upload::upload_part(shared, req, &file_id, &url_id).await
+            upload::upload_part(shared, req, &file_id, &url_id, damage).await
         }
         Endpoint::DownloadById => download::download_by_id(&shared, req, corrupt)
             .await

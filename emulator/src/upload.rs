@@ -104,6 +104,7 @@ async fn receive(
     mut body: Incoming,
     content_length: u64,
     check: &Sha1Check,
+    mut damage: bool,
 ) -> B2Result<Received> {
     let content_len = match check {
         Sha1Check::AtEnd => content_length - 40,
@@ -155,7 +156,13 @@ async fn receive(
             }
             Ok(Some(Ok(frame))) => frame,
         };
-        if let Ok(data) = frame.into_data() {
+        if let Ok(mut data) = frame.into_data() {
+            if damage && received < content_len && !data.is_empty() {
+                let mut flipped = data.to_vec();
+                flipped[0] ^= 0xff;
+                data = Bytes::from(flipped);
+                damage = false;
+            }
             received += data.len() as u64;
             shared.faults.add_received(data.len() as u64);
             if received > content_length {
@@ -346,6 +353,7 @@ pub async fn upload_file(
     req: Request<Incoming>,
     bucket_id: &str,
     url_id: &str,
+    damage: bool,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let checked = check_upload_file(&shared, &parts.headers, bucket_id, url_id);
@@ -353,7 +361,7 @@ pub async fn upload_file(
         Ok(ok) => ok,
         Err(e) => return refuse(&shared, e, body).await,
     };
-    let received = match receive(&shared, body, length, &check).await {
+    let received = match receive(&shared, body, length, &check, damage).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -431,6 +439,7 @@ pub async fn upload_part(
     req: Request<Incoming>,
     file_id: &str,
     url_id: &str,
+    damage: bool,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let (guard, seq, number, length, check) =
@@ -438,7 +447,7 @@ pub async fn upload_part(
             Ok(ok) => ok,
             Err(e) => return refuse(&shared, e, body).await,
         };
-    let received = match receive(&shared, body, length, &check).await {
+    let received = match receive(&shared, body, length, &check, damage).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

@@ -189,10 +189,12 @@ impl TempFile {
 
     /// Renames the verified file into place. When it replaces a file, it is flushed to disk
     /// first, so that a crash right after cannot leave neither the old copy nor the new one;
-    /// a new file is left to the kernel's writeback, as other restore tools do.
-    fn persist(mut self, target: &OsStr) -> Result<()> {
+    /// a new file is left to the kernel's writeback, as other restore tools do. Returns
+    /// whether it flushed.
+    fn persist(mut self, target: &OsStr) -> Result<bool> {
         let dest = self.dir.display(target);
-        if matches!(self.dir.stat_at(target), Ok(Some(_))) {
+        let replaces = matches!(self.dir.stat_at(target), Ok(Some(_)));
+        if replaces {
             self.file
                 .sync_all()
                 .map_err(|e| Error::local_io("could not flush", &self.path, &e))?;
@@ -205,7 +207,7 @@ impl TempFile {
             .rename(&name, target)
             .map_err(|e| Error::local_io("could not move the restored file to", &dest, &e))?;
         self.persisted = true;
-        Ok(())
+        Ok(replaces)
     }
 
     /// Gives an unnamed file a hidden name beside the target (`linkat` cannot replace a
@@ -309,7 +311,12 @@ impl DownloadJob<'_> {
                 _ => {}
             }
             self.client.op.check_cancelled()?;
-            temp.persist(self.name)?;
+            if temp.persist(self.name)? {
+                self.client.op.log(
+                    LogLevel::Debug,
+                    format!("flushed {} to disk before replacing it", dest.display()),
+                );
+            }
             return Ok(DownloadedFile {
                 size,
                 sha1,
@@ -536,16 +543,33 @@ fn plan_ranges(size: u64, range_size: u64, streams: usize) -> Vec<(u64, u64)> {
 mod tests {
     use super::plan_ranges;
 
+    /// The properties a plan must have, not one plan: every byte once, in order, no
+    /// range empty or over the range size, within the call budget (the whole ranges plus
+    /// at most one extra call a stream for the stagger).
     #[test]
-    fn ranges_cover_the_file_and_start_staggered() {
+    fn ranges_cover_the_file_once_within_the_call_budget() {
+        for size in [1u64, 10, 99, 100, 101, 999, 1000, 4321, 100_003] {
+            for range_size in [1u64, 7, 100, 1000] {
+                for streams in [1usize, 2, 3, 4, 16] {
+                    let r = plan_ranges(size, range_size, streams);
+                    let case = format!("{size} {range_size} {streams}: {r:?}");
+                    assert_eq!(r.first().map(|r| r.0), Some(0), "{case}");
+                    assert!(r.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0), "{case}");
+                    assert_eq!(r.iter().map(|r| r.1).sum::<u64>(), size, "{case}");
+                    assert!(r.iter().all(|r| (1..=range_size).contains(&r.1)), "{case}");
+                    let budget = size.div_ceil(range_size) + streams as u64;
+                    assert!(r.len() as u64 <= budget, "{case}");
+                }
+            }
+        }
+        assert!(plan_ranges(0, 100, 4).is_empty());
+    }
+
+    /// The first ranges grow, so streams started together end one by one.
+    #[test]
+    fn ranges_start_staggered() {
         let r = plan_ranges(1000, 100, 4);
-        assert_eq!(
-            &r[..5],
-            &[(0, 25), (25, 50), (75, 75), (150, 100), (250, 100)]
-        );
-        assert_eq!(r.last(), Some(&(950, 50)));
-        assert!(r.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
-        assert_eq!(plan_ranges(10, 100, 4), vec![(0, 10)]);
-        assert_eq!(plan_ranges(1000, 100, 1)[0], (0, 100));
+        assert!(r[..4].windows(2).all(|w| w[0].1 < w[1].1), "{r:?}");
+        assert_eq!(r[3].1, 100, "{r:?}");
     }
 }

@@ -244,3 +244,4 @@ pub const NETWORK: i32 = 8;
 pub const REMOTE: i32 = 9;
 pub const INTEGRITY: i32 = 10;
 pub const CANCELLED: i32 = 11;
+pub const INTERNAL: i32 = 12;

@@ -193,12 +193,76 @@ fn delay_faults_slow_a_call_down() {
         1,
         FaultAction::Delay { millis: 400 },
     ));
+    // Queued behind it: fires only if the delay fired once and is gone.
+    emu.inject(fault(
+        "b2_list_buckets",
+        1,
+        FaultAction::Error {
+            status: 503,
+            code: "service_unavailable".into(),
+            retry_after: None,
+            message: None,
+        },
+    ));
     let t = Instant::now();
     b2.ok("b2_list_buckets", json!({"accountId": b2.account_id}));
     assert!(t.elapsed() >= Duration::from_millis(400));
-    let t = Instant::now();
+    let (status, _) = b2.call("b2_list_buckets", json!({"accountId": b2.account_id}));
+    assert_eq!(status, 503, "the delay fired on one call only");
     b2.ok("b2_list_buckets", json!({"accountId": b2.account_id}));
-    assert!(t.elapsed() < Duration::from_millis(400));
+    assert_eq!(emu.counts().get("b2_list_buckets"), 3);
+    assert_eq!(emu.counts().arrivals_ms["b2_list_buckets"].len(), 3);
+}
+
+#[test]
+fn damage_upload_faults_are_refused_by_the_sha1_check_as_b2_does() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let bucket_id = b2.bucket_id(BUCKET);
+    let data = content(50_000, 4);
+    emu.inject(fault("b2_upload_file", 1, FaultAction::DamageUpload));
+    let (status, v) = b2.upload(&bucket_id, "d", &data);
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Sha1 did not match data received"),
+        "{v}"
+    );
+    assert!(emu.file_versions(BUCKET).is_empty(), "nothing stored");
+    // The same for a part, whose SHA1 comes at the end of the body.
+    let file_id = b2.start_large(&bucket_id, "large", json!({}));
+    emu.inject(fault("b2_upload_part", 1, FaultAction::DamageUpload));
+    let (status, v) = b2.upload_part(&file_id, 1, &data);
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    // Fired once: the next sends land intact.
+    b2.upload_ok(&bucket_id, "d", &data);
+    let (status, v) = b2.upload_part(&file_id, 1, &data);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        b2.download(BUCKET, "d").bytes().unwrap().as_ref(),
+        &data[..]
+    );
+}
+
+#[test]
+fn a_damage_upload_fault_for_any_call_waits_for_an_upload() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let bucket_id = b2.bucket_id(BUCKET);
+    emu.inject(fault("*", 1, FaultAction::DamageUpload));
+    b2.ok("b2_list_buckets", json!({"accountId": b2.account_id}));
+    let (status, _) = b2.upload(&bucket_id, "d", b"some bytes");
+    assert_eq!(status, 400);
 }
 
 #[test]

@@ -316,7 +316,16 @@ fn one_upload_url_serves_one_upload_at_a_time() {
     );
     first.write_all(head.as_bytes()).unwrap();
     first.write_all(&data[..1000]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The grant is claimed before any body byte is read: wait for the first bytes to
+    // arrive rather than for a guessed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while emu.counts().bytes_received == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first upload never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 
     let (status, v) = upload_to(&url, &token, "second", b"second", &[]);
     assert_eq!(
