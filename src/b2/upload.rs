@@ -141,13 +141,7 @@ impl UploadJob<'_> {
             .await
             .unwrap_or(RangeOutcome::Abandoned);
         let unanswered = match (&answer, &outcome) {
-            (
-                Err(Failed {
-                    error: Error::Network(_),
-                    ..
-                }),
-                RangeOutcome::Read(digest),
-            ) => Some(*digest),
+            (Err(f), RangeOutcome::Read(digest)) if f.unanswered() => Some(*digest),
             _ => None,
         };
         let failed = match (answer, outcome) {
@@ -170,21 +164,12 @@ impl UploadJob<'_> {
             (Err(f), _) => f,
         };
         self.client.op.sub_done(read.load(Ordering::Relaxed));
-        // B2 refused the bytes as not matching their SHA1: if the file changed, say so.
-        let failed = match (failed.failure, &failed.error) {
-            // B2 saw other bytes than the SHA1 computed from what was read: either the file
-            // changed, or the bytes were damaged on the way, which a new attempt fixes.
-            (_, Error::Integrity(_)) => match self.file.check_unchanged() {
+        // The table tells a refusal of the body's SHA1 as Integrity, to be sent again on a
+        // new URL: right only if the file did not change under us, which is checked here.
+        let failed = match &failed.error {
+            Error::Integrity(_) => match self.file.check_unchanged() {
                 Err(changed) => Failed::fatal(changed),
-                Ok(()) => Failed {
-                    failure: Failure::Transient { retry_after: None },
-                    error: failed.error,
-                },
-            },
-            // An upload URL's own token expired: a new URL, not a new account token.
-            (Failure::Reauthorize, _) => Failed {
-                failure: Failure::Transient { retry_after: None },
-                error: failed.error,
+                Ok(()) => failed,
             },
             _ => failed,
         };
