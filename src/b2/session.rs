@@ -359,7 +359,7 @@ impl B2Client {
     /// after this operation was cancelled.
     pub fn detached(&self) -> B2Client {
         B2Client {
-            op: Arc::new(Operation::new()),
+            op: Arc::new(self.op.detached()),
             ..self.clone()
         }
     }
@@ -449,7 +449,7 @@ impl B2Client {
             let exchanged = self
                 .op
                 .or_cancel(async {
-                    Ok(exchange_json::<AuthorizeResponse>(call, req, timeout).await)
+                    Ok(exchange_json::<AuthorizeResponse>(call, req, timeout, &self.op).await)
                 })
                 .await?;
             let failed = match exchanged {
@@ -575,7 +575,7 @@ impl B2Client {
                 )
                 .header("Content-Type", "application/json")
                 .body(payload.clone());
-            exchange_json(call, req, self.session.timeout)
+            exchange_json(call, req, self.session.timeout, &self.op)
         })
         .await
     }
@@ -678,13 +678,25 @@ impl B2Client {
 }
 
 /// One request whose answer is JSON, bounded by `timeout` in all (API answers are small).
+/// Counted in `op`'s transactions unless it never reached B2.
 pub async fn exchange_json<T: DeserializeOwned>(
     call: &str,
     req: reqwest::RequestBuilder,
     timeout: Duration,
+    op: &Operation,
 ) -> std::result::Result<T, Failed> {
+    let counted = AtomicBool::new(false);
+    let count = || {
+        if !counted.swap(true, Ordering::Relaxed) {
+            op.count_call(call);
+        }
+    };
     let exchange = async {
-        match req.send().await {
+        let sent = req.send().await;
+        if sent.as_ref().map_or_else(|e| !e.is_connect(), |_| true) {
+            count();
+        }
+        match sent {
             Ok(resp) if resp.status().is_success() => {
                 read_json(call, resp).await.map_err(|e| match e {
                     // A success whose body was cut off: the call may simply be made again.
@@ -701,7 +713,11 @@ pub async fn exchange_json<T: DeserializeOwned>(
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
-        Err(_) => Err(timed_out(call, timeout)),
+        Err(_) => {
+            // Perhaps still connecting, perhaps received: B2 may bill it.
+            count();
+            Err(timed_out(call, timeout))
+        }
     }
 }
 

@@ -128,6 +128,10 @@ impl UploadJob<'_> {
             sent = req.body(body).send() => Some(sent),
             _ = stalled(&read, timeout) => None,
         };
+        // Every attempt B2 may have received is billed; a refused connect is not.
+        if !matches!(&sent, Some(Err(e)) if e.is_connect()) {
+            self.client.op.count_call(call);
+        }
         let answer = match sent {
             Some(Ok(resp)) if resp.status().is_success() => {
                 read_json::<T>(call, resp).await.map_err(Failed::fatal)
