@@ -108,44 +108,4 @@ impl Error {
         };
         Error::LocalIo(format!("{what} {}: {err}; {hint}", path.display()))
     }
-
-    /// Maps an error answer of B2 (after the retry rules gave up) to the library's error.
-    pub fn from_b2(call: &str, status: u16, code: &str, message: &str) -> Error {
-        let detail = format!("B2 answered {call} with {status} {code}: {message}");
-        match (status, code) {
-            // Seen only after fresh tokens were refused too: the key itself was accepted.
-            (401, "expired_auth_token") => Error::Remote {
-                message: format!(
-                    "{detail}; the token kept expiring although a new one was obtained each time (the Account ID and Application Key were accepted): try again later"
-                ),
-                retryable: true,
-            },
-            (401, "bad_auth_token") | (401, "bad_request") => {
-                Error::Auth(format!(
-                    "{detail}; check the Account ID (keyID) and Application Key of this destination"
-                ))
-            }
-            (401, _) => Error::Permission(format!(
-                "{detail}; the application key lacks the capability for {call} or is restricted to another bucket or name prefix: create a key with listFiles, readFiles, writeFiles and deleteFiles on this bucket"
-            )),
-            (403, c) if c.contains("cap_exceeded") => Error::Limit(format!(
-                "{detail}; the B2 account reached a storage, download or transaction cap: raise it under Caps & Alerts in the Backblaze web console, or free space"
-            )),
-            (403, _) => Error::Permission(format!("{detail}; the account or key may not do this")),
-            (404, _) | (400, "file_not_present") | (400, "no_such_file") => {
-                Error::NotFound(detail)
-            }
-            (400, _) if message.to_ascii_lowercase().contains("sha1") => Error::Integrity(format!(
-                "{detail}; the data B2 received did not match its SHA1: the upload was refused and nothing was stored, try again"
-            )),
-            (408 | 429, _) | (500..=599, _) => Error::Remote {
-                message: format!("{detail}; B2 kept failing after the retries, try again later"),
-                retryable: true,
-            },
-            _ => Error::Remote {
-                message: format!("{detail}; B2 refused the request"),
-                retryable: false,
-            },
-        }
-    }
 }

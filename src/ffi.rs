@@ -102,9 +102,18 @@ where
     };
     let key = parsed.config.application_key.expose().to_string();
     let config = parsed.config;
-    let outcome = runtime::run(observer, move |op| async move {
-        let dest = Destination::open(config, op)?;
-        work(dest).await
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(
+        None::<std::sync::Arc<crate::operation::Operation>>,
+    ));
+    let seen_by_run = seen.clone();
+    let outcome = runtime::run(observer, move |op| {
+        if let Ok(mut slot) = seen_by_run.lock() {
+            *slot = Some(op.clone());
+        }
+        async move {
+            let dest = Destination::open(config, op)?;
+            work(dest).await
+        }
     });
     let outcome = outcome.map(|mut report| {
         let mut warnings = parsed.warnings;
@@ -112,6 +121,24 @@ where
         report.warnings = warnings;
         report
     });
+    // What the B2 calls cost, in every response that ran an operation, failed or not.
+    let costs = seen
+        .lock()
+        .ok()
+        .and_then(|s| s.clone())
+        .map(|op| op.cost_fields());
+    let outcome = match (outcome, costs) {
+        (Ok(mut report), Some(costs)) => {
+            report.fields.extend(costs);
+            Ok(report)
+        }
+        (Err(e), Some(fields)) => Ok(Report {
+            fields,
+            warnings: Vec::new(),
+            failure: Some(e),
+        }),
+        (outcome, None) => outcome,
+    };
     (outcome, Some(key))
 }
 

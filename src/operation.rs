@@ -1,8 +1,12 @@
 //! What one running operation shares between the worker tasks doing it and the host's
 //! thread waiting for it: progress, cancellation and log lines.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
 
 use tokio::sync::Notify;
 
@@ -34,13 +38,32 @@ impl DestLogLevel {
 }
 
 /// Shared by the tasks of one operation and the thread that waits for it.
-#[derive(Default)]
 pub struct Operation {
     done_bytes: AtomicU64,
     total_bytes: AtomicU64,
+    /// Whether bytes were to move (an upload or download), so the response says how fast.
+    transfer: AtomicBool,
+    started: Instant,
     cancelled: AtomicBool,
     cancel_notify: Notify,
     logs: Mutex<Vec<(LogLevel, String)>>,
+    /// B2 requests sent, by call name: shared with detached clean-up, which is billed too.
+    calls: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl Default for Operation {
+    fn default() -> Operation {
+        Operation {
+            done_bytes: AtomicU64::new(0),
+            total_bytes: AtomicU64::new(0),
+            transfer: AtomicBool::new(false),
+            started: Instant::now(),
+            cancelled: AtomicBool::new(false),
+            cancel_notify: Notify::new(),
+            logs: Mutex::default(),
+            calls: Arc::default(),
+        }
+    }
 }
 
 impl Operation {
@@ -48,8 +71,60 @@ impl Operation {
         Operation::default()
     }
 
+    /// A new operation (not cancelled with this one) whose B2 requests count as this
+    /// one's: for clean-up that must run even after a cancel.
+    pub fn detached(&self) -> Operation {
+        Operation {
+            calls: self.calls.clone(),
+            ..Operation::default()
+        }
+    }
+
     pub fn add_total(&self, bytes: u64) {
+        self.transfer.store(true, Ordering::Relaxed);
         self.total_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts one request to B2 that reached it (or may have: sent, then no answer).
+    /// Called where each request is sent, for every attempt, since B2 bills every request
+    /// it receives; a connect that was refused never reached B2 and is not counted.
+    pub fn count_call(&self, call: &str) {
+        if let Ok(mut calls) = self.calls.lock() {
+            *calls.entry(call.to_string()).or_default() += 1;
+        }
+    }
+
+    /// What the operation cost, for its response: `transactions` by B2's billing class
+    /// and by call, and for a transfer `elapsed_ms` and `bytes_per_second` (of the bytes
+    /// the progress counted as done).
+    pub fn cost_fields(&self) -> Map<String, Value> {
+        use crate::b2::billing::{billing_class, BillingClass};
+        let calls = self.calls.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut classes = [0u64; 3];
+        for (call, n) in &calls {
+            let i = match billing_class(call) {
+                BillingClass::A => 0,
+                BillingClass::B => 1,
+                BillingClass::C => 2,
+            };
+            classes[i] += n;
+        }
+        let mut fields = Map::new();
+        fields.insert(
+            "transactions".into(),
+            json!({"class_a": classes[0], "class_b": classes[1], "class_c": classes[2],
+                "calls": calls}),
+        );
+        if self.transfer.load(Ordering::Relaxed) {
+            let elapsed_ms = self.started.elapsed().as_millis() as u64;
+            let done = self.done_bytes.load(Ordering::Relaxed);
+            fields.insert("elapsed_ms".into(), elapsed_ms.into());
+            fields.insert(
+                "bytes_per_second".into(),
+                (done.saturating_mul(1000) / elapsed_ms.max(1)).into(),
+            );
+        }
+        fields
     }
 
     pub fn add_done(&self, bytes: u64) {

@@ -423,6 +423,10 @@ impl DownloadJob<'_> {
                     }
                     let timeout = client.session.timeout;
                     let sent = tokio::time::timeout(timeout, req.send()).await;
+                    // Every attempt B2 may have received is billed; a refused connect is not.
+                    if !matches!(&sent, Ok(Err(e)) if e.is_connect()) {
+                        client.op.count_call(CALL);
+                    }
                     let Ok(sent) = sent else {
                         return Err(timed_out(CALL, timeout));
                     };

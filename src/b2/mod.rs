@@ -2,6 +2,7 @@
 //! downloads.
 
 pub mod api;
+pub mod billing;
 pub mod calls;
 pub mod download;
 pub mod list;

@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
-use super::api::{Allowed, AuthorizeResponse, Bucket, ErrorBody, UploadUrlResponse};
+use super::api::{Allowed, AuthorizeResponse, Bucket, UploadUrlResponse};
 use super::calls::{GetUploadUrl, ListBuckets};
-use super::retry::{Failure, RetryPolicy};
+use super::retry::{B2Failure, Failure, RetryPolicy};
 use super::settings::{ApplicationKey, B2Settings};
 use crate::error::{Error, Result};
 use crate::operation::{LogLevel, Operation};
@@ -282,7 +282,20 @@ pub struct Failed {
     pub error: Error,
 }
 
+impl From<B2Failure> for Failed {
+    fn from(b2: B2Failure) -> Failed {
+        let (failure, error) = b2.decide();
+        Failed { failure, error }
+    }
+}
+
 impl Failed {
+    /// Whether the request got no answer, so B2 may have acted on it: the table tells
+    /// every unanswered failure, and only those, as `Error::Network`.
+    pub fn unanswered(&self) -> bool {
+        matches!(self.error, Error::Network(_))
+    }
+
     pub fn fatal(error: Error) -> Failed {
         Failed {
             failure: Failure::Fatal,
@@ -305,7 +318,7 @@ impl B2Client {
     /// after this operation was cancelled.
     pub fn detached(&self) -> B2Client {
         B2Client {
-            op: Arc::new(Operation::new()),
+            op: Arc::new(self.op.detached()),
             ..self.clone()
         }
     }
@@ -395,24 +408,19 @@ impl B2Client {
             let exchanged = self
                 .op
                 .or_cancel(async {
-                    Ok(exchange_json::<AuthorizeResponse>(call, req, timeout).await)
+                    Ok(exchange_json::<AuthorizeResponse>(call, req, timeout, &self.op).await)
                 })
                 .await?;
             let failed = match exchanged {
                 Ok(body) => return Ok(self.authorization_from(body)),
                 Err(f) => f,
             };
+            // The table tells a refused key at authorization as such (never Reauthorize).
             let retry_after = match failed.failure {
-                Failure::Transient { retry_after } => retry_after,
-                // A refused key at authorization is the key itself, never a stale token.
-                Failure::Reauthorize | Failure::Fatal => {
-                    return Err(match failed.error {
-                        Error::Permission(_) | Error::Auth(_) => Error::Auth(
-                            "B2 rejected the Account ID (keyID) and Application Key: check both in the destination settings, and that the key was not deleted".into(),
-                        ),
-                        other => other,
-                    })
+                Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
+                    retry_after
                 }
+                Failure::Reauthorize | Failure::Fatal => return Err(failed.error),
             };
             match self.calls.delay(attempt, started.elapsed(), retry_after) {
                 Some(wait) => self.sleep(call, wait).await?,
@@ -495,7 +503,7 @@ impl B2Client {
                     continue;
                 }
                 Failure::Reauthorize => return Err(failed.error),
-                Failure::Transient { retry_after } => {
+                Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
                     self.op
                         .log(LogLevel::Warn, format!("{}; retrying", failed.error));
                     match policy.delay(tries, started.elapsed(), retry_after) {
@@ -526,7 +534,7 @@ impl B2Client {
                 )
                 .header("Content-Type", "application/json")
                 .body(payload.clone());
-            exchange_json(call, req, self.session.timeout)
+            exchange_json(call, req, self.session.timeout, &self.op)
         })
         .await
     }
@@ -628,13 +636,25 @@ impl B2Client {
 }
 
 /// One request whose answer is JSON, bounded by `timeout` in all (API answers are small).
+/// Counted in `op`'s transactions unless it never reached B2.
 pub async fn exchange_json<T: DeserializeOwned>(
     call: &str,
     req: reqwest::RequestBuilder,
     timeout: Duration,
+    op: &Operation,
 ) -> std::result::Result<T, Failed> {
+    let counted = AtomicBool::new(false);
+    let count = || {
+        if !counted.swap(true, Ordering::Relaxed) {
+            op.count_call(call);
+        }
+    };
     let exchange = async {
-        match req.send().await {
+        let sent = req.send().await;
+        if sent.as_ref().map_or_else(|e| !e.is_connect(), |_| true) {
+            count();
+        }
+        match sent {
             Ok(resp) if resp.status().is_success() => {
                 read_json(call, resp).await.map_err(|e| match e {
                     // A success whose body was cut off: the call may simply be made again.
@@ -651,18 +671,20 @@ pub async fn exchange_json<T: DeserializeOwned>(
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
-        Err(_) => Err(timed_out(call, timeout)),
+        Err(_) => {
+            // Perhaps still connecting, perhaps received: B2 may bill it.
+            count();
+            Err(timed_out(call, timeout))
+        }
     }
 }
 
 pub fn timed_out(call: &str, timeout: Duration) -> Failed {
-    Failed {
-        failure: Failure::Transient { retry_after: None },
-        error: Error::Network(format!(
-            "{call} made no progress for {} s; B2 or the network stalled",
-            timeout.as_secs()
-        )),
-    }
+    let message = format!(
+        "{call} made no progress for {} s; B2 or the network stalled",
+        timeout.as_secs()
+    );
+    Failed::from(B2Failure::unanswered(call, message, true))
 }
 
 pub async fn read_json<T: DeserializeOwned>(call: &str, resp: reqwest::Response) -> Result<T> {
@@ -678,36 +700,30 @@ pub async fn read_json<T: DeserializeOwned>(call: &str, resp: reqwest::Response)
     })
 }
 
-/// Reads B2's `{status, code, message}` error answer and classifies it.
+/// Reads B2's `{status, code, message}` error answer; the table decides what it means.
 pub async fn failure_from_response(call: &str, resp: reqwest::Response) -> Failed {
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
         .get("Retry-After")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body: ErrorBody = resp
-        .bytes()
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let message: String = body.message.chars().take(500).collect();
-    Failed {
-        failure: Failure::classify(Some(status), &body.code, retry_after),
-        error: Error::from_b2(call, status, &body.code, &message),
-    }
+        .map(str::to_string);
+    let body = resp.bytes().await.unwrap_or_default();
+    Failed::from(B2Failure::answered(
+        call,
+        status,
+        &body,
+        retry_after.as_deref(),
+    ))
 }
 
 pub fn network_failure(call: &str, e: &reqwest::Error) -> Failed {
-    Failed {
-        failure: Failure::Transient { retry_after: None },
-        error: Error::Network(format!(
-            "could not reach B2 for {call}: {}; check the server's network connection and the api_url",
-            error_chain(e)
-        )),
-    }
+    let message = format!(
+        "could not reach B2 for {call}: {}; check the server's network connection and the api_url",
+        error_chain(e)
+    );
+    // A refused connect never reached B2; anything later may have.
+    Failed::from(B2Failure::unanswered(call, message, !e.is_connect()))
 }
 
 /// An error with its causes, which carry the useful part (refused, reset, timed out).

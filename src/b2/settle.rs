@@ -83,12 +83,8 @@ where
                 )
                 .header("Content-Type", "application/json")
                 .body(payload.clone());
-            let answer = exchange_json(call, req, client.session.timeout).await;
-            if let Err(Failed {
-                error: Error::Network(_),
-                ..
-            }) = &answer
-            {
+            let answer = exchange_json(call, req, client.session.timeout, &client.op).await;
+            if answer.as_ref().is_err_and(Failed::unanswered) {
                 unanswered_ref.store(true, Ordering::SeqCst);
             }
             answer

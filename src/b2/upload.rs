@@ -118,6 +118,10 @@ impl UploadJob<'_> {
             sent = req.body(body).send() => Some(sent),
             _ = stalled(&read, timeout) => None,
         };
+        // Every attempt B2 may have received is billed; a refused connect is not.
+        if !matches!(&sent, Some(Err(e)) if e.is_connect()) {
+            self.client.op.count_call(call);
+        }
         let answer = match sent {
             Some(Ok(resp)) if resp.status().is_success() => {
                 read_json::<T>(call, resp).await.map_err(Failed::fatal)
@@ -131,13 +135,7 @@ impl UploadJob<'_> {
             .await
             .unwrap_or(RangeOutcome::Abandoned);
         let unanswered = match (&answer, &outcome) {
-            (
-                Err(Failed {
-                    error: Error::Network(_),
-                    ..
-                }),
-                RangeOutcome::Read(digest),
-            ) => Some(*digest),
+            (Err(f), RangeOutcome::Read(digest)) if f.unanswered() => Some(*digest),
             _ => None,
         };
         let failed = match (answer, outcome) {
@@ -160,21 +158,12 @@ impl UploadJob<'_> {
             (Err(f), _) => f,
         };
         self.client.op.sub_done(read.load(Ordering::Relaxed));
-        // B2 refused the bytes as not matching their SHA1: if the file changed, say so.
-        let failed = match (failed.failure, &failed.error) {
-            // B2 saw other bytes than the SHA1 computed from what was read: either the file
-            // changed, or the bytes were damaged on the way, which a new attempt fixes.
-            (_, Error::Integrity(_)) => match self.file.check_unchanged() {
+        // The table tells a refusal of the body's SHA1 as Integrity, to be sent again on a
+        // new URL: right only if the file did not change under us, which is checked here.
+        let failed = match &failed.error {
+            Error::Integrity(_) => match self.file.check_unchanged() {
                 Err(changed) => Failed::fatal(changed),
-                Ok(()) => Failed {
-                    failure: Failure::Transient { retry_after: None },
-                    error: failed.error,
-                },
-            },
-            // An upload URL's own token expired: a new URL, not a new account token.
-            (Failure::Reauthorize, _) => Failed {
-                failure: Failure::Transient { retry_after: None },
-                error: failed.error,
+                Ok(()) => failed,
             },
             _ => failed,
         };
