@@ -353,6 +353,10 @@ fn tempfile_dir() -> Result<ScratchDir> {
         std::process::id(),
         fastrand::u64(..)
     ));
-    std::fs::create_dir(&path).map_err(|e| Error::local_io("could not create", &path, &e))?;
+    // 0700 whatever the umask, and never an existing name (a random one in a sticky temp
+    // directory): nobody but this user can plant a link in it while the probe runs.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&path)
+        .map_err(|e| Error::local_io("could not create", &path, &e))?;
     Ok(ScratchDir { path })
 }
