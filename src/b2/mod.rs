@@ -10,6 +10,7 @@ pub mod retry;
 pub mod session;
 pub mod settings;
 pub mod settle;
+pub mod throttle;
 pub mod upload;
 
 pub use session::{B2Client, B2Session, SessionRegistry};
