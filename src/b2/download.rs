@@ -278,7 +278,10 @@ impl DownloadJob<'_> {
             temp.file
                 .set_len(size)
                 .map_err(|e| Error::local_io("could not size", &temp.path, &e))?;
-            let digest = self.fetch_all(&temp, size).await?;
+            let digest = self
+                .fetch_all(&temp, size)
+                .await
+                .map_err(|e| self.explain_key_refusal(e))?;
             let sha1 = hex(&digest);
             match &expected {
                 Some(expected) if *expected != sha1 => {
@@ -324,6 +327,29 @@ impl DownloadJob<'_> {
                 verified: expected.is_some(),
             });
         }
+    }
+
+    /// B2 refused the customer key (or its absence): say which key the file needs, by the
+    /// MD5 recorded at upload, and which this destination has, and that nothing was written.
+    fn explain_key_refusal(&self, e: Error) -> Error {
+        if !matches!(e, Error::EncryptionKey(_)) {
+            return e;
+        }
+        let needs = match self.version.recorded_key_md5() {
+            Some(md5) => format!(
+                "{} needs the SSE-C key whose MD5 is {md5}",
+                self.version.file_name
+            ),
+            None => format!("{} is encrypted with an SSE-C key", self.version.file_name),
+        };
+        let has = match self.client.encryption.key_md5() {
+            Some(md5) => format!("this destination's customer_key has MD5 {md5}"),
+            None => "this destination has no customer_key".to_string(),
+        };
+        e.with_note(&format!(
+            "{needs}; {has}; nothing was written to {}",
+            self.dir.display(self.name).display()
+        ))
     }
 
     async fn fetch_all(&self, temp: &TempFile, size: u64) -> Result<[u8; 20]> {
@@ -416,6 +442,10 @@ impl DownloadJob<'_> {
                 if len > 0 && (offset > 0 || len < self.version.content_length || done > 0) {
                     req = req.header("Range", format!("bytes={start}-{}", end - 1));
                 }
+                // SSE-C: the key on every request, every range included.
+                for (k, v) in client.encryption.download_headers(self.version) {
+                    req = req.header(k, v);
+                }
                 let written = &written;
                 let hasher = &hasher;
                 async move {
@@ -453,6 +483,11 @@ impl DownloadJob<'_> {
                                 return Err(network_failure(CALL, &e));
                             }
                         };
+                        // The limit holds the reading back, outside the stall timeout: a
+                        // throttled body is not a stalled one.
+                        if let Some(throttle) = &client.throttle {
+                            throttle.take(chunk.len() as u64).await;
+                        }
                         if pos + (buf.len() + chunk.len()) as u64 > end {
                             return Err(Failed::fatal(Error::Remote {
                                 message: "B2 sent more bytes than the range asked for".into(),

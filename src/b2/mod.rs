@@ -6,6 +6,7 @@ pub mod billing;
 pub mod calls;
 pub mod client;
 pub mod download;
+pub mod encryption;
 pub mod http;
 pub mod list;
 pub mod retry;

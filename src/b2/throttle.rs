@@ -6,6 +6,7 @@
 //! `Paced`), so B2's request timeouts never count it.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -119,19 +120,26 @@ where
 /// The throttles of this process, one per destination credentials and limit (as sessions
 /// are per credentials): every transfer that runs at the same time under the same
 /// credentials and limit shares one. Kept only while some transfer holds it.
-#[derive(Default)]
-pub struct ThrottleRegistry {
-    throttles: Mutex<HashMap<(String, u64), Weak<Throttle>>>,
+pub struct ThrottleRegistry<K> {
+    throttles: Mutex<HashMap<(K, u64), Weak<Throttle>>>,
 }
 
-impl ThrottleRegistry {
-    /// The throttle for `key` (the credentials, as a digest) at `bytes_per_second`; None
+impl<K> Default for ThrottleRegistry<K> {
+    fn default() -> Self {
+        ThrottleRegistry {
+            throttles: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq> ThrottleRegistry<K> {
+    /// The throttle for `key` (whatever sessions are keyed by) at `bytes_per_second`; None
     /// for no limit.
-    pub fn get(&self, key: &str, bytes_per_second: Option<u64>) -> Option<Arc<Throttle>> {
+    pub fn get(&self, key: K, bytes_per_second: Option<u64>) -> Option<Arc<Throttle>> {
         let rate = bytes_per_second.filter(|r| *r > 0)?;
         let mut map = self.throttles.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, t| t.strong_count() > 0);
-        let entry = map.entry((key.to_string(), rate)).or_default();
+        let entry = map.entry((key, rate)).or_default();
         if let Some(t) = entry.upgrade() {
             return Some(t);
         }
@@ -242,7 +250,7 @@ mod tests {
 
     #[test]
     fn the_registry_shares_one_throttle_per_credentials_and_limit() {
-        let r = ThrottleRegistry::default();
+        let r = ThrottleRegistry::<&str>::default();
         assert!(r.get("k", None).is_none());
         assert!(r.get("k", Some(0)).is_none());
         let a = r.get("k", Some(1000)).unwrap();

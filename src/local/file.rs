@@ -247,7 +247,7 @@ impl LocalFile {
             rx.recv().await.map(|item| (item, rx))
         });
         RangeStream {
-            body: Some(reqwest::Body::wrap_stream(body)),
+            body: Some(Box::pin(body)),
             content_length: len + 40,
             digest: digest_rx,
             read,
@@ -256,8 +256,12 @@ impl LocalFile {
 }
 
 /// An upload body and, once it has been read to the end, the SHA1 it carried.
+/// The chunks of an upload body as they are read.
+pub type Chunks =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>>;
+
 pub struct RangeStream {
-    pub body: Option<reqwest::Body>,
+    pub body: Option<Chunks>,
     pub content_length: u64,
     digest: oneshot::Receiver<std::result::Result<[u8; 20], std::io::ErrorKind>>,
     /// Bytes handed to the request so far (and counted as progress).
