@@ -193,7 +193,14 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_key;
+    use super::{parse_bucket_encryption, parse_key};
+
+    #[test]
+    fn bucket_encryption_is_sse_b2_or_none() {
+        assert!(parse_bucket_encryption("SSE-B2").unwrap().0);
+        assert!(!parse_bucket_encryption("none").unwrap().0);
+        assert!(parse_bucket_encryption("SSE-C").is_err());
+    }
 
     #[test]
     fn key_specs() {
