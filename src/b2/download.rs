@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 
 use super::api::FileVersion;
 use super::client::{B2Client, Failed};
+use super::encryption::explain_key_refusal;
 use super::http::{failure_from_response, network_failure, timed_out};
 use super::retry::Failure;
 use crate::error::{Error, Result};
@@ -278,10 +279,10 @@ impl DownloadJob<'_> {
             temp.file
                 .set_len(size)
                 .map_err(|e| Error::local_io("could not size", &temp.path, &e))?;
-            let digest = self
-                .fetch_all(&temp, size)
-                .await
-                .map_err(|e| self.explain_key_refusal(e))?;
+            let digest = self.fetch_all(&temp, size).await.map_err(|e| {
+                let dest = self.dir.display(self.name);
+                explain_key_refusal(e, self.version, &self.client.encryption, &dest)
+            })?;
             let sha1 = hex(&digest);
             match &expected {
                 Some(expected) if *expected != sha1 => {
@@ -327,29 +328,6 @@ impl DownloadJob<'_> {
                 verified: expected.is_some(),
             });
         }
-    }
-
-    /// B2 refused the customer key (or its absence): say which key the file needs, by the
-    /// MD5 recorded at upload, and which this destination has, and that nothing was written.
-    fn explain_key_refusal(&self, e: Error) -> Error {
-        if !matches!(e, Error::EncryptionKey(_)) {
-            return e;
-        }
-        let needs = match self.version.recorded_key_md5() {
-            Some(md5) => format!(
-                "{} needs the SSE-C key whose MD5 is {md5}",
-                self.version.file_name
-            ),
-            None => format!("{} is encrypted with an SSE-C key", self.version.file_name),
-        };
-        let has = match self.client.encryption.key_md5() {
-            Some(md5) => format!("this destination's customer_key has MD5 {md5}"),
-            None => "this destination has no customer_key".to_string(),
-        };
-        e.with_note(&format!(
-            "{needs}; {has}; nothing was written to {}",
-            self.dir.display(self.name).display()
-        ))
     }
 
     async fn fetch_all(&self, temp: &TempFile, size: u64) -> Result<[u8; 20]> {

@@ -15,6 +15,7 @@ use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 
 use super::api::FileVersion;
+use crate::error::Error;
 
 const ALGORITHM: &str = "AES256";
 /// The file info in which this library records the MD5 of the SSE-C key a file was
@@ -223,6 +224,32 @@ impl FileVersion {
     pub fn recorded_key_md5(&self) -> Option<&str> {
         self.file_info.get(KEY_MD5_INFO).map(String::as_str)
     }
+}
+
+/// B2 refused to read `file` for its customer key (or its absence): says which key the
+/// file needs, by the MD5 recorded at upload, which one this destination has, and that
+/// nothing was written to `dest`.
+pub fn explain_key_refusal(
+    e: Error,
+    file: &FileVersion,
+    encryption: &Encryption,
+    dest: &std::path::Path,
+) -> Error {
+    if !matches!(e, Error::EncryptionKey(_)) {
+        return e;
+    }
+    let needs = match file.recorded_key_md5() {
+        Some(md5) => format!("{} needs the SSE-C key whose MD5 is {md5}", file.file_name),
+        None => format!("{} is encrypted with an SSE-C key", file.file_name),
+    };
+    let has = match encryption.key_md5() {
+        Some(md5) => format!("this destination's customer_key has MD5 {md5}"),
+        None => "this destination has no customer_key".to_string(),
+    };
+    e.with_note(&format!(
+        "{needs}; {has}; nothing was written to {}",
+        dest.display()
+    ))
 }
 
 #[cfg(test)]
