@@ -30,6 +30,13 @@ pub const MASTER_CAPABILITIES: &[&str] = &[
     "readFiles",
     "writeFiles",
     "deleteFiles",
+    "readBucketRetentions",
+    "writeBucketRetentions",
+    "readFileRetentions",
+    "writeFileRetentions",
+    "readFileLegalHolds",
+    "writeFileLegalHolds",
+    "bypassGovernance",
 ];
 
 /// A key as the server sees it after authorization.

@@ -1,7 +1,7 @@
 //! What the emulator does not do, refused in one place per feature so that a client
 //! never mistakes a setting it dropped for one it honoured. Each refusal is a B2-shaped
-//! 400 `unsupported` that names the call, field or header. The Object Lock and
-//! encryption work replaces the functions of its section with the real thing.
+//! 400 `unsupported` that names the call, field or header. The encryption work replaces
+//! the functions of its section with the real thing, as Object Lock did.
 
 use hyper::HeaderMap;
 use serde_json::{Map, Value};
@@ -74,31 +74,7 @@ fn canonical_header(lower: &str) -> String {
         .join("-")
 }
 
-// ---- Object Lock (file retention, legal hold) ----
-
-/// `fileLockEnabled: true` and a default retention in b2_create_bucket / b2_update_bucket.
-pub fn object_lock_bucket(params: &Map<String, Value>, call: &str) -> B2Result<()> {
-    refuse_fields(params, &["fileLockEnabled", "defaultRetention"], call)
-}
-
-/// Retention and legal hold of a version: upload headers (`X-Bz-File-Legal-Hold: off`
-/// asks for nothing and passes).
-pub fn object_lock_headers(headers: &HeaderMap) -> B2Result<()> {
-    refuse_headers(
-        headers,
-        &["x-bz-file-retention-", "x-bz-file-legal-hold"],
-        &["x-bz-file-legal-hold"],
-    )
-}
-
-/// `fileRetention` and `legalHold` in b2_start_large_file.
-pub fn object_lock_large_file(params: &Map<String, Value>) -> B2Result<()> {
-    refuse_fields(
-        params,
-        &["fileRetention", "legalHold"],
-        "b2_start_large_file",
-    )
-}
+// Object Lock (retention, legal hold) is implemented: `api/retention.rs`, `store/locks.rs`.
 
 // ---- Server-side encryption (SSE-B2, SSE-C) ----
 
@@ -153,8 +129,8 @@ mod tests {
         assert!(asks_for_something(Some(&json!("on"))));
         assert!(asks_for_something(Some(&json!({"mode": "SSE-B2"}))));
         assert_eq!(
-            canonical_header("x-bz-file-retention-"),
-            "X-Bz-File-Retention-"
+            canonical_header("x-bz-server-side-encryption-"),
+            "X-Bz-Server-Side-Encryption-"
         );
     }
 }

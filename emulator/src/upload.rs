@@ -357,7 +357,7 @@ pub async fn upload_file(
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let checked = check_upload_file(&shared, &parts.headers, bucket_id, url_id);
-    let (guard, name, info, content_type, length, check) = match checked {
+    let (guard, name, info, content_type, length, check, (lock, readers)) = match checked {
         Ok(ok) => ok,
         Err(e) => return refuse(&shared, e, body).await,
     };
@@ -378,11 +378,17 @@ pub async fn upload_file(
         Ok(b) => b,
         Err(e) => return B2Error::from(e).into_response(),
     };
-    match shared
-        .store
-        .add_upload(bucket_id, &name, &content_type, info, sha1, size, blob)
-    {
-        Ok(version) => ok_json(version.to_json(shared.auth.account_id())),
+    match shared.store.add_upload(
+        bucket_id,
+        &name,
+        &content_type,
+        info,
+        sha1,
+        size,
+        blob,
+        lock,
+    ) {
+        Ok(version) => ok_json(version.to_json(shared.auth.account_id(), readers)),
         Err(e) => e.into_response(),
     }
 }
@@ -394,6 +400,7 @@ type UploadFileChecks = (
     String,
     u64,
     Sha1Check,
+    (store::VersionLock, store::LockReaders),
 );
 
 fn check_upload_file(
@@ -419,18 +426,27 @@ fn check_upload_file(
     content_size(length, &check)?;
     let (name, info) = name_and_info(headers)?;
     refuse_forbidden_headers(headers)?;
-    unsupported::object_lock_headers(headers)?;
     unsupported::encryption_headers(headers)?;
     grant.key.require("writeFiles")?;
     grant.key.require_bucket(&bucket.name)?;
     grant.key.require_name(&name)?;
+    let lock = crate::api::retention::lock_from_headers(headers, &bucket, &grant.key)?;
+    let readers = crate::api::retention::readers(&grant.key);
     let content_type = header_str(headers, "content-type")
         .ok_or_else(|| B2Error::bad_request("Content-Type is required"))?
         .trim()
         .to_owned();
     names::validate_content_type(&content_type)?;
     let content_type = names::resolve_content_type(&content_type, &name);
-    Ok((guard, name, info, content_type, length, check))
+    Ok((
+        guard,
+        name,
+        info,
+        content_type,
+        length,
+        check,
+        (lock, readers),
+    ))
 }
 
 /// Path: `/b2api/vN/b2_upload_part/{fileId}/{urlId}`.

@@ -3,9 +3,10 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{array_or_default, object_or_default, Ctx};
+use super::{array_or_default, object_or_default, retention, Ctx};
 use crate::error::{B2Error, B2Result};
 use crate::names;
+use crate::store::BucketLock;
 use crate::unsupported;
 
 #[derive(Deserialize)]
@@ -57,6 +58,11 @@ pub struct DeleteBucketReq {
 }
 
 impl Ctx<'_> {
+    /// Bucket answers show Object Lock settings to keys with `readBucketRetentions`.
+    fn reads_bucket_lock(&self) -> bool {
+        self.key.has("readBucketRetentions")
+    }
+
     pub(crate) fn list_buckets(&self, req: ListBucketsReq) -> B2Result<Value> {
         self.check_account(&req.account_id)?;
         self.key.require("listBuckets")?;
@@ -82,7 +88,7 @@ impl Ctx<'_> {
             .filter(|b| req.bucket_id.as_ref().is_none_or(|id| *id == b.id))
             .filter(|b| req.bucket_name.as_ref().is_none_or(|n| *n == b.name))
             .filter(|b| types.iter().any(|t| t == "all" || *t == b.kind))
-            .map(|b| b.to_json(self.account_id()))
+            .map(|b| b.to_json(self.account_id(), self.reads_bucket_lock()))
             .collect();
         Ok(json!({ "buckets": buckets }))
     }
@@ -98,6 +104,8 @@ impl Ctx<'_> {
         names::validate_bucket_name(&req.bucket_name)?;
         names::validate_bucket_type(&req.bucket_type)?;
         refuse_unsupported_settings(&req.extra, "b2_create_bucket")?;
+        let lock = retention::bucket_lock(&req.extra, BucketLock::default(), self.key)?
+            .unwrap_or_default();
         let info = object_or_default(req.bucket_info, "bucketInfo")?;
         names::validate_bucket_info(&info)?;
         let cors = array_or_default(req.cors_rules, "corsRules")?;
@@ -109,15 +117,17 @@ impl Ctx<'_> {
             info,
             rules,
             cors,
+            lock,
         )?;
-        Ok(meta.to_json(self.account_id()))
+        Ok(meta.to_json(self.account_id(), self.reads_bucket_lock()))
     }
 
     pub(crate) fn update_bucket(&self, req: UpdateBucketReq) -> B2Result<Value> {
         self.check_account(&req.account_id)?;
         self.key.require("writeBuckets")?;
-        self.bucket(&req.bucket_id)?;
+        let current = self.bucket(&req.bucket_id)?;
         refuse_unsupported_settings(&req.extra, "b2_update_bucket")?;
+        let lock = retention::bucket_lock(&req.extra, current.lock, self.key)?;
         if let Some(kind) = &req.bucket_type {
             names::validate_bucket_type(kind)?;
         }
@@ -137,8 +147,9 @@ impl Ctx<'_> {
             req.lifecycle_rules,
             req.cors_rules,
             req.if_revision_is.or(req.if_revision_match),
+            lock,
         )?;
-        Ok(meta.to_json(self.account_id()))
+        Ok(meta.to_json(self.account_id(), self.reads_bucket_lock()))
     }
 
     pub(crate) fn delete_bucket(&self, req: DeleteBucketReq) -> B2Result<Value> {
@@ -146,13 +157,12 @@ impl Ctx<'_> {
         self.key.require("deleteBuckets")?;
         self.bucket(&req.bucket_id)?;
         let meta = self.shared.store.delete_bucket(&req.bucket_id)?;
-        Ok(meta.to_json(self.account_id()))
+        Ok(meta.to_json(self.account_id(), self.reads_bucket_lock()))
     }
 }
 
 /// Bucket settings the emulator cannot honour.
 fn refuse_unsupported_settings(extra: &Map<String, Value>, call: &str) -> B2Result<()> {
-    unsupported::object_lock_bucket(extra, call)?;
     unsupported::encryption_bucket(extra, call)?;
     unsupported::replication_bucket(extra, call)
 }

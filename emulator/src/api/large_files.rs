@@ -58,15 +58,15 @@ impl Ctx<'_> {
         names::validate_file_name(&req.file_name)?;
         self.key.require_name(&req.file_name)?;
         names::validate_content_type(&req.content_type)?;
-        unsupported::object_lock_large_file(&req.extra)?;
         unsupported::encryption_large_file(&req.extra)?;
         let info = req.file_info.unwrap_or_default();
         names::validate_info(&req.file_name, &info)?;
+        let lock = super::retention::lock_from_json(&req.extra, &bucket, self.key)?;
         let content_type = names::resolve_content_type(&req.content_type, &req.file_name);
-        let v = self
-            .shared
-            .store
-            .start_large(&bucket.id, &req.file_name, &content_type, info)?;
+        let v =
+            self.shared
+                .store
+                .start_large(&bucket.id, &req.file_name, &content_type, info, lock)?;
         Ok(self.file_version_json(&v))
     }
 

@@ -57,6 +57,11 @@ pub(super) enum Record {
         seq: u64,
         millis: u64,
     },
+    /// A version's Object Lock retention and legal hold set.
+    Lock {
+        seq: u64,
+        lock: super::locks::VersionLock,
+    },
     /// A version's content swapped (integrity tests corrupt a stored file this way).
     Replaced {
         seq: u64,
@@ -297,6 +302,7 @@ impl State {
                             blob: blob.clone(),
                             len: size,
                         }],
+                        lock: Default::default(),
                     });
                 }
             }
@@ -311,6 +317,11 @@ impl State {
                     .flat_map(|p| p.values_mut())
                 {
                     p.ts = p.ts.saturating_sub(millis);
+                }
+            }
+            Record::Lock { seq, lock } => {
+                if let Some(v) = self.version_mut(seq) {
+                    v.lock = lock;
                 }
             }
             Record::Replaced { seq, content } => {

@@ -6,6 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::locks::{BucketLock, VersionLock};
+
 /// B2's limit for a single upload and for one part: 5 GB.
 pub const MAX_UPLOAD_BYTES: u64 = 5_000_000_000;
 /// B2's limit for a large file: 10 TB.
@@ -53,6 +55,9 @@ pub struct Version {
     pub ts: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<Segment>,
+    /// Object Lock: retention and legal hold (see `locks.rs`).
+    #[serde(default, skip_serializing_if = "VersionLock::is_none")]
+    pub lock: VersionLock,
 }
 
 impl Version {
@@ -97,6 +102,9 @@ pub struct BucketMeta {
     pub lifecycle_rules: Value,
     pub cors_rules: Value,
     pub revision: u64,
+    /// Object Lock settings of the bucket (see `locks.rs`).
+    #[serde(default, skip_serializing_if = "BucketLock::is_off")]
+    pub lock: BucketLock,
 }
 
 pub fn now_millis() -> u64 {

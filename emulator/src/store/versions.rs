@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::journal::Record;
+use super::locks::VersionLock;
 use super::model::*;
 use super::Store;
 use crate::error::{B2Error, B2Result};
@@ -19,6 +20,7 @@ impl Store {
         sha1: Option<String>,
         size: u64,
         blob: String,
+        lock: VersionLock,
     ) -> B2Result<Version> {
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
@@ -39,6 +41,7 @@ impl Store {
             info,
             ts: now_millis(),
             content: vec![Segment { blob, len: size }],
+            lock,
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)
@@ -82,6 +85,7 @@ impl Store {
             info: BTreeMap::new(),
             ts: now_millis(),
             content: Vec::new(),
+            lock: VersionLock::default(),
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)
@@ -93,6 +97,7 @@ impl Store {
         name: &str,
         content_type: &str,
         info: BTreeMap<String, String>,
+        lock: VersionLock,
     ) -> B2Result<Version> {
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
@@ -111,6 +116,7 @@ impl Store {
             info,
             ts: now_millis(),
             content: Vec::new(),
+            lock,
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)
@@ -251,8 +257,14 @@ impl Store {
         Ok(version)
     }
 
-    /// Deletes exactly one version (an unfinished large file is cancelled).
-    pub fn delete_version(&self, file_name: &str, file_id: &str) -> B2Result<Version> {
+    /// Deletes exactly one version (an unfinished large file is cancelled), unless Object
+    /// Lock holds it; `bypass_governance`: asked for, and the key has the capability.
+    pub fn delete_version(
+        &self,
+        file_name: &str,
+        file_id: &str,
+        bypass_governance: bool,
+    ) -> B2Result<Version> {
         let missing = || {
             B2Error::new(
                 400,
@@ -267,6 +279,7 @@ impl Store {
             .filter(|v| v.file_id() == file_id && v.name == file_name)
             .cloned()
             .ok_or_else(missing)?;
+        super::locks::check_delete(&version, bypass_governance, super::locks::now())?;
         self.commit(&mut state, Record::Removed { seq })?;
         Ok(version)
     }

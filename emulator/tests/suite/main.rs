@@ -9,6 +9,7 @@ mod embedding;
 mod faults;
 mod large_files;
 mod listing;
+mod object_lock;
 mod persistence;
 mod truth;
 mod uploads;
