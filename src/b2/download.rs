@@ -17,8 +17,9 @@ use sha1::{Digest, Sha1};
 use tokio::sync::oneshot;
 
 use super::api::FileVersion;
+use super::client::{B2Client, Failed};
+use super::http::{failure_from_response, network_failure, timed_out};
 use super::retry::Failure;
-use super::session::{failure_from_response, network_failure, timed_out, B2Client, Failed};
 use crate::error::{Error, Result};
 use crate::local::dir::{identity, try_lock, EntryKind};
 use crate::local::file::hex;
