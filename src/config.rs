@@ -6,6 +6,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+mod object_lock;
+pub use object_lock::MAX_RETENTION_DAYS;
+
 pub const DEFAULT_API_URL: &str = "https://api.backblazeb2.com";
 const MAX_NAME_CHARS: usize = 40;
 
@@ -41,6 +44,8 @@ pub struct DestinationConfig {
     /// the host's next try to resume, from B2's start of the file; 0: not kept past the
     /// next upload, usage or delete that sees them.
     pub resume_window: Duration,
+    /// Object Lock: every upload carries a retention, deletes respect it. None: no lock.
+    pub object_lock: Option<crate::b2::lock::ObjectLockSettings>,
 }
 
 /// The configuration and what the host should hear about it.
@@ -68,6 +73,7 @@ const KNOWN_KEYS: &[&str] = &[
     "retry_initial_delay_ms",
     "test_mode",
     "resume_window_hours",
+    "object_lock",
 ];
 
 impl DestinationConfig {
@@ -173,6 +179,7 @@ impl DestinationConfig {
             })
             .collect();
         warnings.sort();
+        let object_lock = object_lock::parse(map.get("object_lock"), &mut warnings)?;
 
         Ok(ParsedConfig {
             config: DestinationConfig {
@@ -193,6 +200,7 @@ impl DestinationConfig {
                 retry_initial_delay,
                 test_mode,
                 resume_window,
+                object_lock,
             },
             warnings,
         })

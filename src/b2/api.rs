@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::lock::{BucketLock, BucketLockValue, Readable, Retention, RetentionValue, VersionLock};
+
 /// Holds the account token: no `Debug`, so it cannot be formatted into a message.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,6 +57,30 @@ pub struct Bucket {
     pub bucket_type: String,
     #[serde(default)]
     pub lifecycle_rules: Vec<LifecycleRule>,
+    /// Object Lock settings, readable with `readBucketRetentions`.
+    #[serde(default)]
+    pub file_lock_configuration: Option<Readable<BucketLockValue>>,
+}
+
+impl Bucket {
+    pub fn lock(&self) -> BucketLock {
+        let Some(value) = self
+            .file_lock_configuration
+            .as_ref()
+            .and_then(|c| c.readable())
+        else {
+            return BucketLock::Unknown;
+        };
+        match value {
+            Some(v) if v.is_file_lock_enabled => BucketLock::On(
+                v.default_retention
+                    .as_ref()
+                    .and_then(|d| Some((d.mode?, d.period.as_ref()?)))
+                    .map(|(mode, p)| (mode, p.duration, p.unit.clone())),
+            ),
+            _ => BucketLock::Off,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -112,9 +138,39 @@ pub struct FileVersion {
     pub file_info: BTreeMap<String, String>,
     #[serde(default)]
     pub upload_timestamp: u64,
+    /// Object Lock, readable with `readFileRetentions` / `readFileLegalHolds`.
+    #[serde(default)]
+    pub file_retention: Option<Readable<RetentionValue>>,
+    #[serde(default)]
+    pub legal_hold: Option<Readable<String>>,
 }
 
 impl FileVersion {
+    /// The version's retention and legal hold, as far as the key may read them.
+    pub fn lock(&self) -> VersionLock {
+        let retention = self
+            .file_retention
+            .as_ref()
+            .and_then(|r| r.readable())
+            .map(|v| {
+                v.and_then(|v| {
+                    Some(Retention {
+                        mode: v.mode?,
+                        retain_until_timestamp: v.retain_until_timestamp?,
+                    })
+                })
+            });
+        let legal_hold = self
+            .legal_hold
+            .as_ref()
+            .and_then(|h| h.readable())
+            .and_then(|v| v.as_deref().map(|s| s == "on"));
+        VersionLock {
+            retention,
+            legal_hold,
+        }
+    }
+
     /// The SHA1 of the whole file, as B2 knows it: the content SHA1 of a simple upload, or
     /// `large_file_sha1` from the file info of a large file.
     pub fn whole_sha1(&self) -> Option<String> {

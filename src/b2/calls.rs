@@ -13,6 +13,7 @@ use super::api::{
     FileVersion, ListBucketsResponse, ListFilesResponse, ListPartsResponse, UploadUrlResponse,
 };
 use super::client::B2Client;
+use super::lock::Retention;
 use super::settle::{self, Called};
 use super::upload::encode_name;
 use crate::error::Result;
@@ -54,6 +55,9 @@ pub struct StartLargeFile<'a> {
     pub file_name: &'a str,
     pub content_type: &'a str,
     pub file_info: &'a BTreeMap<String, String>,
+    /// Object Lock from the start: never a second call that could be missed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_retention: Option<&'a Retention>,
 }
 b2_call!(StartLargeFile, "b2_start_large_file", FileVersion);
 
@@ -138,6 +142,10 @@ b2_call!(ListFileVersions, "b2_list_file_versions", ListFilesResponse);
 pub struct DeleteFileVersion<'a> {
     pub file_name: &'a str,
     pub file_id: &'a str,
+    /// Asks B2 to delete a governance-locked version (needs the `bypassGovernance`
+    /// capability); sent only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bypass_governance: bool,
 }
 b2_call!(DeleteFileVersion, "b2_delete_file_version", IgnoredAny);
 
@@ -146,8 +154,29 @@ impl<'a> DeleteFileVersion<'a> {
         DeleteFileVersion {
             file_name: &version.file_name,
             file_id: version.id(),
+            bypass_governance: false,
         }
     }
+}
+
+/// Moves a version's retention (forward only, in this library: see `ops/protect.rs`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateFileRetention<'a> {
+    pub file_name: &'a str,
+    pub file_id: &'a str,
+    pub file_retention: &'a Retention,
+}
+b2_call!(
+    UpdateFileRetention,
+    "b2_update_file_retention",
+    UpdateFileRetentionAnswer
+);
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateFileRetentionAnswer {
+    pub file_retention: Retention,
 }
 
 #[derive(Serialize)]
@@ -242,6 +271,13 @@ impl B2Client {
     pub async fn get_file_info(&self, request: &GetFileInfo<'_>) -> Result<FileVersion> {
         self.send(request).await
     }
+
+    pub async fn update_file_retention(
+        &self,
+        request: &UpdateFileRetention<'_>,
+    ) -> Result<UpdateFileRetentionAnswer> {
+        self.send(request).await
+    }
 }
 
 /// The fields of `b2_upload_file` other than the body (which `upload/` streams, its SHA1
@@ -249,17 +285,21 @@ impl B2Client {
 pub struct UploadFile<'a> {
     pub file_name: &'a str,
     pub src_last_modified_millis: i64,
+    /// Object Lock, in the upload itself.
+    pub retention: Option<&'a Retention>,
 }
 
 impl UploadFile<'_> {
     pub fn headers(&self) -> Vec<(String, String)> {
-        vec![
+        let mut headers = vec![
             (
                 "X-Bz-Info-src_last_modified_millis".to_string(),
                 self.src_last_modified_millis.to_string(),
             ),
             ("X-Bz-File-Name".to_string(), encode_name(self.file_name)),
-        ]
+        ];
+        headers.extend(self.retention.into_iter().flat_map(Retention::headers));
+        headers
     }
 }
 

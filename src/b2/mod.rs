@@ -8,6 +8,7 @@ pub mod client;
 pub mod download;
 pub mod http;
 pub mod list;
+pub mod lock;
 pub mod retry;
 pub mod session;
 pub mod settings;

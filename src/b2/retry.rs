@@ -125,6 +125,7 @@ enum Retry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Told {
     Auth,
+    Locked,
     Permission,
     NotFound,
     Limit,
@@ -264,6 +265,16 @@ const RULES: &[Rule] = &[
         retry: Retry::Never,
         told: Told::Permission,
         says: Says::Detail("the application key lacks the capability for {call} or is restricted to another bucket or name prefix: create a key with listFiles, readFiles, writeFiles and deleteFiles on this bucket"),
+    },
+    // Object Lock: a version under retention or legal hold, or a retention that may not
+    // be shortened (b2sdk maps 403 `access_denied` to AccessDenied for exactly these).
+    Rule {
+        calls: Calls::Any,
+        status: Status::Is(403),
+        code: Code::Is("access_denied"),
+        retry: Retry::Never,
+        told: Told::Locked,
+        says: Says::Detail("B2 Object Lock holds this file version (a retention not yet over, or a legal hold)"),
     },
     Rule {
         calls: Calls::Any,
@@ -414,6 +425,7 @@ impl Rule {
         };
         match self.told {
             Told::Auth => Error::Auth(message),
+            Told::Locked => Error::Locked(message),
             Told::Permission => Error::Permission(message),
             Told::NotFound => Error::NotFound(message),
             Told::Limit => Error::Limit(message),
@@ -530,6 +542,7 @@ mod tests {
             "api_service_unavailable" => (again, DestErrRemote, true),
             "list_bad_bucket_id" => (Failure::Fatal, DestErrRemote, false),
             "delete_file_not_present" => (Failure::Fatal, DestErrNotFound, false),
+            "delete_locked_version" => (Failure::Fatal, DestErrLocked, false),
             "download_not_found" => (Failure::Fatal, DestErrNotFound, false),
             "download_cap_exceeded" => (Failure::Fatal, DestErrLimit, false),
             "download_range_not_satisfiable" => (Failure::Fatal, DestErrRemote, false),

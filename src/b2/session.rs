@@ -268,6 +268,7 @@ mod tests {
             retry_initial_delay: Duration::from_millis(500),
             test_mode: None,
             resume_window: Duration::from_secs(24 * 3600),
+            object_lock: None,
         };
         let s = B2Session::new(reqwest::Client::new(), &settings);
         s.authorized.store(authorized, Ordering::Relaxed);

@@ -43,4 +43,8 @@ pub struct B2Settings {
     pub test_mode: Option<String>,
     /// How long the parts of a failed large upload are kept for a resume.
     pub resume_window: Duration,
+    /// Object Lock: the retention every upload carries, and whether governance may be
+    /// bypassed. Not part of the session's identity: operations read it from their own
+    /// destination's settings, never from a session shared with another destination.
+    pub object_lock: Option<super::lock::ObjectLockSettings>,
 }

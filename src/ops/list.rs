@@ -9,13 +9,17 @@ use crate::error::Result;
 use crate::remote_path::{relative_to, EmptyPath, RemotePath};
 
 pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
-    json!({
+    let mut entry = json!({
         "path": relative_to(&f.file_name, &dest.config.backup_directory).unwrap_or_else(|| f.file_name.clone()),
         "size": f.content_length,
         "sha1": f.whole_sha1(),
         "modified_ms": f.modified_ms(),
         "file_id": f.id(),
-    })
+    });
+    for (k, v) in super::lock::entry_fields(f) {
+        entry[k] = v;
+    }
+    entry
 }
 
 /// The current files at `path`: the file itself, or everything below it.

@@ -10,8 +10,8 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 
 use super::unfinished::{
-    cancel_large_file, is_abandoned, is_live, is_ours, past_window, same_content, utc_time,
-    LIVE_WITHIN,
+    cancel_large_file, is_abandoned, is_live, is_ours, keeps_lock, past_window, same_content,
+    utc_time, LIVE_WITHIN,
 };
 use super::{now_ms, UploadJob, UploadedFile, CONTENT_TYPE};
 use crate::b2::api::{Action, FileVersion, Part};
@@ -139,6 +139,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             sha1: whole.to_string(),
             file_id: info.id().to_string(),
             resumed_bytes: 0,
+            retention: job.retention_of(&info),
         })
     }
 
@@ -154,13 +155,14 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             file_name: job.object_name,
             content_type: CONTENT_TYPE,
             file_info: info,
+            file_retention: job.retention.as_ref(),
         };
         let client_ref = &client;
         client.start_large_file(&body, || async move {
             let found = list::unfinished_large_files(client_ref, job.bucket_id, job.object_name)
                 .await?
                 .into_iter()
-                .find(|f| same_content(f, info));
+                .find(|f| same_content(f, info) && keeps_lock(f, job.retention.as_ref()));
             if found.is_some() {
                 job.client.op.log(
                     LogLevel::Info,
@@ -242,7 +244,10 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                 }
                 continue;
             }
-            if same_content(&candidate, info) && chosen.is_none() {
+            if same_content(&candidate, info)
+                && keeps_lock(&candidate, job.retention.as_ref())
+                && chosen.is_none()
+            {
                 chosen = Some(candidate);
                 continue;
             }
@@ -358,6 +363,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             sha1: String::new(),
             file_id: stored.id().to_string(),
             resumed_bytes,
+            retention: job.retention_of(&stored),
         })
     }
 

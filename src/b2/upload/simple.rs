@@ -25,6 +25,7 @@ impl SimpleUpload<'_, '_> {
         let headers = UploadFile {
             file_name: job.object_name,
             src_last_modified_millis: job.file.identity.modified_millis(),
+            retention: job.retention.as_ref(),
         }
         .headers();
         let len = job.file.size();
@@ -108,6 +109,7 @@ impl SimpleUpload<'_, '_> {
             sha1,
             file_id: stored.id().to_string(),
             resumed_bytes: 0,
+            retention: job.retention_of(&stored),
         })
     }
 
