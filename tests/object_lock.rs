@@ -156,13 +156,50 @@ fn a_directory_delete_deletes_exactly_the_free_files() {
         assert_eq!(upload(&free, &f, &format!("day/{name}")).0, OK);
     }
     expire(&emu, "day/x");
-    // A key that cannot read retentions is refused by B2 itself, and still counts right.
-    for cfg in [&locked, &free] {
-        let (st, v) = delete(cfg, "day");
-        assert_eq!(st, LOCKED, "{v}");
-        assert_eq!(v["locked_versions"], 2, "{v}");
-        assert_eq!(v["locked_bytes"], 100 + 101, "{v}");
-    }
+    emu.reset_counts();
+    let (st, v) = delete(&locked, "day");
+    assert_eq!(st, LOCKED, "{v}");
+    assert_eq!(
+        (v["deleted_versions"].as_u64(), v["bytes_freed"].as_u64()),
+        (Some(3), Some(102 + 50 + 51)),
+        "{v}"
+    );
+    assert_eq!(
+        (v["locked_versions"].as_u64(), v["locked_bytes"].as_u64()),
+        (Some(2), Some(100 + 101)),
+        "{v}"
+    );
+    assert_eq!(
+        emu.counts().get("b2_delete_file_version"),
+        3,
+        "only the free ones were sent"
+    );
+    assert_eq!(names(&emu), ["day/l1", "day/l2"]);
+    // A key that may not read retentions: B2 itself refuses, and the count is the same.
+    let (id, key) = restricted_key(
+        &emu,
+        "blind",
+        &[
+            "listBuckets",
+            "listFiles",
+            "readFiles",
+            "writeFiles",
+            "deleteFiles",
+        ],
+        None,
+        None,
+    );
+    let blind = config(&emu, json!({"account_id": id, "application_key": key}));
+    emu.reset_counts();
+    let (st, v) = delete(&blind, "day");
+    assert_eq!(st, LOCKED, "{v}");
+    assert_eq!(
+        (v["locked_versions"].as_u64(), v["locked_bytes"].as_u64()),
+        (Some(2), Some(201)),
+        "{v}"
+    );
+    assert_eq!(v["earliest_unlock_ms"], Value::Null, "unknown to this key");
+    assert_eq!(emu.counts().get("b2_delete_file_version"), 2);
     assert_eq!(names(&emu), ["day/l1", "day/l2"]);
 }
 

@@ -138,6 +138,8 @@ enum Told {
 enum Calls {
     Any,
     Only(CallKind),
+    /// These calls by name.
+    Named(&'static [&'static str]),
 }
 
 #[derive(Clone, Copy)]
@@ -269,7 +271,7 @@ const RULES: &[Rule] = &[
     // Object Lock: a version under retention or legal hold, or a retention that may not
     // be shortened (b2sdk maps 403 `access_denied` to AccessDenied for exactly these).
     Rule {
-        calls: Calls::Any,
+        calls: Calls::Named(&["b2_delete_file_version", "b2_update_file_retention"]),
         status: Status::Is(403),
         code: Code::Is("access_denied"),
         retry: Retry::Never,
@@ -391,6 +393,7 @@ impl Rule {
         let calls = match self.calls {
             Calls::Any => true,
             Calls::Only(k) => k == kind,
+            Calls::Named(names) => names.contains(&f.call.as_str()),
         };
         let status = match (self.status, f.http_status) {
             (Status::None, None) => true,

@@ -159,7 +159,7 @@ sha1() { sha1sum "$1" | cut -d' ' -f1; }
 
 "$EMULATOR" --listen 127.0.0.1:0 --data-dir "$TMP/emulator-data" \
     --account-id "$ACCOUNT_ID" --application-key "$APP_KEY" \
-    --bucket "$BUCKET" --bucket b2dest-other \
+    --bucket "$BUCKET" --bucket b2dest-other --object-lock b2dest-locked \
     --min-part-size 1000000 --recommended-part-size 5000000 \
     --key "readonly-key:readonly-secret:listBuckets,listFiles,readFiles:$BUCKET" \
     --key "prefix-key:prefix-secret:listBuckets,listFiles,readFiles,writeFiles,deleteFiles:$BUCKET:allowed/" \
@@ -349,6 +349,25 @@ expect "validate warns that the limit is reached" "any('free disk space limit is
 dctl "limit: delete to make room" 0 --config "$TMP/limit-base.json" delete first.bin
 dctl "limit: upload allowed again" 0 --config "$TMP/limit.json" upload "$TMP/data/site/index.html" second.html
 dctl "limit: clean up" 0 --config "$TMP/limit-base.json" delete second.html
+
+# ------------------------------------------------------------------------------------
+echo "== Object Lock"
+
+config "$TMP/locked.json" '{"bucket": "b2dest-locked", "object_lock": {"mode": "compliance", "retention_days": 2}}'
+config "$TMP/lock-unlocked-bucket.json" '{"object_lock": {"mode": "governance", "retention_days": 2}}'
+dctl "locked: validate" 0 --config "$TMP/locked.json" validate
+expect "locked: the Object Lock checks passed" "{c['name'] for c in d['checks'] if c['ok']} >= {'object_lock_bucket', 'object_lock_capabilities', 'probe'}"
+dctl "locked: upload" 0 --config "$TMP/locked.json" upload "$TMP/data/site/index.html" locked/index.html
+expect "locked: the upload says until when" "d['retention_mode'] == 'compliance' and d['retain_until_ms'] > 0"
+dctl "locked: delete refused" 13 --config "$TMP/locked.json" delete locked
+expect "locked: the response counts what stays" "d['error']['code'] == 'locked' and d['locked_versions'] == 1 and d['deleted_versions'] == 0"
+dctl "locked: list shows the lock" 0 --config "$TMP/locked.json" list locked
+expect "locked: still there, locked" "d['count'] == 1 and d['entries'][0]['retention_mode'] == 'compliance'"
+config "$TMP/locked-longer.json" '{"bucket": "b2dest-locked", "object_lock": {"mode": "compliance", "retention_days": 5}}'
+dctl "locked: protect moves the retention forward" 0 --config "$TMP/locked-longer.json" protect locked
+expect "locked: one version extended" "d['extended_versions'] == 1 and d['unchanged_versions'] == 0"
+dctl "locked: a bucket without Object Lock refuses the upload" 4 --config "$TMP/lock-unlocked-bucket.json" upload "$TMP/data/site/index.html" locked/index.html
+expect "locked: says what to enable" "'Object Lock' in d['error']['message']"
 
 # ------------------------------------------------------------------------------------
 echo "== progress and cancellation"
