@@ -485,7 +485,8 @@ php_modules=$("$PHP" -m 2>/dev/null || true)
 if grep -qix 'ffi' <<<"$php_modules"; then
     rc=0
     B2_EMULATOR_URL=$URL B2_EMULATOR_ACCOUNT_ID=$ACCOUNT_ID B2_EMULATOR_APPLICATION_KEY=$APP_KEY \
-        B2_EMULATOR_BUCKET=$BUCKET "$PHP" "$ROOT/tests/php/run_tests.php" >"$TMP/php.out" 2>&1 || rc=$?
+        B2_EMULATOR_BUCKET=$BUCKET B2_EMULATOR_LOCKED_BUCKET=b2dest-locked \
+        "$PHP" "$ROOT/tests/php/run_tests.php" >"$TMP/php.out" 2>&1 || rc=$?
     sed 's/^/     /' "$TMP/php.out"
     if [[ $rc -eq 0 ]]; then
         pass "PHP tests ($(tail -1 "$TMP/php.out"))"
