@@ -425,8 +425,10 @@ fn validate_writes_a_probe_locked_for_a_minute_and_a_later_validate_removes_it()
         json!({"defaultRetention": {"mode": "governance", "period": {"duration": 2, "unit": "days"}}}),
     );
     let plain = config(&emu, json!({}));
+    emu.reset_counts();
     let (st, v) = validate(&plain);
     assert_eq!(st, OK, "{v}");
+    assert_eq!(emu.counts().get("b2_list_buckets"), 1, "the bucket is read once");
     let warned = v["warnings"].as_array().unwrap().iter().any(|w| {
         let w = w.as_str().unwrap();
         w.contains("default retention") && w.contains("deletes")

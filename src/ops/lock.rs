@@ -13,13 +13,18 @@ use crate::error::{Error, Result};
 pub const ENABLE_LOCK: &str = "enable Object Lock on the bucket in the Backblaze web console (Buckets, Object Lock: Enabled; it cannot be turned off again) or with b2_update_bucket fileLockEnabled: true";
 const KEY_CAPS: &str = "create an application key with readFileRetentions and writeFileRetentions (and readBucketRetentions) besides listFiles, readFiles, writeFiles and deleteFiles";
 
+/// The bucket's Object Lock as `bucket` (the session's copy) says.
+pub fn bucket_lock_of(bucket: &BucketInfo) -> BucketLock {
+    bucket
+        .details
+        .as_ref()
+        .map_or(BucketLock::Unknown, |b| b.lock())
+}
+
 /// The bucket's Object Lock as far as this key can see, read again from B2 when the
 /// session's copy says off (it may have been enabled since).
 pub async fn bucket_lock(dest: &Destination, bucket: &BucketInfo) -> Result<BucketLock> {
-    let lock = bucket
-        .details
-        .as_ref()
-        .map_or(BucketLock::Unknown, |b| b.lock());
+    let lock = bucket_lock_of(bucket);
     if lock == BucketLock::Off {
         let now = dest.client.bucket_now(&bucket.name).await?;
         return Ok(now

@@ -169,7 +169,7 @@ async fn run_checks(
         format!("bucket \"{}\" exists", bucket.name),
     );
     bucket_warnings(dest, &bucket, warnings);
-    let bucket_lock = lock::bucket(dest, &bucket, checks, warnings).await?;
+    let bucket_lock = lock::bucket(dest, &bucket, checks, warnings);
 
     if !missing.is_empty() || !lock_caps || checks.failure.is_some() {
         return Ok(Some(bucket));

@@ -67,18 +67,15 @@ fn describe_default(default: &Option<(RetentionMode, u64, String)>) -> String {
 }
 
 /// `object_lock_bucket` (with `object_lock`), and the warning for a destination without
-/// it on a bucket whose default retention would lock its backups anyway.
-pub async fn bucket(
+/// it on a bucket whose default retention would lock its backups anyway. `bucket` was
+/// just read from B2.
+pub fn bucket(
     dest: &Destination,
     bucket: &BucketInfo,
     checks: &mut Checks,
     warnings: &mut Vec<String>,
-) -> Result<BucketLock> {
-    let lock = match policy::bucket_lock(dest, bucket).await {
-        Ok(l) => l,
-        Err(e @ (Error::Cancelled | Error::Internal(_))) => return Err(e),
-        Err(_) => BucketLock::Unknown,
-    };
+) -> BucketLock {
+    let lock = policy::bucket_lock_of(bucket);
     if dest.object_lock().is_some() {
         match &lock {
             BucketLock::On(default) => checks.pass(
@@ -112,7 +109,7 @@ pub async fn bucket(
             describe_default(&Some(default.clone()))
         ));
     }
-    Ok(lock)
+    lock
 }
 
 /// The retention the probe is written with: a minute in the destination's mode, or, on a
