@@ -428,7 +428,11 @@ fn validate_writes_a_probe_locked_for_a_minute_and_a_later_validate_removes_it()
     emu.reset_counts();
     let (st, v) = validate(&plain);
     assert_eq!(st, OK, "{v}");
-    assert_eq!(emu.counts().get("b2_list_buckets"), 1, "the bucket is read once");
+    assert_eq!(
+        emu.counts().get("b2_list_buckets"),
+        1,
+        "the bucket is read once"
+    );
     let warned = v["warnings"].as_array().unwrap().iter().any(|w| {
         let w = w.as_str().unwrap();
         w.contains("default retention") && w.contains("deletes")

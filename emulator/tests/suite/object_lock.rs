@@ -391,3 +391,63 @@ fn a_large_file_is_locked_from_its_start_and_the_lock_survives_a_restart() {
         true
     );
 }
+
+#[test]
+fn the_control_api_sets_bucket_and_version_locks_over_http() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let control = |path: &str, body: Value| {
+        status_json(
+            http()
+                .post(format!("{}/__emulator/{path}", emu.url()))
+                .json(&body)
+                .send()
+                .unwrap(),
+        )
+    };
+    let (status, v) = control(
+        &format!("buckets/{BUCKET}"),
+        json!({"fileLockEnabled": true,
+               "defaultRetention": {"mode": "governance", "period": {"duration": 1, "unit": "days"}}}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["fileLockConfiguration"]["value"]["isFileLockEnabled"],
+        true
+    );
+    let id = b2.bucket_id(BUCKET);
+    let up = b2.upload_ok(&id, "f", b"f");
+    assert_eq!(up["fileRetention"]["value"]["mode"], "governance");
+    let (status, v) = control(
+        "lock",
+        json!({"bucket": BUCKET, "fileName": "f", "legalHold": "on",
+               "fileRetention": {"mode": null}}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["retention_mode"].clone(), v["legal_hold"].clone()),
+        (Value::Null, json!(true))
+    );
+    assert_eq!(delete(&b2, &up, true).0, 403, "held");
+    let (status, _) = control(
+        "lock",
+        json!({"bucket": BUCKET, "fileName": "f", "legalHold": "off"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(delete(&b2, &up, false).0, 200);
+    let (status, _) = control(
+        "lock",
+        json!({"bucket": BUCKET, "fileName": "missing", "legalHold": "on"}),
+    );
+    assert_eq!(status, 404);
+    // Once on, still never off.
+    let (status, v) = control(
+        &format!("buckets/{BUCKET}"),
+        json!({"fileLockEnabled": false}),
+    );
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("file_lock_conflict")),
+        "{v}"
+    );
+}
