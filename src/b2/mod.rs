@@ -9,6 +9,7 @@ pub mod download;
 pub mod encryption;
 pub mod http;
 pub mod list;
+pub mod lock;
 pub mod retry;
 pub mod session;
 pub mod settings;
