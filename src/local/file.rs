@@ -217,6 +217,7 @@ impl LocalFile {
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2);
         let (digest_tx, digest_rx) = oneshot::channel();
         let file = self.file.clone();
+        let identity = self.identity;
         let read = Arc::new(AtomicU64::new(0));
         let read_by_thread = read.clone();
         tokio::task::spawn_blocking(move || {
@@ -238,6 +239,16 @@ impl LocalFile {
                 op.add_done(n as u64);
                 read_by_thread.fetch_add(n as u64, Ordering::Relaxed);
                 pos += n as u64;
+            }
+            // The digest makes B2 complete the upload: a file written while it was read
+            // fails the body instead, so B2 never stores (nor locks) a mix of two states.
+            if !file
+                .metadata()
+                .is_ok_and(|m| FileIdentity::of(&m) == identity)
+            {
+                let _ = digest_tx.send(Err(std::io::ErrorKind::UnexpectedEof));
+                let _ = tx.blocking_send(Err(std::io::Error::other("the file changed")));
+                return;
             }
             let digest: [u8; 20] = hasher.finalize().into();
             let _ = digest_tx.send(Ok(digest));

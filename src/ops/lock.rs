@@ -5,9 +5,8 @@ use serde_json::{json, Value};
 
 use super::Destination;
 use crate::b2::api::FileVersion;
-use crate::b2::lock::{BucketLock, Retention, RetentionMode, VersionLock};
+use crate::b2::lock::{BucketLock, ObjectLockSettings, RetentionMode, VersionLock};
 use crate::b2::session::BucketInfo;
-use crate::b2::upload::now_ms;
 use crate::error::{Error, Result};
 
 pub const ENABLE_LOCK: &str = "enable Object Lock on the bucket in the Backblaze web console (Buckets, Object Lock: Enabled; it cannot be turned off again) or with b2_update_bucket fileLockEnabled: true";
@@ -35,23 +34,30 @@ pub async fn bucket_lock(dest: &Destination, bucket: &BucketInfo) -> Result<Buck
     Ok(lock)
 }
 
-/// The retention an upload starting now carries, once B2 is known to honour it: the
-/// bucket has Object Lock and the key may write retentions. Checked before any byte.
-pub async fn upload_retention(
+/// The lock policy uploads apply, once B2 is known to honour it: the bucket has Object
+/// Lock and the key may write retentions and read them back (what B2 then holds is how a
+/// resume and a lost answer are judged). Checked before any byte; each file's retention
+/// is counted from its own start.
+pub async fn upload_lock(
     dest: &Destination,
     bucket: &BucketInfo,
-) -> Result<Option<Retention>> {
+) -> Result<Option<ObjectLockSettings>> {
     let Some(policy) = dest.object_lock() else {
         return Ok(None);
     };
     let auth = dest.client.authorization().await?;
-    if !auth.has_capability("writeFileRetentions") {
+    let missing: Vec<&str> = ["readFileRetentions", "writeFileRetentions"]
+        .into_iter()
+        .filter(|c| !auth.has_capability(c))
+        .collect();
+    if !missing.is_empty() {
         return Err(Error::Permission(format!(
-            "this destination has \"object_lock\" but its application key lacks the writeFileRetentions capability, so no upload could be locked: {KEY_CAPS}"
+            "this destination has \"object_lock\" but its application key lacks the {} capability, so no upload could be locked and its lock checked: {KEY_CAPS}",
+            missing.join(" and ")
         )));
     }
     match bucket_lock(dest, bucket).await? {
-        BucketLock::On(_) => Ok(Some(policy.retention_from(now_ms()))),
+        BucketLock::On(_) => Ok(Some(policy)),
         BucketLock::Off => Err(Error::Permission(format!(
             "bucket \"{}\" does not have Object Lock enabled, so the backups of this destination (\"object_lock\" is set) could not be locked: {ENABLE_LOCK}",
             bucket.name

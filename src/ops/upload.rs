@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::{usage, Destination, Report};
-use crate::b2::upload::{UploadJob, UploadedFile};
+use crate::b2::upload::{now_ms, KeptCopies, KeptCopy, UploadJob, UploadedFile};
 use crate::error::{Error, Result};
 use crate::local::dir::{is_link_error, EntryKind};
 use crate::local::file::LocalFile;
@@ -56,19 +56,26 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
     usage::check_limit(dest, &bucket.id).await?;
     let part_size = dest.part_size().await?;
     // Before any byte: the lock this destination promises must be one B2 will keep.
-    let retention = super::lock::upload_retention(dest, &bucket).await?;
-    let job = JobSettings {
-        part_size,
-        retention,
-    };
+    let lock = super::lock::upload_lock(dest, &bucket).await?;
+    let job = JobSettings { part_size, lock };
     let slots = Arc::new(Semaphore::new(dest.config.concurrency));
+    let kept = KeptCopies::default();
+    let kept = &kept;
 
     let root_dir = match named {
         Named::File(file) => {
             dest.client.op.add_total(file.size());
-            let done = upload_one(dest, &bucket.id, &root, &file, &slots, job).await?;
-            let mut report = Report::with(file_entry(&root, &done));
+            let done = upload_one(dest, &bucket.id, &root, &file, &slots, job, kept).await;
+            let mut report = match done {
+                Ok(done) => Report::with(file_entry(&root, &done)),
+                Err(e) if kept_copies(kept).is_empty() => return Err(e),
+                Err(e) => Report {
+                    failure: Some(e),
+                    ..Report::default()
+                },
+            };
             report.warnings.extend(file.sparse_warning());
+            tell_kept(&mut report, kept);
             return Ok(report);
         }
         Named::Dir(dir) => Arc::new(dir),
@@ -113,7 +120,7 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
                     .unwrap_or_else(|e| e.into_inner())
                     .push(w);
             }
-            upload_one(dest, bucket_id, &remote, &file, slots, job).await
+            upload_one(dest, bucket_id, &remote, &file, slots, job, kept).await
         };
         match attempt.await {
             Ok(done) => Outcome::Uploaded(file_entry(&remote, &done), done.size),
@@ -188,7 +195,36 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
         report.failure = Some(e.with_note(&note));
     }
     report.warnings = report_warnings;
+    tell_kept(&mut report, kept);
     Ok(report)
+}
+
+fn kept_copies(kept: &KeptCopies) -> Vec<KeptCopy> {
+    kept.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Copies B2 kept although the upload failed (a clean-up delete it refused, most often
+/// for Object Lock): listed in `kept_on_b2`, with a warning, so nobody reads the failure
+/// as "nothing was kept".
+fn tell_kept(report: &mut Report, kept: &KeptCopies) {
+    let kept = kept_copies(kept);
+    if kept.is_empty() {
+        return;
+    }
+    for k in &kept {
+        report.warnings.push(k.note());
+    }
+    let list: Vec<Value> = kept
+        .iter()
+        .map(|k| {
+            json!({
+                "object_name": k.object_name,
+                "file_id": k.file_id,
+                "retain_until_ms": k.retain_until_ms,
+            })
+        })
+        .collect();
+    report.fields.insert("kept_on_b2".into(), list.into());
 }
 
 /// A failure that concerns one local file alone (its name, its reading, its changing), so
@@ -214,6 +250,7 @@ async fn upload_one(
     file: &LocalFile,
     slots: &Arc<Semaphore>,
     job: JobSettings,
+    kept: &KeptCopies,
 ) -> Result<UploadedFile> {
     dest.client.op.check_cancelled()?;
     dest.client.op.log(
@@ -234,7 +271,10 @@ async fn upload_one(
         concurrency: dest.config.concurrency,
         part_size: job.part_size,
         resume_window: dest.client.session.resume_window,
-        retention: job.retention,
+        // Counted from this file's start, not the operation's: a long tree upload would
+        // lock its last files for less (and past retention_days, B2 would refuse them).
+        retention: job.lock.map(|l| l.retention_from(now_ms())),
+        kept: Some(kept),
     }
     .run()
     .await?;
@@ -242,12 +282,11 @@ async fn upload_one(
     Ok(done)
 }
 
-/// What every file of one upload shares: the part size, and the Object Lock retention
-/// counted from the start of the upload.
+/// What every file of one upload shares: the part size, and the Object Lock policy.
 #[derive(Clone, Copy)]
 struct JobSettings {
     part_size: u64,
-    retention: Option<crate::b2::lock::Retention>,
+    lock: Option<crate::b2::lock::ObjectLockSettings>,
 }
 
 enum WalkItem {

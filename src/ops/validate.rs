@@ -306,6 +306,7 @@ async fn probe(
         part_size: crate::b2::MAX_PART_SIZE,
         resume_window: dest.client.session.resume_window,
         retention,
+        kept: None,
     }
     .run()
     .await;

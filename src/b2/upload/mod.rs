@@ -3,12 +3,14 @@
 //! cancelled when they fail. unfinished.rs judges the unfinished large files B2 holds.
 
 mod large;
+mod retention;
 mod simple;
 mod unfinished;
 
 use large::LargeFileUpload;
 use simple::SimpleUpload;
 
+pub use retention::{KeptCopies, KeptCopy};
 pub use unfinished::{
     cancel_large_file, is_abandoned, is_live, is_ours, past_window, utc_time, LIVE_WITHIN,
 };
@@ -22,7 +24,6 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::api::FileVersion;
-use super::calls::DeleteFileVersion;
 use super::client::{B2Client, Failed};
 use super::http::{failure_from_response, network_failure, read_json, timed_out};
 use super::lock::Retention;
@@ -32,7 +33,6 @@ use super::throttle::{paced, Pacing};
 use super::{MAX_PARTS, MAX_PART_SIZE};
 use crate::error::{Error, Result};
 use crate::local::file::{LocalFile, RangeOutcome, RangeStream};
-use crate::operation::LogLevel;
 
 /// B2 file names travel percent-encoded, `/` kept as it is.
 const NAME_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -77,6 +77,8 @@ pub struct UploadJob<'a> {
     /// Object Lock: the retention the file is written with (and that an unfinished file
     /// must already carry to be resumed).
     pub retention: Option<Retention>,
+    /// Where copies B2 kept against the upload's will (a refused clean-up) are told.
+    pub kept: Option<&'a KeptCopies>,
 }
 
 /// The part size to use for a file of `len` bytes: the configured one, grown so the file
@@ -97,11 +99,13 @@ impl UploadJob<'_> {
 
     pub async fn run(&self) -> Result<UploadedFile> {
         let part_size = part_size_for(self.file.size(), self.part_size);
-        if self.file.size() <= part_size {
-            SimpleUpload { job: self }.run().await
+        let mut done = if self.file.size() <= part_size {
+            SimpleUpload { job: self }.run().await?
         } else {
-            LargeFileUpload::new(self, part_size).run().await
-        }
+            LargeFileUpload::new(self, part_size).run().await?
+        };
+        self.hold_as_asked(&mut done).await?;
+        Ok(done)
     }
 
     /// One of the operation's `concurrency` request slots, held while a request runs.
@@ -233,18 +237,4 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-async fn delete_version(client: &B2Client, version: &FileVersion) {
-    let cleanup = client.detached();
-    if let Err(e) = cleanup
-        .delete_file_version(&DeleteFileVersion::of(version))
-        .await
-        .result
-    {
-        client.op.log(
-            LogLevel::Warn,
-            format!("could not remove {}: {e}", version.file_name),
-        );
-    }
 }

@@ -3,7 +3,8 @@
 
 use std::sync::Mutex;
 
-use super::{delete_version, now_ms, UploadJob, UploadedFile, CLOCK_SKEW_MS};
+use super::retention::delete_version;
+use super::{now_ms, UploadJob, UploadedFile, CLOCK_SKEW_MS};
 use crate::b2::api::{Action, FileVersion};
 use crate::b2::calls::UploadFile;
 use crate::b2::client::Failed;
@@ -101,17 +102,26 @@ impl SimpleUpload<'_, '_> {
         };
         let sha1 = hex(&digest);
         if stored.whole_sha1().as_deref() != Some(sha1.as_str()) {
-            delete_version(client, &stored).await;
-            return Err(Error::Integrity(format!(
+            let what = format!(
                 "B2 stored {} with a SHA1 other than the one sent; upload it again",
                 job.object_name
-            )));
+            );
+            return Err(match delete_version(client, &stored).await {
+                Some(kept) => Error::Integrity(format!("{what}; {}", job.kept(kept))),
+                None => Error::Integrity(what),
+            });
         }
         if let Err(e) = job.file.check_unchanged() {
-            // The bytes B2 has are consistent but the file moved on: do not leave a copy
-            // that matches no state of it.
-            delete_version(client, &stored).await;
-            return Err(e);
+            // Written after the body was read (a write during it fails the body): the
+            // copy is not of the file as it is now, so it is not left.
+            return Err(match delete_version(client, &stored).await {
+                Some(kept) => Error::LocalIo(format!(
+                    "the local file {} changed while it was being uploaded; {}: upload it again once it is no longer being written",
+                    job.file.path.display(),
+                    job.kept(kept)
+                )),
+                None => e,
+            });
         }
         Ok(UploadedFile {
             object_name: job.object_name.to_string(),
@@ -146,6 +156,12 @@ impl SimpleUpload<'_, '_> {
                 && v.file_info.get("src_last_modified_millis") == Some(&mtime)
                 && v.upload_timestamp + CLOCK_SKEW_MS >= began_ms
                 && job.client.encryption.matches(v)
+                && job.retention.as_ref().map_or(true, |wanted| {
+                    v.lock()
+                        .retention
+                        .flatten()
+                        .is_some_and(|held| held.covers(wanted))
+                })
         }))
     }
 }
