@@ -2,6 +2,8 @@
 //! unfinished large files, so the space (and the bill) really goes. Versions B2 Object
 //! Lock holds stay, are counted, and make the status `DEST_ERR_LOCKED`.
 
+use std::collections::HashSet;
+
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
@@ -34,40 +36,10 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
     dest.check_writable("delete")?;
     let path = RemotePath::resolve(remote, &dest.config.backup_directory, EmptyPath::Refused)?;
     let bucket = dest.bucket().await?;
-    let client = &dest.client;
     let file_name = path.object_name.clone();
-    let dir_prefix = path.dir_prefix();
     let mut freed = Freed::default();
     let may_bypass = lock::may_bypass(dest).await?;
-    // One listing covers both the file and the tree below it; siblings that merely share
-    // the prefix ("acct1" and "acct10") are passed over.
-    let mut lister = FileLister::versions(&bucket.id, &file_name);
-    while let Some(page) = lister.next_page(client).await? {
-        let mine: Vec<FileVersion> = page
-            .into_iter()
-            .filter(|v| v.file_name == file_name || v.file_name.starts_with(&dir_prefix))
-            .filter(|v| v.action != Action::Folder)
-            .collect();
-        let work: Vec<_> = mine
-            .iter()
-            .map(|v| remove(dest, &bucket.id, v, may_bypass))
-            .collect();
-        let results: Vec<Result<Removed>> = stream::iter(work)
-            .buffer_unordered(dest.config.concurrency)
-            .collect()
-            .await;
-        for r in results {
-            match r? {
-                Removed::Freed(versions, bytes, cancelled) => {
-                    freed.versions += versions;
-                    freed.bytes += bytes;
-                    freed.large_files_cancelled += cancelled as u64;
-                }
-                Removed::Held(bytes, until) => freed.held.add(bytes, until),
-            }
-        }
-        client.op.check_cancelled()?;
-    }
+    let outcome = remove_all(dest, &bucket.id, &path, may_bypass, &mut freed).await;
     usage::adjust(dest, &bucket.id, &file_name, -(freed.bytes as i64));
     let mut report = Report::with(json!({
         "remote_path": path.relative,
@@ -80,6 +52,14 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
         if let serde_json::Value::Object(more) = held.fields() {
             report.fields.extend(more);
         }
+    }
+    if let Err(e) = outcome {
+        // What was deleted and what stays locked so far still counts for the host.
+        report.failure = Some(e.with_note(&format!(
+            "before it stopped, {} version(s) ({} bytes) were deleted and {} version(s) stay locked",
+            freed.versions, freed.bytes, held.versions
+        )));
+        return Ok(report);
     }
     if held.versions > 0 {
         let until = match held.earliest_ms {
@@ -107,6 +87,72 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
         )));
     }
     Ok(report)
+}
+
+/// Deletes every version of `path` into `freed`. Hide markers go last, and only for names
+/// none of whose versions Object Lock keeps: a locked backup must not reappear as current
+/// in `dest_list` once its hide marker is gone.
+async fn remove_all(
+    dest: &Destination,
+    bucket_id: &str,
+    path: &RemotePath,
+    may_bypass: bool,
+    freed: &mut Freed,
+) -> Result<()> {
+    let client = &dest.client;
+    let file_name = path.object_name.as_str();
+    let dir_prefix = path.dir_prefix();
+    let mut hides: Vec<FileVersion> = Vec::new();
+    let mut held_names: HashSet<String> = HashSet::new();
+    // One listing covers both the file and the tree below it; siblings that merely share
+    // the prefix ("acct1" and "acct10") are passed over.
+    let mut lister = FileLister::versions(bucket_id, file_name);
+    while let Some(page) = lister.next_page(client).await? {
+        let (hide, mine): (Vec<FileVersion>, Vec<FileVersion>) = page
+            .into_iter()
+            .filter(|v| v.file_name == file_name || v.file_name.starts_with(&dir_prefix))
+            .filter(|v| v.action != Action::Folder)
+            .partition(|v| v.action == Action::Hide);
+        hides.extend(hide);
+        tally(dest, bucket_id, &mine, may_bypass, freed, &mut held_names).await?;
+        client.op.check_cancelled()?;
+    }
+    hides.retain(|h| !held_names.contains(&h.file_name));
+    tally(dest, bucket_id, &hides, may_bypass, freed, &mut held_names).await
+}
+
+async fn tally(
+    dest: &Destination,
+    bucket_id: &str,
+    versions: &[FileVersion],
+    may_bypass: bool,
+    freed: &mut Freed,
+    held_names: &mut HashSet<String>,
+) -> Result<()> {
+    let work: Vec<_> = versions
+        .iter()
+        .map(|v| async move { (v, remove(dest, bucket_id, v, may_bypass).await) })
+        .collect();
+    let results: Vec<(&FileVersion, Result<Removed>)> = stream::iter(work)
+        .buffer_unordered(dest.config.concurrency)
+        .collect()
+        .await;
+    let mut failure = None;
+    for (v, r) in results {
+        match r {
+            Ok(Removed::Freed(versions, bytes, cancelled)) => {
+                freed.versions += versions;
+                freed.bytes += bytes;
+                freed.large_files_cancelled += cancelled as u64;
+            }
+            Ok(Removed::Held(bytes, until)) => {
+                freed.held.add(bytes, until);
+                held_names.insert(v.file_name.clone());
+            }
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// Removes one version (or cancels one unfinished large file), unless Object Lock holds it.

@@ -137,6 +137,18 @@ impl Held {
         }
     }
 
+    /// The figures when the key could not read some retentions on a bucket with Object
+    /// Lock: not known, so null rather than a zero that reads as "nothing locked".
+    pub fn unknown_fields() -> Value {
+        json!({
+            "lock_readable": false,
+            "locked_versions": null,
+            "locked_bytes": null,
+            "earliest_unlock_ms": null,
+            "latest_unlock_ms": null,
+        })
+    }
+
     pub fn fields(&self) -> Value {
         json!({
             "locked_versions": self.versions,
@@ -147,10 +159,17 @@ impl Held {
     }
 }
 
-/// A list entry's Object Lock fields, when the key may read them.
+/// A list entry's Object Lock fields, when the key may read them; a retention it may not
+/// read is `retention_readable: false`, never the look of "no lock".
 pub fn entry_fields(v: &FileVersion) -> Vec<(&'static str, Value)> {
     let lock = v.lock();
     let mut fields = Vec::new();
+    if v.file_retention
+        .as_ref()
+        .is_some_and(|r| !r.is_client_authorized_to_read)
+    {
+        fields.push(("retention_readable", json!(false)));
+    }
     if let Some(retention) = lock.retention {
         fields.push((
             "retain_until_ms",

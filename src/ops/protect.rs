@@ -65,10 +65,44 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
     }
     let now = now_ms();
     let target = policy.retention_from(now);
+    let mut done = Done::default();
+    let outcome = extend_all(dest, &bucket.id, &path, &target, now, &mut done).await;
+    let mut report = Report::with(json!({
+        "remote_path": path.relative,
+        "extended_versions": done.extended,
+        "unchanged_versions": done.unchanged,
+        "retention_mode": policy.mode.as_str(),
+        "retain_until_ms": target.retain_until_timestamp,
+        "retain_until": utc_time(target.retain_until_timestamp),
+        "latest_unlock_ms": (done.latest > 0).then_some(done.latest),
+    }));
+    if let Err(e) = outcome {
+        // The versions already extended stay so: the host learns how far it got.
+        report.failure = Some(e.with_note(&format!(
+            "before it stopped, {} version(s) were extended and {} already held as long (extended_versions, unchanged_versions); run it again to protect the rest",
+            done.extended, done.unchanged
+        )));
+    }
+    Ok(report)
+}
+
+#[derive(Default)]
+struct Done {
+    extended: u64,
+    unchanged: u64,
+    latest: u64,
+}
+
+async fn extend_all(
+    dest: &Destination,
+    bucket_id: &str,
+    path: &RemotePath,
+    target: &Retention,
+    now: u64,
+    done: &mut Done,
+) -> Result<()> {
     let (file_name, dir_prefix) = (path.object_name.clone(), path.dir_prefix());
-    let mut lister = FileLister::versions(&bucket.id, &file_name);
-    let (mut extended, mut unchanged) = (0u64, 0u64);
-    let mut latest = 0u64;
+    let mut lister = FileLister::versions(bucket_id, &file_name);
     while let Some(page) = lister.next_page(&dest.client).await? {
         let mine: Vec<FileVersion> = page
             .into_iter()
@@ -80,11 +114,11 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
             .collect();
         let mut work = Vec::new();
         for v in &mine {
-            match extension(v, &target, now)? {
+            match extension(v, target, now)? {
                 None => {
-                    unchanged += 1;
+                    done.unchanged += 1;
                     if let Some(Some(r)) = v.lock().retention {
-                        latest = latest.max(r.retain_until_timestamp);
+                        done.latest = done.latest.max(r.retain_until_timestamp);
                     }
                 }
                 Some(r) => work.push(async move {
@@ -103,20 +137,20 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
             .buffer_unordered(dest.config.concurrency)
             .collect()
             .await;
+        let mut failure = None;
         for r in results {
-            let r = r?;
-            extended += 1;
-            latest = latest.max(r.retain_until_timestamp);
+            match r {
+                Ok(r) => {
+                    done.extended += 1;
+                    done.latest = done.latest.max(r.retain_until_timestamp);
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         dest.client.op.check_cancelled()?;
     }
-    Ok(Report::with(json!({
-        "remote_path": path.relative,
-        "extended_versions": extended,
-        "unchanged_versions": unchanged,
-        "retention_mode": policy.mode.as_str(),
-        "retain_until_ms": target.retain_until_timestamp,
-        "retain_until": utc_time(target.retain_until_timestamp),
-        "latest_unlock_ms": (latest > 0).then_some(latest),
-    })))
+    Ok(())
 }

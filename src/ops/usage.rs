@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{Destination, Report};
 use crate::b2::api::Action;
 use crate::b2::list::{self, FileLister};
+use crate::b2::lock::BucketLock;
 use crate::b2::upload;
 use crate::error::{Error, Result};
 use crate::operation::LogLevel;
@@ -203,10 +204,19 @@ pub async fn run(dest: &Destination) -> Result<Report> {
         "cancelled_large_files": u.cancelled_large_files,
         "limit_reached": limit_reached(dest, u.used_bytes),
     });
+    // On a bucket without Object Lock nothing can be locked, whatever the key may read.
+    let lock = super::lock::bucket_lock_of(&bucket);
+    let unreadable = u.lock_unreadable > 0 && lock != BucketLock::Off;
+    let held = if unreadable {
+        super::lock::Held::unknown_fields()
+    } else {
+        u.held.fields()
+    };
     if let (serde_json::Value::Object(fields), serde_json::Value::Object(held)) =
-        (&mut fields, u.held.fields())
+        (&mut fields, held)
     {
         fields.extend(held);
+        fields.insert("lock_readable".into(), (!unreadable).into());
     }
     if let Some(quota) = dest.config.quota_bytes {
         fields["total_bytes"] = quota.into();
@@ -215,9 +225,9 @@ pub async fn run(dest: &Destination) -> Result<Report> {
             ((u.used_bytes as f64 / quota as f64 * 10_000.0).round() / 100.0).into();
     }
     let mut report = Report::with(fields);
-    if u.lock_unreadable > 0 && dest.object_lock().is_some() {
+    if unreadable {
         report.warnings.push(format!(
-            "the application key lacks readFileRetentions, so {} version(s) may be locked without being counted in locked_versions",
+            "the application key lacks readFileRetentions, so it cannot tell whether {} version(s) are locked (lock_readable: false, the locked figures null): give the key readFileRetentions to see them",
             u.lock_unreadable
         ));
     }
