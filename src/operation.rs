@@ -49,6 +49,8 @@ pub struct Operation {
     logs: Mutex<Vec<(LogLevel, String)>>,
     /// B2 requests sent, by call name: shared with detached clean-up, which is billed too.
     calls: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// B2's clock minus this machine's, in ms, from the `Date` of the last answer.
+    b2_clock_offset_ms: Mutex<Option<i64>>,
 }
 
 impl Default for Operation {
@@ -62,6 +64,7 @@ impl Default for Operation {
             cancel_notify: Notify::new(),
             logs: Mutex::default(),
             calls: Arc::default(),
+            b2_clock_offset_ms: Mutex::default(),
         }
     }
 }
@@ -69,6 +72,18 @@ impl Default for Operation {
 impl Operation {
     pub fn new() -> Operation {
         Operation::default()
+    }
+
+    /// Records how far B2's clock (an answer's `Date`) is from this machine's.
+    pub fn note_b2_clock(&self, offset_ms: i64) {
+        if let Ok(mut slot) = self.b2_clock_offset_ms.lock() {
+            *slot = Some(offset_ms);
+        }
+    }
+
+    /// B2's clock minus this machine's, when an answer of this operation told it.
+    pub fn b2_clock_offset(&self) -> Option<i64> {
+        self.b2_clock_offset_ms.lock().ok().and_then(|s| *s)
     }
 
     /// A new operation (not cancelled with this one) whose B2 requests count as this

@@ -242,3 +242,29 @@ fn an_upload_needs_a_key_that_can_read_retentions_too() {
     assert_eq!(emu.counts().bytes_received, 0);
     assert!(uploaded(&emu).is_empty());
 }
+
+#[test]
+fn a_clock_far_from_b2s_is_refused_before_anything_is_locked() {
+    let emu = locked_emulator();
+    let cfg = config(
+        &emu,
+        json!({"object_lock": {"mode": "compliance", "retention_days": 1}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 100, 38);
+    for (offset, says) in [(-10 * 60_000i64, "ahead of"), (10 * 60_000, "behind")] {
+        emu.set_clock_offset(offset);
+        let (st, v) = upload(&cfg, &f, "f");
+        assert_eq!(st, CONFIG, "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("clock") && message.contains(says), "{v}");
+        assert_eq!(emu.counts().bytes_received, 0);
+        let (st, v) = upload(&cfg, &f, "f");
+        assert_eq!(st, CONFIG, "the next call too: {v}");
+    }
+    assert!(uploaded(&emu).is_empty());
+    // A minute off is within what is allowed.
+    emu.set_clock_offset(60_000);
+    assert_eq!(upload(&cfg, &f, "f").0, OK);
+    assert_eq!(uploaded(&emu).len(), 1);
+}

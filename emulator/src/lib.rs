@@ -162,6 +162,7 @@ impl Emulator {
             min_part_size: config.min_part_size,
             recommended_part_size: config.recommended_part_size,
             wan: config.wan,
+            clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
         });
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
@@ -368,6 +369,13 @@ impl Emulator {
     /// Every version of the bucket in B2 order (name ascending, newest first), hide
     /// markers and unfinished large files ("start") included, as b2_list_file_versions
     /// shows them. Empty for an unknown bucket.
+    /// Moves the emulator's clock, as its answers' `Date` tells it, by `ms` (0: the real one).
+    pub fn set_clock_offset(&self, ms: i64) {
+        self.shared
+            .clock_offset_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn file_versions(&self, bucket: &str) -> Vec<StoredVersion> {
         control::stored_versions(&self.shared, bucket, false).unwrap_or_default()
     }

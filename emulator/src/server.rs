@@ -79,7 +79,7 @@ async fn serve_connection(
     // Small JSON answers must not wait for Nagle + delayed ACK.
     let _ = stream.set_nodelay(true);
     let stream = Link::new(stream, &shared.wan);
-    let service = service_fn(move |req| route(shared.clone(), req));
+    let service = service_fn(move |req| dated(shared.clone(), req));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         // The timer also closes idle keep-alive connections; a long one keeps clients
@@ -146,6 +146,29 @@ fn classify(path: &str) -> Option<(&'static CallSpec, Endpoint)> {
         Handler::Json(handler) => Endpoint::Json { version, handler },
     };
     Some((call, endpoint))
+}
+
+/// `route`, with the `Date` of a moved clock when a test set one (hyper dates the rest).
+async fn dated(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
+    let offset = shared
+        .clock_offset_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut resp = route(shared, req).await?;
+    if offset != 0 {
+        let now = std::time::SystemTime::now();
+        let moved = if offset > 0 {
+            now + Duration::from_millis(offset as u64)
+        } else {
+            now - Duration::from_millis(offset.unsigned_abs())
+        };
+        if let Ok(v) = httpdate::fmt_http_date(moved).parse() {
+            resp.headers_mut().insert("date", v);
+        }
+    }
+    Ok(resp)
 }
 
 async fn route(

@@ -17,4 +17,6 @@ pub struct Shared {
     pub recommended_part_size: u64,
     /// Added latency and bandwidth cap (the WAN model); off by default.
     pub wan: WanModel,
+    /// Added to the time in every answer's `Date`: a test's B2 whose clock is off.
+    pub clock_offset_ms: std::sync::atomic::AtomicI64,
 }

@@ -56,6 +56,7 @@ pub async fn upload_lock(
             missing.join(" and ")
         )));
     }
+    check_clock(dest, bucket).await?;
     match bucket_lock(dest, bucket).await? {
         BucketLock::On(_) => Ok(Some(policy)),
         BucketLock::Off => Err(Error::Permission(format!(
@@ -67,6 +68,35 @@ pub async fn upload_lock(
             bucket.name
         ))),
     }
+}
+
+/// How far this machine's clock may be from B2's before a lock is refused.
+const MAX_CLOCK_SKEW_MS: i64 = 5 * 60_000;
+
+/// Retain-until is counted on this machine's clock: one behind B2's locks for less than
+/// promised, one ahead for longer, which in compliance mode nobody can undo. B2's clock
+/// is read from the `Date` of an answer this operation got (one bucket listing if none).
+pub async fn check_clock(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
+    let op = &dest.client.op;
+    if op.b2_clock_offset().is_none() {
+        dest.client.bucket_now(&bucket.name).await?;
+    }
+    let Some(offset) = op.b2_clock_offset() else {
+        return Ok(());
+    };
+    if offset.abs() <= MAX_CLOCK_SKEW_MS {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "this server's clock is {} s {} B2's, so an Object Lock retain-until counted from it would be wrong ({}); nothing was locked: set the clock right (NTP) and try again",
+        offset.unsigned_abs() / 1000,
+        if offset > 0 { "behind" } else { "ahead of" },
+        if offset > 0 {
+            "shorter than retention_days"
+        } else {
+            "longer than retention_days, which in compliance mode nobody can shorten"
+        }
+    )))
 }
 
 /// What a delete does with one version.

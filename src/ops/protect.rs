@@ -63,6 +63,7 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
             super::lock::ENABLE_LOCK
         )));
     }
+    super::lock::check_clock(dest, &bucket).await?;
     let now = now_ms();
     let target = policy.retention_from(now);
     let mut done = Done::default();
