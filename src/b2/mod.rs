@@ -5,6 +5,7 @@ pub mod api;
 pub mod billing;
 pub mod calls;
 pub mod download;
+mod in_order;
 pub mod list;
 pub mod retry;
 pub mod session;
