@@ -664,7 +664,8 @@ unsafe extern "C" fn cancel_when_stalled(done: u64, total: u64, _user: *mut c_vo
 #[test]
 fn a_stalled_upload_can_still_be_cancelled() {
     let emu = emulator();
-    let cfg = config(&emu, json!({"concurrency": 4}));
+    // A stall timeout far beyond the hang, so that only the cancel can end the upload early.
+    let cfg = config(&emu, json!({"concurrency": 4, "timeout_seconds": 600}));
     let dir = tempfile::tempdir().unwrap();
     let f = write_file(dir.path(), "big", 3 * PART as usize, 15);
     // Every part hangs at the server: no byte moves, yet the host's stop must be heard.

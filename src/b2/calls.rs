@@ -1,7 +1,7 @@
 //! Every B2 API call this library makes, typed: a request struct per call, naming the call
 //! and the answer it gets, and one method per call on `B2Client`. Nothing outside `b2`
 //! writes B2 JSON. The uploads of bodies (`b2_upload_file`, `b2_upload_part`) and the
-//! download stream are in `upload.rs` and `download.rs`: they are not JSON calls.
+//! download stream are in `upload/` and `download.rs`: they are not JSON calls.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::api::{
     FileVersion, ListBucketsResponse, ListFilesResponse, ListPartsResponse, UploadUrlResponse,
 };
-use super::session::B2Client;
+use super::client::B2Client;
 use super::settle::{self, Called};
 use super::upload::encode_name;
 use crate::error::Result;
@@ -244,7 +244,7 @@ impl B2Client {
     }
 }
 
-/// The fields of `b2_upload_file` other than the body (which `upload.rs` streams, its SHA1
+/// The fields of `b2_upload_file` other than the body (which `upload/` streams, its SHA1
 /// at the end); they travel as headers.
 pub struct UploadFile<'a> {
     pub file_name: &'a str,

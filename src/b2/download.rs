@@ -16,9 +16,10 @@ use bytes::BytesMut;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::api::FileVersion;
+use super::client::{B2Client, Failed};
+use super::http::{failure_from_response, network_failure, timed_out};
 use super::in_order::{InOrderSha1, StopOnDrop, Stopped, BUFFER_BUDGET};
 use super::retry::Failure;
-use super::session::{failure_from_response, network_failure, timed_out, B2Client, Failed};
 use crate::error::{Error, Result};
 use crate::local::dir::{identity, try_lock, EntryKind};
 use crate::local::file::hex;

@@ -3,7 +3,7 @@
 
 use super::api::{Action, FileVersion, Part};
 use super::calls::{ListFileNames, ListFileVersions, ListParts, ListUnfinishedLargeFiles};
-use super::session::B2Client;
+use super::client::B2Client;
 use crate::error::Result;
 
 /// B2's largest page for file listings (each 1,000 returned is billed as one call).

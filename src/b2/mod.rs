@@ -4,7 +4,9 @@
 pub mod api;
 pub mod billing;
 pub mod calls;
+pub mod client;
 pub mod download;
+pub mod http;
 mod in_order;
 pub mod list;
 pub mod retry;
@@ -13,7 +15,8 @@ pub mod settings;
 pub mod settle;
 pub mod upload;
 
-pub use session::{B2Client, B2Session, SessionRegistry};
+pub use client::B2Client;
+pub use session::{B2Session, SessionRegistry};
 pub use settings::{ApplicationKey, B2Settings};
 
 /// B2's largest part, and largest single upload: 5 GB.

@@ -1,31 +1,19 @@
-//! One B2 session per destination credentials, kept for the life of the process: the
+//! One B2 session per destination credentials, kept while in use or recently used: the
 //! account authorization, pooled connections, upload URLs and bucket facts, shared by every
-//! call and thread. `B2Client` is a session seen by one operation.
+//! call and thread. `B2Client` (client.rs) is a session seen by one operation.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use sha1::{Digest, Sha1};
 
-use super::api::{Allowed, AuthorizeResponse, Bucket, UploadUrlResponse};
-use super::calls::{GetUploadUrl, ListBuckets};
-use super::retry::{B2Failure, Failure, RetryPolicy};
+use super::api::{Allowed, Bucket, UploadUrlResponse};
 use super::settings::{ApplicationKey, B2Settings};
 use crate::error::{Error, Result};
-use crate::operation::{LogLevel, Operation};
 
-pub const API_VERSION: &str = "v4";
-/// B2 tokens last 24 hours; renew well before, so a long upload never meets an expiry.
-const AUTH_MAX_AGE: Duration = Duration::from_secs(20 * 3600);
-/// Fresh tokens B2 may refuse as expired in a row before a call gives up (one refused as
-/// bad gets a single renewal).
-const MAX_REAUTHORIZATIONS: u32 = 3;
 const USER_AGENT: &str = concat!("b2dest/", env!("CARGO_PKG_VERSION"));
 
 /// A successful `b2_authorize_account`.
@@ -37,8 +25,8 @@ pub struct Authorization {
     pub recommended_part_size: u64,
     pub min_part_size: u64,
     pub allowed: Allowed,
-    obtained: Instant,
-    generation: u64,
+    pub(super) obtained: Instant,
+    pub(super) generation: u64,
 }
 
 impl fmt::Debug for Authorization {
@@ -211,23 +199,23 @@ fn drop_unneeded(sessions: &mut HashMap<SessionKey, Arc<B2Session>>, now: u64) {
 }
 
 pub struct B2Session {
-    http: reqwest::Client,
-    api_url: String,
-    account_id: String,
-    application_key: ApplicationKey,
-    test_mode: Option<String>,
+    pub(super) http: reqwest::Client,
+    pub(super) api_url: String,
+    pub(super) account_id: String,
+    pub(super) application_key: ApplicationKey,
+    pub(super) test_mode: Option<String>,
     pub timeout: Duration,
-    auth: tokio::sync::Mutex<Option<Arc<Authorization>>>,
-    generations: AtomicU64,
+    pub(super) auth: tokio::sync::Mutex<Option<Arc<Authorization>>>,
+    pub(super) generations: AtomicU64,
     /// Whether the last authorization attempt succeeded: a session whose key was refused
     /// is not kept.
-    authorized: AtomicBool,
+    pub(super) authorized: AtomicBool,
     /// `now_millis()` of the last call made through this session.
-    last_used: AtomicU64,
-    buckets: Mutex<HashMap<String, BucketInfo>>,
-    upload_targets: Mutex<HashMap<String, Vec<UploadTarget>>>,
-    upload_retries: u32,
-    retry_initial_delay: Duration,
+    pub(super) last_used: AtomicU64,
+    pub(super) buckets: Mutex<HashMap<String, BucketInfo>>,
+    pub(super) upload_targets: Mutex<HashMap<String, Vec<UploadTarget>>>,
+    pub(super) upload_retries: u32,
+    pub(super) retry_initial_delay: Duration,
     /// How long the parts of a failed large upload are kept for a resume.
     pub resume_window: Duration,
 }
@@ -253,7 +241,7 @@ impl B2Session {
         }
     }
 
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         self.last_used.store(now_millis(), Ordering::Relaxed);
     }
 
@@ -264,481 +252,6 @@ impl B2Session {
     fn is_authorized(&self) -> bool {
         self.authorized.load(Ordering::Relaxed)
     }
-}
-
-/// A session as one operation uses it: with that operation's cancellation, logs and
-/// retry bounds.
-#[derive(Clone)]
-pub struct B2Client {
-    pub session: Arc<B2Session>,
-    pub op: Arc<Operation>,
-    pub calls: RetryPolicy,
-    pub uploads: RetryPolicy,
-}
-
-/// A request that failed, and how the retry rules treat it.
-pub struct Failed {
-    pub failure: Failure,
-    pub error: Error,
-}
-
-impl From<B2Failure> for Failed {
-    fn from(b2: B2Failure) -> Failed {
-        let (failure, error) = b2.decide();
-        Failed { failure, error }
-    }
-}
-
-impl Failed {
-    /// Whether the request got no answer, so B2 may have acted on it: the table tells
-    /// every unanswered failure, and only those, as `Error::Network`.
-    pub fn unanswered(&self) -> bool {
-        matches!(self.error, Error::Network(_))
-    }
-
-    pub fn fatal(error: Error) -> Failed {
-        Failed {
-            failure: Failure::Fatal,
-            error,
-        }
-    }
-}
-
-impl B2Client {
-    pub fn new(session: Arc<B2Session>, op: Arc<Operation>) -> B2Client {
-        B2Client {
-            calls: RetryPolicy::for_calls(session.retry_initial_delay),
-            uploads: RetryPolicy::for_uploads(session.upload_retries, session.retry_initial_delay),
-            session,
-            op,
-        }
-    }
-
-    /// The same session under an operation of its own, for clean-up that must run even
-    /// after this operation was cancelled.
-    pub fn detached(&self) -> B2Client {
-        B2Client {
-            op: Arc::new(self.op.detached()),
-            ..self.clone()
-        }
-    }
-
-    pub fn http(&self) -> &reqwest::Client {
-        &self.session.http
-    }
-
-    /// Adds the headers every request carries.
-    pub fn decorate(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
-        let req = req.header("Authorization", token);
-        match &self.session.test_mode {
-            Some(mode) => req.header("X-Bz-Test-Mode", mode),
-            None => req,
-        }
-    }
-
-    /// The current authorization, obtained or renewed as needed. Threads that find it
-    /// missing wait for the one that is getting it.
-    pub async fn authorization(&self) -> Result<Arc<Authorization>> {
-        self.session.touch();
-        let mut slot = self
-            .op
-            .or_cancel(async { Ok(self.session.auth.lock().await) })
-            .await?;
-        if let Some(auth) = slot.as_ref() {
-            if auth.obtained.elapsed() < AUTH_MAX_AGE {
-                return Ok(auth.clone());
-            }
-        }
-        let fresh = Arc::new(self.authorize().await?);
-        *slot = Some(fresh.clone());
-        Ok(fresh)
-    }
-
-    /// Renews the authorization after B2 refused `stale`'s token, unless another thread
-    /// already did: one re-authorization serves every thread of the destination.
-    async fn reauthorize(&self, stale: &Authorization) -> Result<Arc<Authorization>> {
-        let mut slot = self
-            .op
-            .or_cancel(async { Ok(self.session.auth.lock().await) })
-            .await?;
-        if let Some(current) = slot.as_ref() {
-            if current.generation != stale.generation {
-                return Ok(current.clone());
-            }
-        }
-        self.op.log(
-            LogLevel::Info,
-            "B2 token expired or was refused; authorizing again",
-        );
-        // The refused token is no use to anyone, whatever comes of this.
-        *slot = None;
-        let fresh = Arc::new(self.authorize().await?);
-        *slot = Some(fresh.clone());
-        Ok(fresh)
-    }
-
-    /// `b2_authorize_account`, with the retry rules; the session remembers whether it
-    /// holds a valid authorization, so one whose key was refused is not kept.
-    async fn authorize(&self) -> Result<Authorization> {
-        let got = self.authorize_now().await;
-        self.session
-            .authorized
-            .store(got.is_ok(), Ordering::Relaxed);
-        got
-    }
-
-    async fn authorize_now(&self) -> Result<Authorization> {
-        let url = format!(
-            "{}/b2api/{API_VERSION}/b2_authorize_account",
-            self.session.api_url
-        );
-        let call = "b2_authorize_account";
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut req = self.http().get(&url).basic_auth(
-                &self.session.account_id,
-                Some(self.session.application_key.expose()),
-            );
-            if let Some(mode) = &self.session.test_mode {
-                req = req.header("X-Bz-Test-Mode", mode);
-            }
-            let timeout = self.session.timeout;
-            let exchanged = self
-                .op
-                .or_cancel(async {
-                    Ok(exchange_json::<AuthorizeResponse>(call, req, timeout, &self.op).await)
-                })
-                .await?;
-            let failed = match exchanged {
-                Ok(body) => return Ok(self.authorization_from(body)),
-                Err(f) => f,
-            };
-            // The table tells a refused key at authorization as such (never Reauthorize).
-            let retry_after = match failed.failure {
-                Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
-                    retry_after
-                }
-                Failure::Reauthorize | Failure::Fatal => return Err(failed.error),
-            };
-            match self.calls.delay(attempt, started.elapsed(), retry_after) {
-                Some(wait) => self.sleep(call, wait).await?,
-                None => return Err(failed.error),
-            }
-        }
-    }
-
-    fn authorization_from(&self, body: AuthorizeResponse) -> Authorization {
-        let api = body.api_info.storage_api;
-        Authorization {
-            token: body.authorization_token,
-            api_url: api.api_url.trim_end_matches('/').to_string(),
-            download_url: api.download_url.trim_end_matches('/').to_string(),
-            account_id: body.account_id,
-            recommended_part_size: api.recommended_part_size,
-            min_part_size: api.absolute_minimum_part_size,
-            allowed: api.allowed,
-            obtained: Instant::now(),
-            generation: self.session.generations.fetch_add(1, Ordering::Relaxed),
-        }
-    }
-
-    pub async fn sleep(&self, call: &str, wait: Duration) -> Result<()> {
-        self.op.log(
-            LogLevel::Debug,
-            format!(
-                "{call}: waiting {} ms before trying again",
-                wait.as_millis()
-            ),
-        );
-        self.op
-            .or_cancel(async {
-                tokio::time::sleep(wait).await;
-                Ok(())
-            })
-            .await
-    }
-
-    /// Runs `attempt` under the retry rules of `policy`: re-authorizes on an expired token
-    /// (up to `MAX_REAUTHORIZATIONS` times: B2 may expire a fresh token too), backs off on
-    /// transient failures, gives up on the rest.
-    pub async fn with_retries<T, F, Fut>(
-        &self,
-        call: &str,
-        policy: &RetryPolicy,
-        mut attempt: F,
-    ) -> Result<T>
-    where
-        F: FnMut(Arc<Authorization>) -> Fut,
-        Fut: Future<Output = std::result::Result<T, Failed>>,
-    {
-        let started = Instant::now();
-        let mut reauthorizations = 0;
-        let mut tries = 0;
-        let mut auth = self.authorization().await?;
-        loop {
-            tries += 1;
-            let failed = match self
-                .op
-                .or_cancel(async { Ok(attempt(auth.clone()).await) })
-                .await?
-            {
-                Ok(v) => return Ok(v),
-                Err(f) => f,
-            };
-            match failed.failure {
-                Failure::Fatal => return Err(failed.error),
-                // A fresh token refused as bad (not expired) gets one renewal only.
-                Failure::Reauthorize
-                    if reauthorizations
-                        < if matches!(failed.error, Error::Auth(_)) {
-                            1
-                        } else {
-                            MAX_REAUTHORIZATIONS
-                        } =>
-                {
-                    reauthorizations += 1;
-                    auth = self.reauthorize(&auth).await?;
-                    continue;
-                }
-                Failure::Reauthorize => return Err(failed.error),
-                Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
-                    self.op
-                        .log(LogLevel::Warn, format!("{}; retrying", failed.error));
-                    match policy.delay(tries, started.elapsed(), retry_after) {
-                        Some(wait) => self.sleep(call, wait).await?,
-                        None => return Err(failed.error),
-                    }
-                    // A long back-off may outlive the token.
-                    auth = self.authorization().await?;
-                }
-            }
-        }
-    }
-
-    /// A JSON API call, `POST {apiUrl}/b2api/v4/{call}`.
-    pub async fn call<Req, Resp>(&self, call: &'static str, body: &Req) -> Result<Resp>
-    where
-        Req: Serialize + ?Sized,
-        Resp: DeserializeOwned,
-    {
-        let payload = serde_json::to_vec(body)
-            .map_err(|e| Error::Internal(format!("could not encode {call}: {e}")))?;
-        self.with_retries(call, &self.calls.clone(), |auth| {
-            let req = self
-                .decorate(
-                    self.http()
-                        .post(format!("{}/b2api/{API_VERSION}/{call}", auth.api_url)),
-                    &auth.token,
-                )
-                .header("Content-Type", "application/json")
-                .body(payload.clone());
-            exchange_json(call, req, self.session.timeout, &self.op)
-        })
-        .await
-    }
-
-    /// The bucket's id (and, when the key may list buckets, its type and lifecycle rules),
-    /// looked up once per session: ids do not change.
-    pub async fn bucket(&self, name: &str) -> Result<BucketInfo> {
-        if let Some(b) = self
-            .session
-            .buckets
-            .lock()
-            .ok()
-            .and_then(|m| m.get(name).cloned())
-        {
-            return Ok(b);
-        }
-        self.bucket_now(name).await
-    }
-
-    /// The bucket as B2 has it now, for checks of its type and lifecycle rules.
-    pub async fn bucket_now(&self, name: &str) -> Result<BucketInfo> {
-        let auth = self.authorization().await?;
-        let restricted_id = auth.allowed.buckets.as_ref().and_then(|list| {
-            list.iter()
-                .find(|b| b.name.as_deref() == Some(name))
-                .map(|b| b.id.clone())
-        });
-        if let Some(list) = &auth.allowed.buckets {
-            if restricted_id.is_none() {
-                let names: Vec<&str> = list.iter().filter_map(|b| b.name.as_deref()).collect();
-                return Err(Error::Permission(format!(
-                    "the application key is restricted to bucket(s) {} and may not use bucket \"{name}\": use a key for this bucket",
-                    names.join(", ")
-                )));
-            }
-        }
-        let info = if auth.has_capability("listBuckets") {
-            let found = self
-                .list_buckets(&ListBuckets {
-                    account_id: &auth.account_id,
-                    bucket_name: name,
-                })
-                .await?;
-            let bucket = found
-                .buckets
-                .into_iter()
-                .find(|b| b.bucket_name == name)
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "bucket \"{name}\" does not exist in this B2 account: check the bucket name, or create it"
-                    ))
-                })?;
-            BucketInfo {
-                id: bucket.bucket_id.clone(),
-                name: name.to_string(),
-                details: Some(bucket),
-            }
-        } else if let Some(id) = restricted_id {
-            BucketInfo {
-                id,
-                name: name.to_string(),
-                details: None,
-            }
-        } else {
-            return Err(Error::Permission(format!(
-                "the application key may not list buckets, so bucket \"{name}\" cannot be found: give the key the listBuckets capability or restrict it to this bucket"
-            )));
-        };
-        if let Ok(mut m) = self.session.buckets.lock() {
-            m.insert(name.to_string(), info.clone());
-        }
-        Ok(info)
-    }
-
-    /// An upload URL nobody else is using: a pooled one, or a new one from B2.
-    pub async fn take_upload_target(&self, bucket_id: &str) -> Result<UploadTarget> {
-        let pooled = self
-            .session
-            .upload_targets
-            .lock()
-            .ok()
-            .and_then(|mut m| m.get_mut(bucket_id).and_then(take_fresh));
-        if let Some(t) = pooled {
-            return Ok(t);
-        }
-        let got = self.get_upload_url(&GetUploadUrl { bucket_id }).await?;
-        Ok(UploadTarget::new(got))
-    }
-
-    /// Gives back an upload URL whose last upload succeeded, for the next upload.
-    pub fn return_upload_target(&self, bucket_id: &str, target: UploadTarget) {
-        if let Ok(mut m) = self.session.upload_targets.lock() {
-            let pool = m.entry(bucket_id.to_string()).or_default();
-            if pool.len() < 64 {
-                pool.push(target);
-            }
-        }
-    }
-}
-
-/// One request whose answer is JSON, bounded by `timeout` in all (API answers are small).
-/// Counted in `op`'s transactions unless it never reached B2.
-pub async fn exchange_json<T: DeserializeOwned>(
-    call: &str,
-    req: reqwest::RequestBuilder,
-    timeout: Duration,
-    op: &Operation,
-) -> std::result::Result<T, Failed> {
-    let counted = AtomicBool::new(false);
-    let count = || {
-        if !counted.swap(true, Ordering::Relaxed) {
-            op.count_call(call);
-        }
-    };
-    let exchange = async {
-        let sent = req.send().await;
-        if sent.as_ref().map_or_else(|e| !e.is_connect(), |_| true) {
-            count();
-        }
-        match sent {
-            Ok(resp) if resp.status().is_success() => {
-                read_json(call, resp).await.map_err(|e| match e {
-                    // A success whose body was cut off: the call may simply be made again.
-                    Error::Network(_) => Failed {
-                        failure: Failure::Transient { retry_after: None },
-                        error: e,
-                    },
-                    other => Failed::fatal(other),
-                })
-            }
-            Ok(resp) => Err(failure_from_response(call, resp).await),
-            Err(e) => Err(network_failure(call, &e)),
-        }
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result,
-        Err(_) => {
-            // Perhaps still connecting, perhaps received: B2 may bill it.
-            count();
-            Err(timed_out(call, timeout))
-        }
-    }
-}
-
-pub fn timed_out(call: &str, timeout: Duration) -> Failed {
-    let message = format!(
-        "{call} made no progress for {} s; B2 or the network stalled",
-        timeout.as_secs()
-    );
-    Failed::from(B2Failure::unanswered(call, message, true))
-}
-
-pub async fn read_json<T: DeserializeOwned>(call: &str, resp: reqwest::Response) -> Result<T> {
-    let bytes = resp.bytes().await.map_err(|e| {
-        Error::Network(format!(
-            "the answer of B2 to {call} was cut off: {}",
-            error_chain(&e)
-        ))
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
-        message: format!("B2 answered {call} with JSON this library does not understand: {e}"),
-        retryable: false,
-    })
-}
-
-/// Reads B2's `{status, code, message}` error answer; the table decides what it means.
-pub async fn failure_from_response(call: &str, resp: reqwest::Response) -> Failed {
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("Retry-After")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = resp.bytes().await.unwrap_or_default();
-    Failed::from(B2Failure::answered(
-        call,
-        status,
-        &body,
-        retry_after.as_deref(),
-    ))
-}
-
-pub fn network_failure(call: &str, e: &reqwest::Error) -> Failed {
-    let message = format!(
-        "could not reach B2 for {call}: {}; check the server's network connection and the api_url",
-        error_chain(e)
-    );
-    // A refused connect never reached B2; anything later may have.
-    Failed::from(B2Failure::unanswered(call, message, !e.is_connect()))
-}
-
-/// An error with its causes, which carry the useful part (refused, reset, timed out).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::client::{B2Client, Failed, API_VERSION};
+use super::http::exchange_json;
 use super::retry::Failure;
-use super::session::{exchange_json, B2Client, Failed, API_VERSION};
 use crate::error::{Error, Result};
 
 /// What a call came to, and whether some attempt of it went unanswered (so B2 may have

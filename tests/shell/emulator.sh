@@ -1,8 +1,9 @@
-# Sourced by the shell tests that need a B2 server of their own (install.sh, cpanel.sh):
+# Sourced by the shell tests that need a B2 server of their own (run.sh, install.sh, cpanel.sh):
 # a b2-emulator on a free port with a temporary data directory, stopped on exit.
 #
 #   source tests/shell/emulator.sh
-#   start_emulator            # sets URL, EMU_PID, TMP (removed on exit unless KEEP_TMP=1)
+#   start_emulator [ARGS...]  # sets URL, EMU_PID, TMP (removed on exit unless KEEP_TMP=1);
+#                             # ARGS go to the emulator (more buckets, more keys)
 #   emu GET counts            # the control API; prints the answer
 #   pass / fail MESSAGE, and finish (prints "N passed, M failed", exits 1 on a failure)
 
@@ -48,7 +49,7 @@ start_emulator() {
     fi
     "$EMULATOR" --listen 127.0.0.1:0 --data-dir "$TMP/emulator-data" \
         --account-id "$ACCOUNT_ID" --application-key "$APP_KEY" --bucket "$BUCKET" \
-        --min-part-size 1000000 --recommended-part-size 5000000 \
+        --min-part-size 1000000 --recommended-part-size 5000000 "$@" \
         >"$TMP/emulator.out" 2>"$TMP/emulator.err" &
     EMU_PID=$!
     for _ in $(seq 1 100); do

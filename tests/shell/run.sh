@@ -43,35 +43,9 @@ fi
 LIB=$(cd "$(dirname "$LIB")" && pwd)/$(basename "$LIB")
 export B2DEST_LIB=$LIB
 
-ACCOUNT_ID=emu-account
-APP_KEY=emu-application-key
-BUCKET=b2dest-test
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/b2dest-shell.XXXXXX")
-EMU_PID=
+# shellcheck source=emulator.sh
+source "$ROOT/tests/shell/emulator.sh"
 
-cleanup() {
-    local rc=$?
-    if [[ -n $EMU_PID ]] && kill -0 "$EMU_PID" 2>/dev/null; then
-        kill "$EMU_PID" 2>/dev/null || true
-        wait "$EMU_PID" 2>/dev/null || true
-    fi
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then
-        echo "run.sh: kept $TMP" >&2
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# ------------------------------------------------------------------------------------
-# Results
-
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
 # A check that cannot run: a failure in CI (CI=true), where everything must be there.
 unavailable() {
     if [[ ${CI:-} == true ]]; then fail "$* (CI=true: every check must run)"; else echo "skip $*"; fi
@@ -140,48 +114,15 @@ with open(sys.argv[1], "w") as f:
 ' "$1" "$BASE_CONFIG" "$overrides"
 }
 
-# emu METHOD PATH [JSON]: a call to the emulator's control API; prints the answer.
-emu() {
-    python3 -c '
-import sys, urllib.request
-data = sys.argv[3].encode() if sys.argv[3] else None
-req = urllib.request.Request(sys.argv[1] + sys.argv[2], data=data, method=sys.argv[4])
-req.add_header("Content-Type", "application/json")
-print(urllib.request.urlopen(req, timeout=10).read().decode())
-' "$URL" "/__emulator/$2" "${3:-}" "$1"
-}
-
 sha1() { sha1sum "$1" | cut -d' ' -f1; }
 
 # ------------------------------------------------------------------------------------
 # The emulator: a temporary data directory, 1 MB parts allowed, and extra keys:
 # one without writeFiles, one restricted to names under "allowed/".
 
-"$EMULATOR" --listen 127.0.0.1:0 --data-dir "$TMP/emulator-data" \
-    --account-id "$ACCOUNT_ID" --application-key "$APP_KEY" \
-    --bucket "$BUCKET" --bucket b2dest-other \
-    --min-part-size 1000000 --recommended-part-size 5000000 \
+start_emulator --bucket b2dest-other \
     --key "readonly-key:readonly-secret:listBuckets,listFiles,readFiles:$BUCKET" \
-    --key "prefix-key:prefix-secret:listBuckets,listFiles,readFiles,writeFiles,deleteFiles:$BUCKET:allowed/" \
-    >"$TMP/emulator.out" 2>"$TMP/emulator.err" &
-EMU_PID=$!
-
-URL=
-for _ in $(seq 1 100); do
-    if [[ -s $TMP/emulator.out ]]; then
-        URL=$(sed -n '1s/^B2_EMULATOR_URL=//p' "$TMP/emulator.out")
-        [[ -n $URL ]] && break
-    fi
-    if ! kill -0 "$EMU_PID" 2>/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
-if [[ -z $URL ]]; then
-    echo "run.sh: the emulator did not start; its output:" >&2
-    cat "$TMP/emulator.out" "$TMP/emulator.err" >&2 || true
-    exit 2
-fi
+    --key "prefix-key:prefix-secret:listBuckets,listFiles,readFiles,writeFiles,deleteFiles:$BUCKET:allowed/"
 echo "emulator at $URL (pid $EMU_PID), data in $TMP/emulator-data"
 
 BASE_CONFIG=$(python3 -c '
@@ -487,6 +428,4 @@ else
 fi
 
 # ------------------------------------------------------------------------------------
-echo
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+finish

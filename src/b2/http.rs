@@ -1,0 +1,118 @@
+//! One HTTP exchange with B2 and the reading of its answers: success bodies as JSON, error
+//! answers and network failures as a `B2Failure` for the table in retry.rs to decide.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::client::Failed;
+use super::retry::{B2Failure, Failure};
+use crate::error::{Error, Result};
+use crate::operation::Operation;
+
+/// One request whose answer is JSON, bounded by `timeout` in all (API answers are small).
+/// Counted in `op`'s transactions unless it never reached B2.
+pub async fn exchange_json<T: DeserializeOwned>(
+    call: &str,
+    req: reqwest::RequestBuilder,
+    timeout: Duration,
+    op: &Operation,
+) -> std::result::Result<T, Failed> {
+    let counted = AtomicBool::new(false);
+    let count = || {
+        if !counted.swap(true, Ordering::Relaxed) {
+            op.count_call(call);
+        }
+    };
+    let exchange = async {
+        let sent = req.send().await;
+        if sent.as_ref().map_or_else(|e| !e.is_connect(), |_| true) {
+            count();
+        }
+        match sent {
+            Ok(resp) if resp.status().is_success() => {
+                read_json(call, resp).await.map_err(|e| match e {
+                    // A success whose body was cut off: the call may simply be made again.
+                    Error::Network(_) => Failed {
+                        failure: Failure::Transient { retry_after: None },
+                        error: e,
+                    },
+                    other => Failed::fatal(other),
+                })
+            }
+            Ok(resp) => Err(failure_from_response(call, resp).await),
+            Err(e) => Err(network_failure(call, &e)),
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => {
+            // Perhaps still connecting, perhaps received: B2 may bill it.
+            count();
+            Err(timed_out(call, timeout))
+        }
+    }
+}
+
+pub fn timed_out(call: &str, timeout: Duration) -> Failed {
+    let message = format!(
+        "{call} made no progress for {} s; B2 or the network stalled",
+        timeout.as_secs()
+    );
+    Failed::from(B2Failure::unanswered(call, message, true))
+}
+
+pub async fn read_json<T: DeserializeOwned>(call: &str, resp: reqwest::Response) -> Result<T> {
+    let bytes = resp.bytes().await.map_err(|e| {
+        Error::Network(format!(
+            "the answer of B2 to {call} was cut off: {}",
+            error_chain(&e)
+        ))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
+        message: format!("B2 answered {call} with JSON this library does not understand: {e}"),
+        retryable: false,
+    })
+}
+
+/// Reads B2's `{status, code, message}` error answer; the table decides what it means.
+pub async fn failure_from_response(call: &str, resp: reqwest::Response) -> Failed {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = resp.bytes().await.unwrap_or_default();
+    Failed::from(B2Failure::answered(
+        call,
+        status,
+        &body,
+        retry_after.as_deref(),
+    ))
+}
+
+pub fn network_failure(call: &str, e: &reqwest::Error) -> Failed {
+    let message = format!(
+        "could not reach B2 for {call}: {}; check the server's network connection and the api_url",
+        error_chain(e)
+    );
+    // A refused connect never reached B2; anything later may have.
+    Failed::from(B2Failure::unanswered(call, message, !e.is_connect()))
+}
+
+/// An error with its causes, which carry the useful part (refused, reset, timed out).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,474 @@
+//! A file sent as B2 parts: started (or resumed from the parts of an unfinished file of the
+//! same content), its parts sent several at a time, finished, and cancelled when it fails
+//! for good.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::Deserialize;
+
+use super::unfinished::{
+    cancel_large_file, is_abandoned, is_live, is_ours, past_window, same_content, utc_time,
+    LIVE_WITHIN,
+};
+use super::{now_ms, UploadJob, UploadedFile, CONTENT_TYPE};
+use crate::b2::api::{Action, FileVersion, Part};
+use crate::b2::calls::{
+    FinishLargeFile, GetFileInfo, GetUploadPartUrl, StartLargeFile, UploadPart,
+};
+use crate::b2::client::Failed;
+use crate::b2::list;
+use crate::b2::session::{take_fresh, UploadTarget};
+use crate::error::{Error, Result};
+use crate::local::file::hex;
+use crate::operation::LogLevel;
+
+/// A file sent as B2 parts.
+pub(super) struct LargeFileUpload<'a, 'b> {
+    job: &'a UploadJob<'b>,
+    part_size: u64,
+    part_targets: Mutex<Vec<UploadTarget>>,
+    /// Parts of the file on B2 now: kept by a resume or sent by this upload.
+    stored_parts: AtomicU64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadedPart {
+    part_number: u32,
+}
+
+impl<'a, 'b> LargeFileUpload<'a, 'b> {
+    pub(super) fn new(job: &'a UploadJob<'b>, part_size: u64) -> Self {
+        LargeFileUpload {
+            job,
+            part_size,
+            part_targets: Mutex::new(Vec::new()),
+            stored_parts: AtomicU64::new(0),
+        }
+    }
+
+    fn part_count(&self) -> u32 {
+        self.job.file.size().div_ceil(self.part_size) as u32
+    }
+
+    fn part_range(&self, number: u32) -> (u64, u64) {
+        let offset = (number as u64 - 1) * self.part_size;
+        (offset, self.part_size.min(self.job.file.size() - offset))
+    }
+
+    pub(super) async fn run(&self) -> Result<UploadedFile> {
+        let job = self.job;
+        let client = job.client;
+        client.op.log(
+            LogLevel::Info,
+            format!(
+                "hashing {} for its whole-file SHA1",
+                job.file.path.display()
+            ),
+        );
+        let whole = hex(&job.file.sha1(client.op.clone()).await?);
+        let mut info = BTreeMap::new();
+        info.insert("large_file_sha1".to_string(), whole.clone());
+        info.insert(
+            "src_last_modified_millis".to_string(),
+            job.file.identity.modified_millis().to_string(),
+        );
+        info.insert("b2dest_part_size".to_string(), self.part_size.to_string());
+
+        let (file, kept) = match self.find_resumable(&info).await? {
+            Some(found) => found,
+            None => (self.start(&info).await?, BTreeMap::new()),
+        };
+        self.stored_parts
+            .fetch_add(kept.len() as u64, Ordering::Relaxed);
+        match self.send_and_finish(file.id(), kept).await {
+            Ok(mut done) => {
+                done.sha1 = whole;
+                Ok(done)
+            }
+            // B2 busy, the network, a timeout: the host's next try resumes from the parts.
+            Err(e) if e.retryable() => Err(self.kept_for_resume(e, &file)),
+            Err(e) => {
+                // B2 refusing a part or the finish may mean another upload of this same
+                // content (resuming the same file) finished it first.
+                if matches!(
+                    e,
+                    Error::Remote {
+                        retryable: false,
+                        ..
+                    } | Error::NotFound(_)
+                ) {
+                    if let Some(done) = self.finished_elsewhere(file.id(), &whole).await {
+                        return Ok(done);
+                    }
+                }
+                self.cancel(file.id()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The file as another upload of the same content finished it, if it did.
+    async fn finished_elsewhere(&self, file_id: &str, whole: &str) -> Option<UploadedFile> {
+        let job = self.job;
+        let info = job
+            .client
+            .detached()
+            .get_file_info(&GetFileInfo { file_id })
+            .await
+            .ok()?;
+        let same = info.action == Action::Upload
+            && info.content_length == job.file.size()
+            && info.whole_sha1().as_deref() == Some(whole);
+        if !same || job.file.check_unchanged().is_err() {
+            return None;
+        }
+        job.client.op.log(
+            LogLevel::Info,
+            format!(
+                "another upload of the same content finished {} first",
+                job.object_name
+            ),
+        );
+        Some(UploadedFile {
+            object_name: job.object_name.to_string(),
+            size: job.file.size(),
+            sha1: whole.to_string(),
+            file_id: info.id().to_string(),
+            resumed_bytes: 0,
+        })
+    }
+
+    /// Starts the large file. Not cut short by a cancel: without its answer, the file id
+    /// needed to cancel the started file would be lost and its parts left behind. After a
+    /// lost answer, the file B2 started for this upload is adopted rather than a second one
+    /// started (no resumable file of this content existed before the start).
+    async fn start(&self, info: &BTreeMap<String, String>) -> Result<FileVersion> {
+        let job = self.job;
+        let client = job.client.detached();
+        let body = StartLargeFile {
+            bucket_id: job.bucket_id,
+            file_name: job.object_name,
+            content_type: CONTENT_TYPE,
+            file_info: info,
+        };
+        let client_ref = &client;
+        client.start_large_file(&body, || async move {
+            let found = list::unfinished_large_files(client_ref, job.bucket_id, job.object_name)
+                .await?
+                .into_iter()
+                .find(|f| same_content(f, info));
+            if found.is_some() {
+                job.client.op.log(
+                    LogLevel::Info,
+                    format!(
+                        "the answer to starting {} was lost; B2 had started it, going on with that file",
+                        job.object_name
+                    ),
+                );
+            }
+            Ok(found)
+        })
+        .await
+        .result
+    }
+
+    /// The failure of an upload whose parts stay on B2, saying so and for how long.
+    fn kept_for_resume(&self, e: Error, file: &FileVersion) -> Error {
+        let client = self.job.client;
+        let window = self.job.resume_window;
+        let parts = self.stored_parts.load(Ordering::Relaxed);
+        let until = if window.is_zero() {
+            "the next usage or delete of this destination, or an upload of another file to this path, may cancel them from now on".to_string()
+        } else {
+            format!(
+                "if no upload of it comes, they are cancelled after {} (the resume window, {} h from the upload's start) by the next upload, usage or delete that sees them",
+                utc_time(file.upload_timestamp + window.as_millis() as u64),
+                window.as_secs() / 3600
+            )
+        };
+        let note = format!(
+            "the {parts} part(s) already on B2 were kept: the next upload of this same unchanged file resumes from them and sends only the rest; {until}"
+        );
+        client
+            .op
+            .log(LogLevel::Warn, format!("{}: {note}", self.job.object_name));
+        match e {
+            Error::Network(m) => Error::Network(format!("{m}; {note}")),
+            Error::Remote { message, retryable } => Error::Remote {
+                message: format!("{message}; {note}"),
+                retryable,
+            },
+            other => other,
+        }
+    }
+
+    /// An unfinished large file of this name started from this same content, and the parts
+    /// of it that match the local file. Other unfinished files of the name cannot be
+    /// resumed by this upload: they are cancelled, so they stop costing storage, unless
+    /// another upload is still sending them parts (then this one goes up as a file of its
+    /// own; B2 keeps several unfinished files of one name).
+    async fn find_resumable(
+        &self,
+        info: &BTreeMap<String, String>,
+    ) -> Result<Option<(FileVersion, BTreeMap<u32, String>)>> {
+        let job = self.job;
+        let client = job.client;
+        let mut chosen = None;
+        // The lookup covers the file's remote directory, so that files abandoned there
+        // past the resume window go too.
+        let dir = match job.object_name.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/"),
+            None => String::new(),
+        };
+        let now = now_ms();
+        let unfinished = match list::unfinished_under(client, job.bucket_id, &dir).await {
+            // A key restricted to a name prefix that is not a directory may list only the name.
+            Err(Error::Permission(_)) => {
+                list::unfinished_large_files(client, job.bucket_id, job.object_name).await?
+            }
+            other => other?,
+        };
+        for candidate in unfinished {
+            if candidate.file_name != job.object_name {
+                if is_ours(&candidate) && past_window(&candidate, job.resume_window, now) {
+                    let parts = list::parts(client, candidate.id()).await?;
+                    if is_abandoned(&candidate, &parts, job.resume_window, now) {
+                        self.cancel_abandoned(&candidate).await;
+                    }
+                }
+                continue;
+            }
+            if same_content(&candidate, info) && chosen.is_none() {
+                chosen = Some(candidate);
+                continue;
+            }
+            let parts = list::parts(client, candidate.id()).await?;
+            if is_live(&candidate, &parts, now) {
+                client.op.log(
+                    LogLevel::Info,
+                    format!(
+                        "another upload of {} is under way (B2 saw it within the last {} minutes); leaving it alone and uploading this one as a large file of its own",
+                        job.object_name,
+                        LIVE_WITHIN.as_secs() / 60
+                    ),
+                );
+                continue;
+            }
+            client.op.log(
+                LogLevel::Info,
+                format!(
+                    "cancelling an unfinished upload of {} that no upload can resume",
+                    job.object_name
+                ),
+            );
+            self.cancel(candidate.id()).await;
+        }
+        let Some(candidate) = chosen else {
+            return Ok(None);
+        };
+        let mut kept = BTreeMap::new();
+        for part in list::parts(client, candidate.id()).await? {
+            if part.part_number == 0 || part.part_number > self.part_count() {
+                continue;
+            }
+            let (offset, len) = self.part_range(part.part_number);
+            if part.content_length == len && self.local_part_matches(&part, offset, len).await? {
+                client.op.add_done(len);
+                kept.insert(part.part_number, part.content_sha1.to_ascii_lowercase());
+            }
+        }
+        client.op.log(
+            LogLevel::Info,
+            format!(
+                "resuming {}: {} of {} parts already on B2",
+                job.object_name,
+                kept.len(),
+                self.part_count()
+            ),
+        );
+        Ok(Some((candidate, kept)))
+    }
+
+    async fn local_part_matches(&self, part: &Part, offset: u64, len: u64) -> Result<bool> {
+        let local = hex(&self
+            .job
+            .file
+            .range_sha1(offset, len, self.job.client.op.clone())
+            .await?);
+        Ok(local.eq_ignore_ascii_case(&part.content_sha1))
+    }
+
+    async fn send_and_finish(
+        &self,
+        file_id: &str,
+        mut sha1s: BTreeMap<u32, String>,
+    ) -> Result<UploadedFile> {
+        let job = self.job;
+        let client = job.client;
+        let missing: Vec<u32> = (1..=self.part_count())
+            .filter(|n| !sha1s.contains_key(n))
+            .collect();
+        let resumed_bytes: u64 = sha1s.keys().map(|n| self.part_range(*n).1).sum();
+        let sent: Vec<(u32, String)> =
+            stream::iter(missing.into_iter().map(|n| self.send_part(file_id, n)))
+                .buffer_unordered(job.concurrency.max(1))
+                .try_collect()
+                .await?;
+        sha1s.extend(sent);
+        job.file.check_unchanged()?;
+        let body = FinishLargeFile {
+            file_id,
+            part_sha1_array: sha1s.values().map(String::as_str).collect(),
+        };
+        client.op.check_cancelled()?;
+        // Not cut short either: a finish B2 completed must be reported as done. After a
+        // lost answer, B2 is asked whether the file is finished before finishing it again.
+        let detached = client.detached();
+        let detached_ref = &detached;
+        let finished: Result<FileVersion> = detached
+            .finish_large_file(&body, || async move {
+                match detached_ref.get_file_info(&GetFileInfo { file_id }).await {
+                    Ok(v) if v.action == Action::Upload => Ok(Some(v)),
+                    Ok(_) | Err(Error::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .result;
+        let stored = match finished {
+            Ok(v) => v,
+            // A finish retried after a lost answer is refused although the first one
+            // worked: ask B2 what became of the file before calling it a failure.
+            Err(e) => match client
+                .detached()
+                .get_file_info(&GetFileInfo { file_id })
+                .await
+            {
+                Ok(v) if v.action == Action::Upload => v,
+                _ => return Err(e),
+            },
+        };
+        Ok(UploadedFile {
+            object_name: job.object_name.to_string(),
+            size: job.file.size(),
+            sha1: String::new(),
+            file_id: stored.id().to_string(),
+            resumed_bytes,
+        })
+    }
+
+    async fn send_part(&self, file_id: &str, number: u32) -> Result<(u32, String)> {
+        let job = self.job;
+        let client = job.client;
+        let _slot = job.request_slot().await?;
+        let (offset, len) = self.part_range(number);
+        let headers = UploadPart {
+            part_number: number,
+        }
+        .headers();
+        let digest = client
+            .with_retries("b2_upload_part", &client.uploads.clone(), |_auth| {
+                let headers = headers.clone();
+                async move {
+                    let target = self
+                        .take_part_target(file_id)
+                        .await
+                        .map_err(Failed::fatal)?;
+                    let (part, digest) = job
+                        .send_range::<UploadedPart>(
+                            "b2_upload_part",
+                            &target,
+                            offset,
+                            len,
+                            &headers,
+                        )
+                        .await
+                        .map_err(|(failed, _)| failed)?;
+                    if part.part_number != number {
+                        return Err(Failed::fatal(Error::Remote {
+                            message: format!(
+                                "B2 stored part {} when part {number} was sent",
+                                part.part_number
+                            ),
+                            retryable: true,
+                        }));
+                    }
+                    if let Ok(mut pool) = self.part_targets.lock() {
+                        pool.push(target);
+                    }
+                    self.stored_parts.fetch_add(1, Ordering::Relaxed);
+                    Ok(digest)
+                }
+            })
+            .await?;
+        Ok((number, hex(&digest)))
+    }
+
+    /// A part upload URL for this file that no other part is using.
+    async fn take_part_target(&self, file_id: &str) -> Result<UploadTarget> {
+        if let Some(t) = self
+            .part_targets
+            .lock()
+            .ok()
+            .and_then(|mut p| take_fresh(&mut p))
+        {
+            return Ok(t);
+        }
+        let got = self
+            .job
+            .client
+            .get_upload_part_url(&GetUploadPartUrl { file_id })
+            .await?;
+        Ok(UploadTarget::new(got))
+    }
+
+    async fn cancel_abandoned(&self, file: &FileVersion) {
+        let job = self.job;
+        job.client.op.log(
+            LogLevel::Info,
+            format!(
+                "cancelling the unfinished upload of {}: nobody resumed it within the resume window",
+                file.file_name
+            ),
+        );
+        if let Err(e) = cancel_large_file(
+            &job.client.detached(),
+            job.bucket_id,
+            file.id(),
+            &file.file_name,
+        )
+        .await
+        {
+            job.client.op.log(
+                LogLevel::Warn,
+                format!(
+                    "could not cancel the unfinished upload of {}: {e}",
+                    file.file_name
+                ),
+            );
+        }
+    }
+
+    /// Best effort: a cancel that fails (B2 unreachable) leaves the parts for the next
+    /// upload of the same file to resume, or for `dest_usage` or `dest_delete` to remove.
+    async fn cancel(&self, file_id: &str) {
+        let job = self.job;
+        if let Err(e) = cancel_large_file(
+            &job.client.detached(),
+            job.bucket_id,
+            file_id,
+            job.object_name,
+        )
+        .await
+        {
+            job.client.op.log(
+                LogLevel::Warn,
+                format!("could not cancel the unfinished upload of {}: {e}; the next upload of this file resumes it, or a usage or delete after the resume window cancels it", job.object_name),
+            );
+        }
+    }
+}

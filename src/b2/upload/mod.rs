@@ -1,0 +1,214 @@
+//! Uploads: `SimpleUpload` (simple.rs) for files up to the part size, `LargeFileUpload`
+//! (large.rs) for the rest: parts streamed from the file several at a time, resumable,
+//! cancelled when they fail. unfinished.rs judges the unfinished large files B2 holds.
+
+mod large;
+mod simple;
+mod unfinished;
+
+use large::LargeFileUpload;
+use simple::SimpleUpload;
+
+pub use unfinished::{cancel_large_file, is_abandoned, is_live, is_ours, past_window, LIVE_WITHIN};
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use super::api::FileVersion;
+use super::calls::DeleteFileVersion;
+use super::client::{B2Client, Failed};
+use super::http::{failure_from_response, network_failure, read_json, timed_out};
+use super::retry::Failure;
+use super::session::UploadTarget;
+use super::{MAX_PARTS, MAX_PART_SIZE};
+use crate::error::{Error, Result};
+use crate::local::file::{LocalFile, RangeOutcome, RangeStream};
+use crate::operation::LogLevel;
+
+/// B2 file names travel percent-encoded, `/` kept as it is.
+const NAME_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+const CONTENT_TYPE: &str = "application/octet-stream";
+
+pub fn encode_name(name: &str) -> String {
+    utf8_percent_encode(name, NAME_ENCODE).to_string()
+}
+
+/// A file now stored on B2.
+#[derive(Clone, Debug)]
+pub struct UploadedFile {
+    pub object_name: String,
+    pub size: u64,
+    pub sha1: String,
+    pub file_id: String,
+    /// Bytes of parts already on B2 that a resume kept instead of sending again.
+    pub resumed_bytes: u64,
+}
+
+/// Where and how to upload one file.
+pub struct UploadJob<'a> {
+    pub client: &'a B2Client,
+    pub bucket_id: &'a str,
+    pub object_name: &'a str,
+    pub file: &'a LocalFile,
+    /// Request slots shared by the whole operation, so that a directory of large files
+    /// still keeps only `concurrency` requests in flight.
+    pub slots: &'a Arc<Semaphore>,
+    pub concurrency: usize,
+    pub part_size: u64,
+    /// How long the parts of a failed large upload are kept for a resume.
+    pub resume_window: std::time::Duration,
+}
+
+/// The part size to use for a file of `len` bytes: the configured one, grown so the file
+/// fits in B2's 10,000 parts.
+pub fn part_size_for(len: u64, configured: u64) -> u64 {
+    let needed = len.div_ceil(MAX_PARTS);
+    configured.max(needed).min(MAX_PART_SIZE)
+}
+
+impl UploadJob<'_> {
+    pub async fn run(&self) -> Result<UploadedFile> {
+        let part_size = part_size_for(self.file.size(), self.part_size);
+        if self.file.size() <= part_size {
+            SimpleUpload { job: self }.run().await
+        } else {
+            LargeFileUpload::new(self, part_size).run().await
+        }
+    }
+
+    /// One of the operation's `concurrency` request slots, held while a request runs.
+    async fn request_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("the request slots were closed".into()))
+    }
+
+    /// One streamed POST of a range of the file to an upload URL; B2's answer is parsed as `T`.
+    /// A failure after the whole body went out with no answer back (B2 may have stored it)
+    /// comes with the SHA1 of what was sent.
+    async fn send_range<T: for<'de> Deserialize<'de>>(
+        &self,
+        call: &'static str,
+        target: &UploadTarget,
+        offset: u64,
+        len: u64,
+        headers: &[(String, String)],
+    ) -> std::result::Result<(T, [u8; 20]), (Failed, Option<[u8; 20]>)> {
+        let mut stream: RangeStream = self.file.stream_range(offset, len, self.client.op.clone());
+        let read = stream.read.clone();
+        let mut req = self
+            .client
+            .decorate(self.client.http().post(&target.url), &target.token)
+            .header("Content-Type", CONTENT_TYPE)
+            .header("Content-Length", stream.content_length)
+            .header("X-Bz-Content-Sha1", "hex_digits_at_end");
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let body = stream.body.take().expect("body taken once");
+        let timeout = self.client.session.timeout;
+        let sent = tokio::select! {
+            sent = req.body(body).send() => Some(sent),
+            _ = stalled(&read, timeout) => None,
+        };
+        // Every attempt B2 may have received is billed; a refused connect is not.
+        if !matches!(&sent, Some(Err(e)) if e.is_connect()) {
+            self.client.op.count_call(call);
+        }
+        let answer = match sent {
+            Some(Ok(resp)) if resp.status().is_success() => {
+                read_json::<T>(call, resp).await.map_err(Failed::fatal)
+            }
+            Some(Ok(resp)) => Err(failure_from_response(call, resp).await),
+            Some(Err(e)) => Err(network_failure(call, &e)),
+            None => Err(timed_out(call, timeout)),
+        };
+        // The reader ends as soon as the request stops pulling; bounded all the same.
+        let outcome = tokio::time::timeout(timeout, stream.outcome())
+            .await
+            .unwrap_or(RangeOutcome::Abandoned);
+        let unanswered = match (&answer, &outcome) {
+            (Err(f), RangeOutcome::Read(digest)) if f.unanswered() => Some(*digest),
+            _ => None,
+        };
+        let failed = match (answer, outcome) {
+            (Ok(v), RangeOutcome::Read(digest)) => return Ok((v, digest)),
+            (_, RangeOutcome::LocalFailure(kind)) => {
+                let err = if kind == std::io::ErrorKind::UnexpectedEof {
+                    self.file.changed_error()
+                } else {
+                    Error::LocalIo(format!(
+                        "could not read {}: {kind}",
+                        self.file.path.display()
+                    ))
+                };
+                Failed::fatal(err)
+            }
+            (Ok(_), _) => Failed {
+                failure: Failure::Transient { retry_after: None },
+                error: Error::Network(format!("{call} ended before its body was sent")),
+            },
+            (Err(f), _) => f,
+        };
+        self.client.op.sub_done(read.load(Ordering::Relaxed));
+        // The table tells a refusal of the body's SHA1 as Integrity, to be sent again on a
+        // new URL: right only if the file did not change under us, which is checked here.
+        let failed = match &failed.error {
+            Error::Integrity(_) => match self.file.check_unchanged() {
+                Err(changed) => Failed::fatal(changed),
+                Ok(()) => failed,
+            },
+            _ => failed,
+        };
+        Err((failed, unanswered))
+    }
+}
+
+/// Resolves when nothing moved for `timeout`: no body bytes, or no answer once the whole
+/// body was sent. B2 answers only after the whole body, so a whole-request timeout would
+/// fail every large part on a slow link.
+async fn stalled(read: &std::sync::atomic::AtomicU64, timeout: std::time::Duration) {
+    let mut last = u64::MAX;
+    loop {
+        tokio::time::sleep(timeout).await;
+        let now = read.load(Ordering::Relaxed);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
+/// How far this machine's clock may be ahead of B2's for the checks that compare them.
+const CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn delete_version(client: &B2Client, version: &FileVersion) {
+    let cleanup = client.detached();
+    if let Err(e) = cleanup
+        .delete_file_version(&DeleteFileVersion::of(version))
+        .await
+        .result
+    {
+        client.op.log(
+            LogLevel::Warn,
+            format!("could not remove {}: {e}", version.file_name),
+        );
+    }
+}

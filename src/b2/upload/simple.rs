@@ -1,0 +1,138 @@
+//! A file sent in one `b2_upload_file`, with the check for a version stored by an attempt
+//! whose answer was lost.
+
+use std::sync::Mutex;
+
+use super::{delete_version, now_ms, UploadJob, UploadedFile, CLOCK_SKEW_MS};
+use crate::b2::api::{Action, FileVersion};
+use crate::b2::calls::UploadFile;
+use crate::b2::client::Failed;
+use crate::b2::list::FileLister;
+use crate::b2::retry::Failure;
+use crate::error::{Error, Result};
+use crate::local::file::hex;
+
+/// A file sent in one `b2_upload_file`.
+pub(super) struct SimpleUpload<'a, 'b> {
+    pub(super) job: &'a UploadJob<'b>,
+}
+
+impl SimpleUpload<'_, '_> {
+    pub(super) async fn run(&self) -> Result<UploadedFile> {
+        let job = self.job;
+        let client = job.client;
+        let _slot = job.request_slot().await?;
+        let headers = UploadFile {
+            file_name: job.object_name,
+            src_last_modified_millis: job.file.identity.modified_millis(),
+        }
+        .headers();
+        let len = job.file.size();
+        let began_ms = now_ms();
+        // The SHA1 of a body sent in full whose answer was lost: B2 may hold it already.
+        let unanswered: Mutex<Option<[u8; 20]>> = Mutex::new(None);
+        let unanswered = &unanswered;
+        let attempts = client
+            .with_retries("b2_upload_file", &client.uploads.clone(), |_auth| {
+                let headers = headers.clone();
+                async move {
+                    let lost = unanswered.lock().ok().and_then(|mut d| d.take());
+                    if let Some(digest) = lost {
+                        match self.stored_by_lost_attempt(&digest, began_ms).await {
+                            Ok(Some(stored)) => return Ok((stored, digest)),
+                            Ok(None) => {}
+                            Err(e) if e.retryable() => {
+                                if let Ok(mut slot) = unanswered.lock() {
+                                    *slot = Some(digest);
+                                }
+                                return Err(Failed {
+                                    failure: Failure::Transient { retry_after: None },
+                                    error: e,
+                                });
+                            }
+                            // A key without listFiles cannot look: send it again.
+                            Err(_) => {}
+                        }
+                    }
+                    let target = client
+                        .take_upload_target(job.bucket_id)
+                        .await
+                        .map_err(Failed::fatal)?;
+                    let (stored, digest) = job
+                        .send_range::<FileVersion>("b2_upload_file", &target, 0, len, &headers)
+                        .await
+                        .map_err(|(failed, sent)| {
+                            if let (Some(d), Ok(mut slot)) = (sent, unanswered.lock()) {
+                                *slot = Some(d);
+                            }
+                            failed
+                        })?;
+                    client.return_upload_target(job.bucket_id, target);
+                    Ok((stored, digest))
+                }
+            })
+            .await;
+        let (stored, digest) = match attempts {
+            Ok(done) => done,
+            // The retries ran out on a lost answer: the last attempt may have been stored.
+            Err(e) => {
+                let lost = unanswered.lock().ok().and_then(|mut d| d.take());
+                match lost {
+                    Some(digest) if !matches!(e, Error::Cancelled) => {
+                        match self.stored_by_lost_attempt(&digest, began_ms).await {
+                            Ok(Some(stored)) => (stored, digest),
+                            _ => return Err(e),
+                        }
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        let sha1 = hex(&digest);
+        if stored.whole_sha1().as_deref() != Some(sha1.as_str()) {
+            delete_version(client, &stored).await;
+            return Err(Error::Integrity(format!(
+                "B2 stored {} with a SHA1 other than the one sent; upload it again",
+                job.object_name
+            )));
+        }
+        if let Err(e) = job.file.check_unchanged() {
+            // The bytes B2 has are consistent but the file moved on: do not leave a copy
+            // that matches no state of it.
+            delete_version(client, &stored).await;
+            return Err(e);
+        }
+        Ok(UploadedFile {
+            object_name: job.object_name.to_string(),
+            size: len,
+            sha1,
+            file_id: stored.id().to_string(),
+            resumed_bytes: 0,
+        })
+    }
+
+    /// The version an attempt whose answer was lost stored, if B2 has it: the name's newest
+    /// version, with this upload's SHA1, size and file info, uploaded since it began.
+    async fn stored_by_lost_attempt(
+        &self,
+        digest: &[u8; 20],
+        began_ms: u64,
+    ) -> Result<Option<FileVersion>> {
+        let job = self.job;
+        let name = job.object_name;
+        let mut lister = FileLister::versions(job.bucket_id, name).starting_at(name, 10);
+        let page = lister.next_page(job.client).await?.unwrap_or_default();
+        let newest = page
+            .into_iter()
+            .find(|v| v.file_name == name && v.action != Action::Start);
+        let mtime = job.file.identity.modified_millis().to_string();
+        let sha1 = hex(digest);
+        Ok(newest.filter(|v| {
+            v.action == Action::Upload
+                && v.content_length == job.file.size()
+                && v.whole_sha1().as_deref() == Some(sha1.as_str())
+                && v.file_info.get("src_last_modified_millis") == Some(&mtime)
+                && v.upload_timestamp + CLOCK_SKEW_MS >= began_ms
+        }))
+    }
+}
