@@ -59,7 +59,13 @@ impl SimpleUpload<'_, '_> {
                         .await
                         .map_err(Failed::fatal)?;
                     let (stored, digest) = job
-                        .send_range::<FileVersion>("b2_upload_file", &target, 0, len, &headers)
+                        .send_range::<FileVersion>(
+                            "b2_upload_file",
+                            &target,
+                            (0, len),
+                            None,
+                            &headers,
+                        )
                         .await
                         .map_err(|(failed, sent)| {
                             if let (Some(d), Ok(mut slot)) = (sent, unanswered.lock()) {
