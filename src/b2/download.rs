@@ -357,9 +357,12 @@ impl DownloadJob<'_> {
         let hasher = order.clone();
         let hashing = tokio::task::spawn_blocking(move || hasher.run());
         let (fetched, hashed) = tokio::join!(fetches, hashing);
-        fetched?;
         let hashed =
             hashed.map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))?;
+        // A hash that could not read back stops the fetches: its error is the one to tell.
+        if !matches!(hashed, Err(Stopped::ReadBack(_))) {
+            fetched?;
+        }
         match hashed {
             Ok((digest, stats)) => {
                 self.client.op.log(

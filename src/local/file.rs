@@ -18,7 +18,7 @@ use crate::operation::Operation;
 
 /// Bytes read per system call and sent per body chunk.
 const CHUNK: usize = 1 << 20;
-/// Bytes read per system call by the whole-file hash pass.
+/// Bytes read per system call when a range is hashed again.
 const HASH_CHUNK: usize = 4 << 20;
 /// Chunks in flight between the two hashing threads of the first pass.
 const PASS_BUFFERS: usize = 3;
@@ -172,13 +172,6 @@ impl LocalFile {
         ))
     }
 
-    /// One sequential pass over the whole file: its SHA1.
-    pub async fn sha1(&self, op: Arc<Operation>) -> Result<[u8; 20]> {
-        let hashed = self.hash_range(0, self.size(), Some(op)).await?;
-        self.check_unchanged()?;
-        Ok(hashed)
-    }
-
     /// One sequential pass over the whole file: its SHA1 and the SHA1 of each `part_size`
     /// part, from the same reads. The whole-file hash runs on the reading thread, the
     /// parts' on a second one, each chunk handed over once the first is done with it, so
@@ -255,7 +248,7 @@ impl LocalFile {
         Ok(hashes)
     }
 
-    /// SHA1 of one range, for checking a part already on B2 before a resume keeps it.
+    /// SHA1 of one range, read again: tells a part B2 refused because the file changed.
     pub async fn range_sha1(&self, offset: u64, len: u64, op: Arc<Operation>) -> Result<[u8; 20]> {
         self.hash_range(offset, len, Some(op)).await
     }
