@@ -449,10 +449,12 @@ impl DownloadJob<'_> {
                                 retryable: true,
                             }));
                         }
-                        buf.extend_from_slice(&chunk);
-                        if buf.len() >= WRITE_CHUNK {
+                        // Written before it would outgrow its buffer: a grown buffer is a
+                        // copy and twice the memory, for every chunk.
+                        if buf.len() + chunk.len() > WRITE_CHUNK {
                             self.flush(temp, order, &mut buf, &mut pos, written).await?;
                         }
+                        buf.extend_from_slice(&chunk);
                     }
                     self.flush(temp, order, &mut buf, &mut pos, written).await?;
                     if pos != end {
