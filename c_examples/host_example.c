@@ -45,8 +45,9 @@ static const char *status_name(int32_t status)
         "DEST_ERR_LIMIT",  "DEST_ERR_LOCAL_IO",         "DEST_ERR_NETWORK",
         "DEST_ERR_REMOTE", "DEST_ERR_INTEGRITY",        "DEST_ERR_CANCELLED",
         "DEST_ERR_INTERNAL",
+        [14] = "DEST_ERR_ENCRYPTION_KEY",
     };
-    if (status >= 0 && (size_t)status < sizeof names / sizeof names[0]) {
+    if (status >= 0 && (size_t)status < sizeof names / sizeof names[0] && names[status]) {
         return names[status];
     }
     return "unknown status";

@@ -109,6 +109,11 @@ enum DestStatus
    * A bug in the library (for example a caught panic). Please report it.
    */
   DEST_ERR_INTERNAL = 12,
+  /**
+   * The file is encrypted with SSE-C and the destination has no customer key, or not the
+   * one the file was uploaded with: B2 refused to read it. Nothing was written locally.
+   */
+  DEST_ERR_ENCRYPTION_KEY = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -10,6 +10,9 @@ pub const DEFAULT_API_URL: &str = "https://api.backblazeb2.com";
 const MAX_NAME_CHARS: usize = 40;
 
 pub use crate::b2::settings::ApplicationKey;
+pub use crate::b2::settings::Encryption;
+
+mod encryption;
 
 /// One B2 destination as the host saved it.
 #[derive(Clone, Debug)]
@@ -41,6 +44,11 @@ pub struct DestinationConfig {
     /// the host's next try to resume, from B2's start of the file; 0: not kept past the
     /// next upload, usage or delete that sees them.
     pub resume_window: Duration,
+    /// How new files are encrypted at rest; its `Debug` never shows a customer key.
+    pub encryption: Encryption,
+    /// Bytes a second for uploads and downloads of this destination together; None: no
+    /// limit.
+    pub bandwidth_limit: Option<u64>,
 }
 
 /// The configuration and what the host should hear about it.
@@ -68,6 +76,8 @@ const KNOWN_KEYS: &[&str] = &[
     "retry_initial_delay_ms",
     "test_mode",
     "resume_window_hours",
+    "encryption",
+    "bandwidth_limit_bytes_per_second",
 ];
 
 impl DestinationConfig {
@@ -162,6 +172,14 @@ impl DestinationConfig {
                 .unwrap_or(24),
         );
 
+        let mut encryption_warnings = Vec::new();
+        let encryption = encryption::parse(fields.present("encryption"), &mut encryption_warnings)?;
+        let bandwidth_limit = encryption::bandwidth(fields.optional_uint(
+            "bandwidth_limit_bytes_per_second",
+            0,
+            u64::MAX,
+        )?)?;
+
         let mut warnings: Vec<String> = map
             .keys()
             .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
@@ -172,6 +190,7 @@ impl DestinationConfig {
                 )
             })
             .collect();
+        warnings.extend(encryption_warnings);
         warnings.sort();
 
         Ok(ParsedConfig {
@@ -193,6 +212,8 @@ impl DestinationConfig {
                 retry_initial_delay,
                 test_mode,
                 resume_window,
+                encryption,
+                bandwidth_limit,
             },
             warnings,
         })
@@ -386,6 +407,12 @@ mod tests {
         assert!(!msg.contains("SECRETKEY"), "{msg}");
         let parsed = DestinationConfig::parse(&base().to_string()).unwrap();
         assert!(!format!("{parsed:?}").contains("SECRETKEY"));
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let mut v = base();
+        v["encryption"] = serde_json::json!({"mode": "SSE-C", "customer_key": key});
+        let parsed = DestinationConfig::parse(&v.to_string()).unwrap();
+        assert!(!format!("{parsed:?}").contains(key));
+        assert_eq!(parsed.config.encryption.mode_name(), "SSE-C");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum Error {
     DamagedInTransit(String),
     #[error("internal error: {0}; please report this as a bug")]
     Internal(String),
+    /// B2 refused to read an SSE-C file: no customer key, or another one.
+    #[error("{0}")]
+    EncryptionKey(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -60,6 +63,7 @@ impl Error {
             Error::Cancelled | Error::CancelledPartway(_) => DestStatus::DestErrCancelled,
             Error::DamagedInTransit(_) => DestStatus::DestErrIntegrity,
             Error::Internal(_) => DestStatus::DestErrInternal,
+            Error::EncryptionKey(_) => DestStatus::DestErrEncryptionKey,
         }
     }
 
@@ -95,6 +99,7 @@ impl Error {
                 Error::CancelledPartway(note.to_string())
             }
             Error::Internal(m) => Error::Internal(add(m)),
+            Error::EncryptionKey(m) => Error::EncryptionKey(add(m)),
         }
     }
 

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, Encryption};
 use crate::error::{Error, Result};
 pub use crate::operation::DestLogLevel;
 use crate::operation::LogLevel;
@@ -87,8 +87,9 @@ unsafe fn c_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
     })
 }
 
-/// What an operation ended with, and the key to keep out of its response.
-type Outcome = (Result<Report>, Option<String>);
+/// What an operation ended with, and the secrets to keep out of its response (the
+/// application key, and the SSE-C customer key when there is one).
+type Outcome = (Result<Report>, Vec<String>);
 
 /// Parses the configuration and runs `work` on the runtime, the calling thread waiting.
 fn run_operation<F, Fut>(config_json: &str, observer: &mut dyn Observer, work: F) -> Outcome
@@ -98,9 +99,12 @@ where
 {
     let parsed = match DestinationConfig::parse(config_json) {
         Ok(p) => p,
-        Err(e) => return (Err(e), None),
+        Err(e) => return (Err(e), Vec::new()),
     };
-    let key = parsed.config.application_key.expose().to_string();
+    let mut secrets = vec![parsed.config.application_key.expose().to_string()];
+    if let Encryption::SseC(key) = &parsed.config.encryption {
+        secrets.push(key.expose_base64().to_string());
+    }
     let config = parsed.config;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(
         None::<std::sync::Arc<crate::operation::Operation>>,
@@ -139,7 +143,7 @@ where
         }),
         (outcome, None) => outcome,
     };
-    (outcome, Some(key))
+    (outcome, secrets)
 }
 
 /// The one wrapper of every exported operation.
@@ -151,19 +155,19 @@ unsafe fn boundary(response_json: *mut *mut c_char, call: impl FnOnce() -> Resul
         // SAFETY: the caller gave writable storage; a NULL there is the safe default.
         unsafe { *response_json = std::ptr::null_mut() };
     }
-    let (outcome, secret) = match catch_unwind(AssertUnwindSafe(call)) {
+    let (outcome, secrets) = match catch_unwind(AssertUnwindSafe(call)) {
         Ok(Ok(pair)) => pair,
-        Ok(Err(bad_argument)) => (Err(bad_argument), None),
+        Ok(Err(bad_argument)) => (Err(bad_argument), Vec::new()),
         Err(_) => (
             Err(Error::Internal(
                 "a panic was caught at the C boundary".into(),
             )),
-            None,
+            Vec::new(),
         ),
     };
     let (status, body) = envelope::render(outcome);
     if !response_json.is_null() {
-        let c = envelope::to_c_string(&body, secret.as_deref());
+        let c = envelope::to_c_string(&body, &secrets);
         // SAFETY: checked non-NULL above.
         unsafe { *response_json = c.into_raw() };
     }

@@ -35,6 +35,9 @@ pub enum DestStatus {
     DestErrCancelled = 11,
     /// A bug in the library (for example a caught panic). Please report it.
     DestErrInternal = 12,
+    /// The file is encrypted with SSE-C and the destination has no customer key, or not the
+    /// one the file was uploaded with: B2 refused to read it. Nothing was written locally.
+    DestErrEncryptionKey = 14,
 }
 
 impl DestStatus {
@@ -54,6 +57,7 @@ impl DestStatus {
             DestStatus::DestErrIntegrity => "integrity",
             DestStatus::DestErrCancelled => "cancelled",
             DestStatus::DestErrInternal => "internal",
+            DestStatus::DestErrEncryptionKey => "encryption_key",
         }
     }
 }

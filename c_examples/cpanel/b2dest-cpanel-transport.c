@@ -25,7 +25,7 @@
  * destination). It holds b2dest's configuration without the key (bucket,
  * backup_directory, part size, ...), must be a regular file owned by root or the caller
  * and writable by no one else. Exit status: 0 on success, else the DEST_* status of the
- * library (1..12), 64 usage, 66 configuration file unreadable, 78 configuration unsafe
+ * library (1..14), 64 usage, 66 configuration file unreadable, 78 configuration unsafe
  * or incomplete; the reason is on standard error.
  */
 

@@ -128,6 +128,8 @@ final class B2Dest
     public const ERR_INTEGRITY = 10;
     public const ERR_CANCELLED = 11;
     public const ERR_INTERNAL = 12;
+    /** An SSE-C file and no customer key, or not the one it was uploaded with. */
+    public const ERR_ENCRYPTION_KEY = 14;
     /** Not a library status: the library or PHP's FFI extension could not be loaded. */
     public const UNAVAILABLE = -1;
 
@@ -140,7 +142,7 @@ final class B2Dest
     private const CODE_NAMES = [
         0 => 'ok', 1 => 'invalid_argument', 2 => 'config', 3 => 'auth', 4 => 'permission',
         5 => 'not_found', 6 => 'limit', 7 => 'local_io', 8 => 'network', 9 => 'remote',
-        10 => 'integrity', 11 => 'cancelled', 12 => 'internal',
+        10 => 'integrity', 11 => 'cancelled', 12 => 'internal', 14 => 'encryption_key',
     ];
 
     private static ?FFI $ffi = null;

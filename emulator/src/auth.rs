@@ -30,6 +30,8 @@ pub const MASTER_CAPABILITIES: &[&str] = &[
     "readFiles",
     "writeFiles",
     "deleteFiles",
+    "readBucketEncryption",
+    "writeBucketEncryption",
 ];
 
 /// A key as the server sees it after authorization.

@@ -13,7 +13,7 @@ use crate::error::{B2Error, B2Result};
 use crate::faults::Fault;
 use crate::http::{json_response, ok_json, read_body_limited, Body, MAX_JSON_BODY};
 use crate::state::Shared;
-use crate::store::{Action, StoredVersion, Version};
+use crate::store::{Action, Sse, StoredVersion, Version};
 
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, path: &str) -> Response<Body> {
     match handle_inner(shared, req, path).await {
@@ -27,6 +27,8 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, path: &str) -> 
 struct BucketSettings {
     bucket_type: Option<String>,
     lifecycle_rules: Option<Value>,
+    /// `{"mode": "SSE-B2", "algorithm": "AES256"}` or `{"mode": null}`.
+    default_server_side_encryption: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -131,11 +133,19 @@ async fn handle_inner(
         (&Method::POST, p) if p.starts_with("buckets/") => {
             let name = &p["buckets/".len()..];
             let settings: BucketSettings = json_body(req).await?;
+            let default_sse = settings
+                .default_server_side_encryption
+                .as_ref()
+                .map(crate::sse::bucket_default_value)
+                .transpose()?;
             let meta = configure_bucket(
                 &shared,
                 name,
-                settings.bucket_type.as_deref(),
-                settings.lifecycle_rules,
+                BucketChange {
+                    bucket_type: settings.bucket_type.as_deref(),
+                    lifecycle_rules: settings.lifecycle_rules,
+                    default_sse,
+                },
                 true,
             )?;
             Ok(ok_json(meta))
@@ -164,14 +174,28 @@ fn bucket_id(shared: &Shared, name: &str) -> B2Result<String> {
         .ok_or_else(|| B2Error::not_found(format!("no bucket named {name}")))
 }
 
-/// Sets a bucket's type and lifecycle rules (creating it when `create` and missing).
+/// What a control request changes of a bucket; `None` leaves a setting alone.
+#[derive(Default)]
+pub struct BucketChange<'a> {
+    pub bucket_type: Option<&'a str>,
+    pub lifecycle_rules: Option<Value>,
+    /// `Some(None)` clears the default encryption.
+    pub default_sse: Option<Option<Sse>>,
+}
+
+/// Sets a bucket's type, lifecycle rules and default encryption (creating it when `create`
+/// and missing).
 pub fn configure_bucket(
     shared: &Shared,
     name: &str,
-    bucket_type: Option<&str>,
-    lifecycle_rules: Option<Value>,
+    change: BucketChange<'_>,
     create: bool,
 ) -> B2Result<Value> {
+    let BucketChange {
+        bucket_type,
+        lifecycle_rules,
+        default_sse,
+    } = change;
     if let Some(kind) = bucket_type {
         crate::names::validate_bucket_type(kind)?;
     }
@@ -195,6 +219,10 @@ pub fn configure_bucket(
             json!([]),
         )?,
         None => return Err(B2Error::not_found(format!("no bucket named {name}"))),
+    };
+    let meta = match default_sse {
+        Some(sse) => shared.store.set_default_sse(&meta.id, sse)?,
+        None => meta,
     };
     Ok(meta.to_json(shared.auth.account_id()))
 }
@@ -250,5 +278,6 @@ fn stored_version(v: Version) -> StoredVersion {
         size: v.size,
         file_info: v.info,
         upload_timestamp: v.ts,
+        encryption: v.sse,
     }
 }

@@ -16,10 +16,10 @@ use crate::error::{B2Error, B2Result};
 use crate::faults::TestMode;
 use crate::http::{empty, header_str, percent_encode, Body};
 use crate::http::{parse_query, percent_decode_strict};
+use crate::sse;
 use crate::state::Shared;
 use crate::store::Action;
 use crate::store::{BucketMeta, Version};
-use crate::unsupported;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::Value;
@@ -124,7 +124,7 @@ pub fn respond(
     version: &Version,
     corrupt: bool,
 ) -> B2Result<Response<Body>> {
-    unsupported::encryption_headers(headers)?;
+    sse::check_read(version.sse.as_ref(), headers)?;
     let range = match parse_range(header_str(headers, "range"), version.size) {
         // RFC 9110: a 416 tells the client the current size.
         Err(e) if e.status == 416 => {
@@ -149,6 +149,9 @@ pub fn respond(
         .header("x-bz-file-id", version.file_id())
         .header("x-bz-content-sha1", version.sha1_or_none())
         .header("x-bz-upload-timestamp", version.ts);
+    for (name, value) in sse::response_headers(version.sse.as_ref()) {
+        builder = builder.header(name, value);
+    }
     if let Some(r) = range {
         builder = builder.header(
             header::CONTENT_RANGE,

@@ -16,6 +16,7 @@ mod faults;
 mod http;
 mod names;
 mod server;
+mod sse;
 mod state;
 mod store;
 mod unsupported;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 pub use auth::KeySpec;
 pub use faults::{Counts, Fault, FaultAction};
+pub use sse::Sse;
 pub use store::StoredVersion;
 pub use wan::WanModel;
 
@@ -59,6 +61,9 @@ pub struct Config {
     pub token_lifetime: Duration,
     /// Added latency and a bandwidth cap, for benchmarks. Default: off.
     pub wan: WanModel,
+    /// The default encryption given to `buckets` at start: `Some(Some(Sse::B2))` for
+    /// SSE-B2, `Some(None)` for none; `None` leaves them as they are.
+    pub bucket_encryption: Option<Option<Sse>>,
 }
 
 impl Default for Config {
@@ -74,6 +79,7 @@ impl Default for Config {
             recommended_part_size: 100_000_000,
             token_lifetime: Duration::from_secs(24 * 3600),
             wan: WanModel::default(),
+            bucket_encryption: None,
         }
     }
 }
@@ -117,6 +123,15 @@ impl Emulator {
                         serde_json::json!([]),
                     )
                     .map_err(|e| io::Error::other(e.message))?;
+            }
+            if let (Some(sse), Some(bucket)) =
+                (&config.bucket_encryption, store.bucket_by_name(name))
+            {
+                if bucket.default_sse != *sse {
+                    store
+                        .set_default_sse(&bucket.id, sse.clone())
+                        .map_err(|e| io::Error::other(e.message))?;
+                }
             }
         }
         let auth = auth::Auth::new(
@@ -248,10 +263,31 @@ impl Emulator {
         bucket_type: Option<&str>,
         lifecycle_rules: Option<serde_json::Value>,
     ) {
-        if let Err(e) =
-            control::configure_bucket(&self.shared, bucket, bucket_type, lifecycle_rules, false)
-        {
+        let change = control::BucketChange {
+            bucket_type,
+            lifecycle_rules,
+            default_sse: None,
+        };
+        if let Err(e) = control::configure_bucket(&self.shared, bucket, change, false) {
             panic!("b2-emulator: update_bucket({bucket}): {}", e.message);
+        }
+    }
+
+    /// Sets a bucket's default encryption (`Some(Sse::B2)`, or `None` for none), as
+    /// `defaultServerSideEncryption` of b2_update_bucket does.
+    pub fn set_default_encryption(&self, bucket: &str, sse: Option<Sse>) {
+        if matches!(sse, Some(Sse::C { .. })) {
+            panic!("b2-emulator: SSE-C cannot be a bucket's default encryption");
+        }
+        let change = control::BucketChange {
+            default_sse: Some(sse),
+            ..Default::default()
+        };
+        if let Err(e) = control::configure_bucket(&self.shared, bucket, change, false) {
+            panic!(
+                "b2-emulator: set_default_encryption({bucket}): {}",
+                e.message
+            );
         }
     }
 

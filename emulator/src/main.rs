@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use b2_emulator::{Config, Emulator, KeySpec, WanModel};
+use b2_emulator::{Config, Emulator, KeySpec, Sse, WanModel};
 use clap::Parser;
 
 /// A strict local Backblaze B2 native-API server.
@@ -51,6 +51,21 @@ struct Args {
     /// fractions allowed. Default: unlimited.
     #[arg(long, value_name = "MB_PER_S", value_parser = parse_bandwidth)]
     bandwidth_mb_per_s: Option<f64>,
+    /// Default encryption of the --bucket buckets: SSE-B2 (B2's own keys) or none
+    /// (leaves them as they are when not given).
+    #[arg(long, value_name = "MODE", value_parser = parse_bucket_encryption)]
+    bucket_encryption: Option<BucketEncryption>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct BucketEncryption(bool);
+
+fn parse_bucket_encryption(text: &str) -> Result<BucketEncryption, String> {
+    match text {
+        "SSE-B2" => Ok(BucketEncryption(true)),
+        "none" => Ok(BucketEncryption(false)),
+        _ => Err("expected SSE-B2 or none (SSE-C cannot be a bucket's default)".to_owned()),
+    }
 }
 
 fn parse_bandwidth(text: &str) -> Result<f64, String> {
@@ -105,6 +120,9 @@ fn main() -> std::process::ExitCode {
             latency: Duration::from_millis(args.latency_ms),
             bandwidth_bytes_per_sec: args.bandwidth_mb_per_s.map(|mb| ((mb * 1e6) as u64).max(1)),
         },
+        bucket_encryption: args
+            .bucket_encryption
+            .map(|BucketEncryption(on)| on.then_some(Sse::B2)),
     };
     let wan = config.wan;
     // Signal handlers go in before the URL is printed, so a parent that stops us as soon
@@ -175,7 +193,14 @@ impl Signals {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_key;
+    use super::{parse_bucket_encryption, parse_key};
+
+    #[test]
+    fn bucket_encryption_is_sse_b2_or_none() {
+        assert!(parse_bucket_encryption("SSE-B2").unwrap().0);
+        assert!(!parse_bucket_encryption("none").unwrap().0);
+        assert!(parse_bucket_encryption("SSE-C").is_err());
+    }
 
     #[test]
     fn key_specs() {

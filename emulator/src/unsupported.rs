@@ -1,7 +1,7 @@
 //! What the emulator does not do, refused in one place per feature so that a client
 //! never mistakes a setting it dropped for one it honoured. Each refusal is a B2-shaped
-//! 400 `unsupported` that names the call, field or header. The Object Lock and
-//! encryption work replaces the functions of its section with the real thing.
+//! 400 `unsupported` that names the call, field or header. The Object Lock work replaces
+//! the functions of its section with the real thing (server-side encryption is in `sse`).
 
 use hyper::HeaderMap;
 use serde_json::{Map, Value};
@@ -98,31 +98,6 @@ pub fn object_lock_large_file(params: &Map<String, Value>) -> B2Result<()> {
         &["fileRetention", "legalHold"],
         "b2_start_large_file",
     )
-}
-
-// ---- Server-side encryption (SSE-B2, SSE-C) ----
-
-/// `defaultServerSideEncryption` in b2_create_bucket / b2_update_bucket.
-pub fn encryption_bucket(params: &Map<String, Value>, call: &str) -> B2Result<()> {
-    refuse_fields(params, &["defaultServerSideEncryption"], call)
-}
-
-/// SSE-B2 and SSE-C headers on uploads, parts and downloads.
-pub fn encryption_headers(headers: &HeaderMap) -> B2Result<()> {
-    // The longer prefix first, so SSE-C is named as such.
-    refuse_headers(
-        headers,
-        &[
-            "x-bz-server-side-encryption-customer-",
-            "x-bz-server-side-encryption",
-        ],
-        &[],
-    )
-}
-
-/// `serverSideEncryption` in b2_start_large_file.
-pub fn encryption_large_file(params: &Map<String, Value>) -> B2Result<()> {
-    refuse_fields(params, &["serverSideEncryption"], "b2_start_large_file")
 }
 
 // ---- Replication ----

@@ -19,6 +19,7 @@ use crate::error::{B2Error, B2Result};
 use crate::faults::TestMode;
 use crate::http::{header_str, ok_json, percent_decode_strict, Body, BODY_IDLE_TIMEOUT};
 use crate::names;
+use crate::sse::{self, Sse};
 use crate::state::Shared;
 use crate::store::{self, hex, MAX_PART_NUMBER, MAX_UPLOAD_BYTES};
 use crate::unsupported;
@@ -357,7 +358,7 @@ pub async fn upload_file(
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let checked = check_upload_file(&shared, &parts.headers, bucket_id, url_id);
-    let (guard, name, info, content_type, length, check) = match checked {
+    let (guard, name, info, content_type, length, check, sse) = match checked {
         Ok(ok) => ok,
         Err(e) => return refuse(&shared, e, body).await,
     };
@@ -380,7 +381,7 @@ pub async fn upload_file(
     };
     match shared
         .store
-        .add_upload(bucket_id, &name, &content_type, info, sha1, size, blob)
+        .add_upload(bucket_id, &name, &content_type, info, sha1, size, blob, sse)
     {
         Ok(version) => ok_json(version.to_json(shared.auth.account_id())),
         Err(e) => e.into_response(),
@@ -394,6 +395,7 @@ type UploadFileChecks = (
     String,
     u64,
     Sha1Check,
+    Option<Sse>,
 );
 
 fn check_upload_file(
@@ -420,7 +422,8 @@ fn check_upload_file(
     let (name, info) = name_and_info(headers)?;
     refuse_forbidden_headers(headers)?;
     unsupported::object_lock_headers(headers)?;
-    unsupported::encryption_headers(headers)?;
+    let sse = sse::applied(sse::from_headers(headers)?, bucket.default_sse.as_ref());
+    sse::check_info_size(&name, &info, sse.as_ref())?;
     grant.key.require("writeFiles")?;
     grant.key.require_bucket(&bucket.name)?;
     grant.key.require_name(&name)?;
@@ -430,7 +433,7 @@ fn check_upload_file(
         .to_owned();
     names::validate_content_type(&content_type)?;
     let content_type = names::resolve_content_type(&content_type, &name);
-    Ok((guard, name, info, content_type, length, check))
+    Ok((guard, name, info, content_type, length, check, sse))
 }
 
 /// Path: `/b2api/vN/b2_upload_part/{fileId}/{urlId}`.
@@ -442,7 +445,7 @@ pub async fn upload_part(
     damage: bool,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let (guard, seq, number, length, check) =
+    let (guard, seq, number, length, check, file_sse) =
         match check_upload_part(&shared, &parts.headers, file_id, url_id) {
             Ok(ok) => ok,
             Err(e) => return refuse(&shared, e, body).await,
@@ -467,7 +470,7 @@ pub async fn upload_part(
             "partNumber": part.number,
             "contentLength": part.size,
             "contentSha1": part.sha1,
-            "serverSideEncryption": {"algorithm": null, "mode": null},
+            "serverSideEncryption": sse::file_json(file_sse.as_ref()),
             "uploadTimestamp": part.ts,
         })),
         Err(e) => e.into_response(),
@@ -479,7 +482,14 @@ fn check_upload_part(
     headers: &HeaderMap,
     file_id: &str,
     url_id: &str,
-) -> B2Result<(crate::auth::BusyGuard, u64, u32, u64, Sha1Check)> {
+) -> B2Result<(
+    crate::auth::BusyGuard,
+    u64,
+    u32,
+    u64,
+    Sha1Check,
+    Option<Sse>,
+)> {
     let seq = store::parse_file_id(file_id)
         .ok_or_else(|| B2Error::bad_auth_token("no upload URL for this fileId"))?;
     let grant = shared.auth.upload_grant(
@@ -507,13 +517,13 @@ fn check_upload_part(
     if content_size(length, &check)? == 0 {
         return Err(B2Error::bad_request("a part must have at least 1 byte"));
     }
-    unsupported::encryption_headers(headers)?;
+    sse::check_part(file.sse.as_ref(), headers)?;
     grant.key.require("writeFiles")?;
     if let Some(bucket) = shared.store.bucket(&file.bucket_id) {
         grant.key.require_bucket(&bucket.name)?;
     }
     grant.key.require_name(&file.name)?;
-    Ok((guard, seq, number, length, check))
+    Ok((guard, seq, number, length, check, file.sse))
 }
 
 /// Answers an upload refused before its body was read: the body is drained first so the

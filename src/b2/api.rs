@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::encryption::FileEncryption;
+
 /// Holds the account token: no `Debug`, so it cannot be formatted into a message.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,6 +57,38 @@ pub struct Bucket {
     pub bucket_type: String,
     #[serde(default)]
     pub lifecycle_rules: Vec<LifecycleRule>,
+    #[serde(default)]
+    pub default_server_side_encryption: Option<BucketEncryption>,
+}
+
+/// `defaultServerSideEncryption` of a bucket: the value only for a key with
+/// `readBucketEncryption`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketEncryption {
+    #[serde(default)]
+    pub is_client_authorized_to_read: bool,
+    #[serde(default)]
+    pub value: Option<FileEncryption>,
+}
+
+impl Bucket {
+    /// The bucket's default encryption: `Some("SSE-B2")`, `Some("none")`, or None when the
+    /// key may not read it.
+    pub fn default_encryption(&self) -> Option<&str> {
+        let setting = self.default_server_side_encryption.as_ref()?;
+        if !setting.is_client_authorized_to_read {
+            return None;
+        }
+        Some(
+            setting
+                .value
+                .as_ref()
+                .and_then(|v| v.mode.as_deref())
+                .filter(|m| !m.is_empty())
+                .unwrap_or("none"),
+        )
+    }
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -112,6 +146,9 @@ pub struct FileVersion {
     pub file_info: BTreeMap<String, String>,
     #[serde(default)]
     pub upload_timestamp: u64,
+    /// How B2 encrypts it (`mode` SSE-B2 or SSE-C; absent or null: not encrypted).
+    #[serde(default)]
+    pub server_side_encryption: Option<FileEncryption>,
 }
 
 impl FileVersion {

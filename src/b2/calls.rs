@@ -13,6 +13,7 @@ use super::api::{
     FileVersion, ListBucketsResponse, ListFilesResponse, ListPartsResponse, UploadUrlResponse,
 };
 use super::client::B2Client;
+use super::encryption::{StartEncryption, KEY_MD5_INFO};
 use super::settle::{self, Called};
 use super::upload::encode_name;
 use crate::error::Result;
@@ -54,6 +55,9 @@ pub struct StartLargeFile<'a> {
     pub file_name: &'a str,
     pub content_type: &'a str,
     pub file_info: &'a BTreeMap<String, String>,
+    /// Carries the SSE-C key: the request body is never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_side_encryption: Option<StartEncryption<'a>>,
 }
 b2_call!(StartLargeFile, "b2_start_large_file", FileVersion);
 
@@ -249,17 +253,24 @@ impl B2Client {
 pub struct UploadFile<'a> {
     pub file_name: &'a str,
     pub src_last_modified_millis: i64,
+    /// The MD5 of the SSE-C key, recorded in the file info (the key itself travels in the
+    /// encryption headers, `Encryption::upload_headers`).
+    pub customer_key_md5: Option<&'a str>,
 }
 
 impl UploadFile<'_> {
     pub fn headers(&self) -> Vec<(String, String)> {
-        vec![
+        let mut headers = vec![
             (
                 "X-Bz-Info-src_last_modified_millis".to_string(),
                 self.src_last_modified_millis.to_string(),
             ),
             ("X-Bz-File-Name".to_string(), encode_name(self.file_name)),
-        ]
+        ];
+        if let Some(md5) = self.customer_key_md5 {
+            headers.push((format!("X-Bz-Info-{KEY_MD5_INFO}"), encode_name(md5)));
+        }
+        headers
     }
 }
 

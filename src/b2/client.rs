@@ -11,9 +11,11 @@ use serde::Serialize;
 
 use super::api::AuthorizeResponse;
 use super::calls::{GetUploadUrl, ListBuckets};
+use super::encryption::Encryption;
 use super::http::exchange_json;
 use super::retry::{B2Failure, Failure, RetryPolicy};
 use super::session::{take_fresh, Authorization, B2Session, BucketInfo, UploadTarget};
+use super::throttle::Throttle;
 use crate::error::{Error, Result};
 use crate::operation::{LogLevel, Operation};
 
@@ -32,6 +34,10 @@ pub struct B2Client {
     pub op: Arc<Operation>,
     pub calls: RetryPolicy,
     pub uploads: RetryPolicy,
+    /// How this destination's new files are encrypted, and the key its SSE-C files need.
+    pub encryption: Encryption,
+    /// The destination's bandwidth limit, shared with every transfer under it.
+    pub throttle: Option<Arc<Throttle>>,
 }
 
 /// A request that failed, and how the retry rules treat it.
@@ -69,7 +75,20 @@ impl B2Client {
             uploads: RetryPolicy::for_uploads(session.upload_retries, session.retry_initial_delay),
             session,
             op,
+            encryption: Encryption::BucketDefault,
+            throttle: None,
         }
+    }
+
+    /// With the destination's encryption and bandwidth limit.
+    pub fn with_transfer_settings(
+        mut self,
+        encryption: Encryption,
+        throttle: Option<Arc<Throttle>>,
+    ) -> B2Client {
+        self.encryption = encryption;
+        self.throttle = throttle;
+        self
     }
 
     /// The same session under an operation of its own, for clean-up that must run even

@@ -17,6 +17,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::api::FileVersion;
 use super::client::{B2Client, Failed};
+use super::encryption::explain_key_refusal;
 use super::http::{failure_from_response, network_failure, timed_out};
 use super::in_order::{InOrderSha1, StopOnDrop, Stopped, BUFFER_BUDGET};
 use super::retry::Failure;
@@ -278,7 +279,10 @@ impl DownloadJob<'_> {
             temp.file
                 .set_len(size)
                 .map_err(|e| Error::local_io("could not size", &temp.path, &e))?;
-            let digest = self.fetch_all(&temp, size).await?;
+            let digest = self.fetch_all(&temp, size).await.map_err(|e| {
+                let dest = self.dir.display(self.name);
+                explain_key_refusal(e, self.version, &self.client.encryption, &dest)
+            })?;
             let sha1 = hex(&digest);
             match &expected {
                 Some(expected) if *expected != sha1 => {
@@ -409,6 +413,10 @@ impl DownloadJob<'_> {
                 if len > 0 && (offset > 0 || len < self.version.content_length || done > 0) {
                     req = req.header("Range", format!("bytes={start}-{}", end - 1));
                 }
+                // SSE-C: the key on every request, every range included.
+                for (k, v) in client.encryption.download_headers(self.version) {
+                    req = req.header(k, v);
+                }
                 let written = &written;
                 async move {
                     if start >= end {
@@ -443,6 +451,11 @@ impl DownloadJob<'_> {
                                 return Err(network_failure(CALL, &e));
                             }
                         };
+                        // The limit holds the reading back, outside the stall timeout: a
+                        // throttled body is not a stalled one.
+                        if let Some(throttle) = &client.throttle {
+                            throttle.take(chunk.len() as u64).await;
+                        }
                         if pos + (buf.len() + chunk.len()) as u64 > end {
                             return Err(Failed::fatal(Error::Remote {
                                 message: "B2 sent more bytes than the range asked for".into(),

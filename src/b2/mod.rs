@@ -6,6 +6,7 @@ pub mod billing;
 pub mod calls;
 pub mod client;
 pub mod download;
+pub mod encryption;
 pub mod http;
 mod in_order;
 pub mod list;
@@ -13,6 +14,7 @@ pub mod retry;
 pub mod session;
 pub mod settings;
 pub mod settle;
+pub mod throttle;
 pub mod upload;
 
 pub use client::B2Client;

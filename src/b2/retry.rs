@@ -14,7 +14,9 @@ pub enum CallKind {
     /// `b2_upload_file` and `b2_upload_part`, sent to an upload URL with its own token.
     /// Every upload body of this library carries the SHA1 of the bytes read from the file.
     Upload,
-    /// Every other call, downloads included.
+    /// `b2_download_file_by_id` and `b2_download_file_by_name`.
+    Download,
+    /// Every other call.
     Api,
 }
 
@@ -23,6 +25,7 @@ impl CallKind {
         match call {
             "b2_authorize_account" => CallKind::Authorize,
             "b2_upload_file" | "b2_upload_part" => CallKind::Upload,
+            "b2_download_file_by_id" | "b2_download_file_by_name" => CallKind::Download,
             _ => CallKind::Api,
         }
     }
@@ -130,6 +133,7 @@ enum Told {
     Limit,
     Network,
     Integrity,
+    EncryptionKey,
     Remote { retryable: bool },
 }
 
@@ -264,6 +268,16 @@ const RULES: &[Rule] = &[
         retry: Retry::Never,
         told: Told::Permission,
         says: Says::Detail("the application key lacks the capability for {call} or is restricted to another bucket or name prefix: create a key with listFiles, readFiles, writeFiles and deleteFiles on this bucket"),
+    },
+    // What B2 answers a download of an SSE-C file without its customer key or with
+    // another one (b2sdk reads this answer of a download as its SSECKeyError).
+    Rule {
+        calls: Calls::Only(CallKind::Download),
+        status: Status::Is(403),
+        code: Code::Is("access_denied"),
+        retry: Retry::Never,
+        told: Told::EncryptionKey,
+        says: Says::Detail("the file is encrypted with SSE-C and this destination has no customer key, or not the one the file was uploaded with: set \"encryption\": {\"mode\": \"SSE-C\", \"customer_key\": ...} to the key the backup was made with (without it nobody can read the file)"),
     },
     Rule {
         calls: Calls::Any,
@@ -419,6 +433,7 @@ impl Rule {
             Told::Limit => Error::Limit(message),
             Told::Network => Error::Network(message),
             Told::Integrity => Error::Integrity(message),
+            Told::EncryptionKey => Error::EncryptionKey(message),
             Told::Remote { retryable } => Error::Remote { message, retryable },
         }
     }
@@ -537,6 +552,7 @@ mod tests {
             "authorize_unauthorized" => (Failure::Fatal, DestErrAuth, false),
             "authorize_bad_auth_token" => (Failure::Fatal, DestErrAuth, false),
             "authorize_service_unavailable" => (again, DestErrRemote, true),
+            "download_sse_c_key_missing_or_wrong" => (Failure::Fatal, DestErrEncryptionKey, false),
             other => panic!("no expectation for fixture {other}"),
         }
     }

@@ -12,6 +12,7 @@ use sha1::{Digest, Sha1};
 
 use super::api::{Allowed, Bucket, UploadUrlResponse};
 use super::settings::{ApplicationKey, B2Settings};
+use super::throttle::{Throttle, ThrottleRegistry};
 use crate::error::{Error, Result};
 
 const USER_AGENT: &str = concat!("b2dest/", env!("CARGO_PKG_VERSION"));
@@ -117,6 +118,8 @@ fn now_millis() -> u64 {
 pub struct SessionRegistry {
     http: std::sync::OnceLock<reqwest::Client>,
     sessions: Mutex<HashMap<SessionKey, Arc<B2Session>>>,
+    /// Bandwidth limits, keyed like sessions (and by the limit).
+    throttles: ThrottleRegistry<SessionKey>,
 }
 
 impl SessionKey {
@@ -132,6 +135,12 @@ impl SessionKey {
 }
 
 impl SessionRegistry {
+    /// The bandwidth limit every transfer under these settings shares, while any holds it.
+    pub fn throttle_for(&self, settings: &B2Settings) -> Option<Arc<Throttle>> {
+        self.throttles
+            .get(SessionKey::of(settings), settings.bandwidth_limit)
+    }
+
     pub fn session_for(&self, settings: &B2Settings) -> Result<Arc<B2Session>> {
         let key = SessionKey::of(settings);
         let mut sessions = self
@@ -268,6 +277,8 @@ mod tests {
             retry_initial_delay: Duration::from_millis(500),
             test_mode: None,
             resume_window: Duration::from_secs(24 * 3600),
+            encryption: Default::default(),
+            bandwidth_limit: None,
         };
         let s = B2Session::new(reqwest::Client::new(), &settings);
         s.authorized.store(authorized, Ordering::Relaxed);

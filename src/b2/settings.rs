@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+pub use super::encryption::{CustomerKey, Encryption};
+
 /// The application key. Its `Debug` and `Display` never show it, so it cannot leak through
 /// a log line or an error message by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -43,4 +45,8 @@ pub struct B2Settings {
     pub test_mode: Option<String>,
     /// How long the parts of a failed large upload are kept for a resume.
     pub resume_window: Duration,
+    /// How new files are encrypted (its `Debug` never shows a customer key).
+    pub encryption: Encryption,
+    /// Bytes a second for every transfer under these settings together; None: no limit.
+    pub bandwidth_limit: Option<u64>,
 }

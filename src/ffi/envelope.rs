@@ -32,14 +32,20 @@ pub(super) fn render(outcome: Result<Report>) -> (DestStatus, Value) {
     (status, Value::Object(body))
 }
 
-/// The response as the C string handed to the host, with `secret` replaced wherever it
-/// appears.
-pub(super) fn to_c_string(body: &Value, secret: Option<&str>) -> CString {
+/// The response as the C string handed to the host, with each of `secrets` (the
+/// application key, the SSE-C customer key) replaced wherever it appears.
+pub(super) fn to_c_string(body: &Value, secrets: &[String]) -> CString {
     let mut text = body.to_string();
-    // Belt and braces: no path through the library should put the key in a response.
-    if let Some(key) = secret.filter(|k| k.len() >= 4) {
-        if text.contains(key) {
-            text = text.replace(key, "[redacted]");
+    // Belt and braces: no path through the library should put a key in a response.
+    for key in secrets.iter().filter(|k| k.len() >= 4) {
+        if text.contains(key.as_str()) {
+            text = text.replace(key.as_str(), "[redacted]");
+        }
+        // JSON escapes a '/' of base64 nowhere, but a key could still appear escaped.
+        let escaped = serde_json::to_string(key).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        if escaped != key && text.contains(escaped) {
+            text = text.replace(escaped, "[redacted]");
         }
     }
     CString::new(text).unwrap_or_else(|_| CString::new("{\"ok\":false}").unwrap_or_default())
@@ -52,11 +58,25 @@ mod tests {
     #[test]
     fn the_key_is_redacted_wherever_it_appears() {
         let body = json!({"ok": false, "error": {"message": "key abc-secret-key refused"}});
-        let text = to_c_string(&body, Some("abc-secret-key"))
+        let text = to_c_string(&body, &["abc-secret-key".to_string()])
             .into_string()
             .unwrap();
         assert!(!text.contains("abc-secret-key"), "{text}");
         assert!(text.contains("key [redacted] refused"), "{text}");
+    }
+
+    #[test]
+    fn the_customer_key_is_redacted_too() {
+        let customer = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string();
+        let body = json!({"ok": false, "a": format!("k={customer}"), "b": "abc-secret-key"});
+        let text = to_c_string(&body, &["abc-secret-key".to_string(), customer.clone()])
+            .into_string()
+            .unwrap();
+        assert!(
+            !text.contains(&customer) && !text.contains("abc-secret-key"),
+            "{text}"
+        );
+        assert_eq!(text.matches("[redacted]").count(), 2, "{text}");
     }
 
     #[test]

@@ -337,7 +337,7 @@ impl LocalFile {
             rx.recv().await.map(|item| (item, rx))
         });
         RangeStream {
-            body: Some(reqwest::Body::wrap_stream(body)),
+            body: Some(Box::pin(body)),
             content_length: if known.is_some() { len } else { len + 40 },
             sha1_header: known.map_or_else(|| "hex_digits_at_end".to_string(), |d| hex(&d)),
             digest: digest_rx,
@@ -354,8 +354,12 @@ pub struct FileHashes {
 }
 
 /// An upload body and, once it has been read to the end, the SHA1 it carried.
+/// The chunks of an upload body as they are read.
+pub type Chunks =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>>;
+
 pub struct RangeStream {
-    pub body: Option<reqwest::Body>,
+    pub body: Option<Chunks>,
     pub content_length: u64,
     /// The value of `X-Bz-Content-Sha1` for this body.
     pub sha1_header: String,

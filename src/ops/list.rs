@@ -15,6 +15,9 @@ pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
         "sha1": f.whole_sha1(),
         "modified_ms": f.modified_ms(),
         "file_id": f.id(),
+        // "SSE-B2", "SSE-C" or "none"; for SSE-C, the MD5 of the key a restore needs.
+        "encryption": f.encryption_mode().unwrap_or("none"),
+        "customer_key_md5": f.recorded_key_md5(),
     })
 }
 

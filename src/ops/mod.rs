@@ -31,6 +31,8 @@ impl From<&DestinationConfig> for B2Settings {
             retry_initial_delay: config.retry_initial_delay,
             test_mode: config.test_mode.clone(),
             resume_window: config.resume_window,
+            encryption: config.encryption.clone(),
+            bandwidth_limit: config.bandwidth_limit,
         }
     }
 }
@@ -64,10 +66,12 @@ pub struct Destination {
 
 impl Destination {
     pub fn open(config: DestinationConfig, op: Arc<Operation>) -> Result<Destination> {
-        let session = process_state()?
-            .sessions
-            .session_for(&B2Settings::from(&config))?;
-        let client = B2Client::new(session, op);
+        let settings = B2Settings::from(&config);
+        let sessions = &process_state()?.sessions;
+        let session = sessions.session_for(&settings)?;
+        let throttle = sessions.throttle_for(&settings);
+        let client =
+            B2Client::new(session, op).with_transfer_settings(settings.encryption, throttle);
         Ok(Destination { config, client })
     }
 

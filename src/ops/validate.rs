@@ -41,7 +41,9 @@ pub async fn run(dest: &Destination) -> Result<Report> {
         failure: None,
     };
     let mut warnings = Vec::new();
-    if let Some(bucket) = run_checks(dest, &mut checks, &mut warnings).await? {
+    let bucket = run_checks(dest, &mut checks, &mut warnings).await?;
+    let encryption = encryption_report(dest, bucket.as_ref());
+    if let Some(bucket) = bucket {
         if dest.config.free_disk_space_limit > 0 {
             match usage::measure(dest, &bucket.id).await {
                 Ok(u) if usage::limit_reached(dest, u.used_bytes) => warnings.push(format!(
@@ -56,7 +58,7 @@ pub async fn run(dest: &Destination) -> Result<Report> {
     }
     let ok = checks.failure.is_none();
     Ok(Report {
-        fields: json!({"valid": ok, "checks": checks.list})
+        fields: json!({"valid": ok, "checks": checks.list, "encryption": encryption})
             .as_object()
             .cloned()
             .unwrap_or_default(),
@@ -193,12 +195,36 @@ async fn run_checks(
     match probe(dest, &bucket).await {
         Ok(()) => checks.pass(
             "probe",
-            "a probe file was written, read back identical and deleted",
+            match dest.client.encryption.key_md5() {
+                Some(md5) => format!("a probe file was written with SSE-C (customer key MD5 {md5}), read back identical with that key and deleted"),
+                None => format!(
+                    "a probe file was written ({}), read back identical and deleted",
+                    match dest.client.encryption.mode_name() {
+                        "SSE-B2" => "encrypted with SSE-B2",
+                        _ => "with the bucket's default encryption",
+                    }
+                ),
+            },
         ),
         Err(e @ Error::Cancelled) => return Err(e),
         Err(e) => checks.fail("probe", e),
     }
     Ok(Some(bucket))
+}
+
+/// How this destination's files are encrypted: the configured mode, the customer key's
+/// MD5 (never the key), and the bucket's own default (`unknown` when the key may not read
+/// it, or the bucket could not be looked up).
+fn encryption_report(dest: &Destination, bucket: Option<&BucketInfo>) -> Value {
+    let bucket_default = bucket
+        .and_then(|b| b.details.as_ref())
+        .and_then(|d| d.default_encryption())
+        .unwrap_or("unknown");
+    json!({
+        "mode": dest.client.encryption.mode_name(),
+        "customer_key_md5": dest.client.encryption.key_md5(),
+        "bucket_default": bucket_default,
+    })
 }
 
 fn bucket_warnings(dest: &Destination, bucket: &BucketInfo, warnings: &mut Vec<String>) {

@@ -107,10 +107,23 @@ pub const MASTER_KEY: &str = "emu-application-key";
 /// The emulator's account and upload tokens start with these, as B2's do with "4_".
 pub const TOKEN_MARKS: [&str; 2] = ["4_acct_", "4_upld_"];
 
+/// The SSE-C customer keys the tests use (base64 of 32 bytes): secrets exactly like the
+/// application key, so no response or log line may hold one.
+pub const CUSTOMER_KEYS: [&str; 2] = [
+    // 32 bytes of "customer-key-one-secret-32bytes!"
+    "Y3VzdG9tZXIta2V5LW9uZS1zZWNyZXQtMzJieXRlcyE=",
+    // 32 bytes of "another-customer-key-32-bytes-!!"
+    "YW5vdGhlci1jdXN0b21lci1rZXktMzItYnl0ZXMtISE=",
+];
+
 pub fn assert_no_secret(text: &str) {
     assert!(
         !text.contains(SECRET_MARK) && !text.contains(MASTER_KEY),
         "a key leaked: {text}"
+    );
+    assert!(
+        !CUSTOMER_KEYS.iter().any(|k| text.contains(k)),
+        "an SSE-C customer key leaked: {text}"
     );
     assert!(
         !TOKEN_MARKS.iter().any(|t| text.contains(t)),
@@ -245,3 +258,4 @@ pub const REMOTE: i32 = 9;
 pub const INTEGRITY: i32 = 10;
 pub const CANCELLED: i32 = 11;
 pub const INTERNAL: i32 = 12;
+pub const ENCRYPTION_KEY: i32 = 14;

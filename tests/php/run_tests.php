@@ -500,6 +500,44 @@ $tests['read-only destination: permission (4)'] = function () use ($base, $work)
     expect_failure(fn () => $dest->delete('ro/file.bin'), B2Dest::ERR_PERMISSION, 'permission');
 };
 
+$tests['SSE-C round trip; without the key: encryption_key (14), nothing written'] = function () use ($base, $bucket, $directory, $work): void {
+    $key = base64_encode(random_bytes(32));
+    $md5 = base64_encode(md5(base64_decode($key), true));
+    $sse = new B2Dest(['encryption' => ['mode' => 'SSE-C', 'customer_key' => $key]] + $base);
+    $v = $sse->validate();
+    check($v['encryption']['mode'] === 'SSE-C' && $v['encryption']['customer_key_md5'] === $md5, 'validate does not report SSE-C');
+    $sse->upload("$work/file.bin", 'sse/file.bin');
+    $stored = stored_under($bucket, "$directory/sse/");
+    check(
+        ($stored[0]['encryption'] ?? null) == ['mode' => 'SSE-C', 'key_md5' => $md5],
+        'not stored SSE-C under this key: ' . json_encode($stored)
+    );
+    $entry = $sse->list('sse')['entries'][0];
+    check($entry['encryption'] === 'SSE-C' && $entry['customer_key_md5'] === $md5, 'list does not show the mode');
+    $sse->download('sse/file.bin', "$work/sse.back");
+    check(sha1_file("$work/sse.back") === sha1_file("$work/file.bin"), 'the SSE-C restore differs');
+    $plain = new B2Dest($base);
+    $e = expect_failure(fn () => $plain->download('sse/file.bin', "$work/sse.nokey"), B2Dest::ERR_ENCRYPTION_KEY, 'encryption_key');
+    check(!file_exists("$work/sse.nokey"), 'a restore without the key wrote a file');
+    check(str_contains($e->getErrorMessage(), $md5), 'the message does not name the MD5 the file needs');
+    $other = new B2Dest(['encryption' => ['mode' => 'SSE-C', 'customer_key' => base64_encode(random_bytes(32))]] + $base);
+    expect_failure(fn () => $other->download('sse/file.bin', "$work/sse.wrong"), B2Dest::ERR_ENCRYPTION_KEY, 'encryption_key');
+    foreach (renderings($e) as $form => $text) {
+        check(!str_contains($text, $key), "the customer key appears in $form");
+    }
+    $sse->delete('sse');
+};
+
+$tests['bandwidth limit: 300 kB at 150 kB/s takes at least 1.8 s'] = function () use ($base, $work): void {
+    $slow = new B2Dest(['bandwidth_limit_bytes_per_second' => 150_000] + $base);
+    random_file("$work/300k.bin", 300_000);
+    $start = microtime(true);
+    $slow->upload("$work/300k.bin", 'bw/300k.bin');
+    $took = microtime(true) - $start;
+    check($took >= 1.8, "the upload took only $took s");
+    $slow->delete('bw');
+};
+
 // ------------------------------------------------------------------------------------
 
 foreach ($tests as $name => $test) {

@@ -292,6 +292,57 @@ dctl "limit: upload allowed again" 0 --config "$TMP/limit.json" upload "$TMP/dat
 dctl "limit: clean up" 0 --config "$TMP/limit-base.json" delete second.html
 
 # ------------------------------------------------------------------------------------
+echo "== encryption at rest and the bandwidth limit"
+
+SSE_KEY=$(head -c 32 /dev/urandom | base64)
+config "$TMP/sse-c.json" "{\"backup_directory\": \"sse-tests\", \"encryption\": {\"mode\": \"SSE-C\", \"customer_key\": \"$SSE_KEY\"}}"
+config "$TMP/sse-none.json" '{"backup_directory": "sse-tests"}'
+no_key_leak() { # no_key_leak NAME: the customer key is in neither output of the last run
+    if grep -qF -- "$SSE_KEY" "$OUT" "$ERR"; then
+        fail "$1: the SSE-C customer key is in destctl's output"
+    else
+        pass "$1: no customer key in the output"
+    fi
+}
+dctl "SSE-C: validate" 0 --config "$TMP/sse-c.json" --verbose validate
+expect "validate reports SSE-C and the key's MD5" "d['encryption']['mode'] == 'SSE-C' and len(d['encryption']['customer_key_md5']) == 24"
+no_key_leak "SSE-C validate"
+dctl "SSE-C: upload a 3 MB file (parts)" 0 --config "$TMP/sse-c.json" --verbose upload "$TMP/data/big.bin" big.bin
+no_key_leak "SSE-C upload"
+dctl "SSE-C: list" 0 --config "$TMP/sse-c.json" list
+expect "list shows SSE-C" "d['entries'][0]['encryption'] == 'SSE-C'"
+dctl "SSE-C: download with the key (ranges)" 0 --config "$TMP/sse-c.json" --verbose download big.bin "$TMP/restore/sse.bin"
+no_key_leak "SSE-C download"
+if [[ $(sha1 "$TMP/restore/sse.bin") == "$(sha1 "$TMP/data/big.bin")" ]]; then
+    pass "SSE-C restore is identical"
+else
+    fail "SSE-C restore differs"
+fi
+dctl "SSE-C: download without the key" 14 --config "$TMP/sse-none.json" download big.bin "$TMP/restore/sse-nokey.bin"
+expect "encryption_key error, not retryable" "d['error']['code'] == 'encryption_key' and d['error']['retryable'] is False"
+if [[ ! -e $TMP/restore/sse-nokey.bin ]]; then
+    pass "a restore without the key writes nothing"
+else
+    fail "a restore without the key wrote $TMP/restore/sse-nokey.bin"
+fi
+if grep -qF -- "$SSE_KEY" "$TMP/emulator-data/journal.jsonl"; then
+    fail "the emulator's journal holds the customer key"
+else
+    pass "the emulator's journal holds no customer key"
+fi
+dctl "SSE-C: clean up" 0 --config "$TMP/sse-c.json" delete big.bin
+config "$TMP/bandwidth.json" '{"backup_directory": "bandwidth-tests", "bandwidth_limit_bytes_per_second": 1000000}'
+started=$(date +%s%N)
+dctl "bandwidth limit: upload 3 MB at 1 MB/s" 0 --config "$TMP/bandwidth.json" upload "$TMP/data/big.bin" big.bin
+took_ms=$((($(date +%s%N) - started) / 1000000))
+if [[ $took_ms -ge 2800 ]]; then
+    pass "the limited upload took at least 2.8 s ($took_ms ms)"
+else
+    fail "the limited upload took $took_ms ms, under what 1 MB/s allows"
+fi
+dctl "bandwidth limit: clean up" 0 --config "$TMP/bandwidth.json" delete big.bin
+
+# ------------------------------------------------------------------------------------
 echo "== progress and cancellation"
 
 if command -v script >/dev/null 2>&1; then

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use super::{array_or_default, object_or_default, Ctx};
 use crate::error::{B2Error, B2Result};
 use crate::names;
+use crate::sse::{self, Sse};
 use crate::unsupported;
 
 #[derive(Deserialize)]
@@ -82,7 +83,7 @@ impl Ctx<'_> {
             .filter(|b| req.bucket_id.as_ref().is_none_or(|id| *id == b.id))
             .filter(|b| req.bucket_name.as_ref().is_none_or(|n| *n == b.name))
             .filter(|b| types.iter().any(|t| t == "all" || *t == b.kind))
-            .map(|b| b.to_json(self.account_id()))
+            .map(|b| self.bucket_json(&b))
             .collect();
         Ok(json!({ "buckets": buckets }))
     }
@@ -98,19 +99,23 @@ impl Ctx<'_> {
         names::validate_bucket_name(&req.bucket_name)?;
         names::validate_bucket_type(&req.bucket_type)?;
         refuse_unsupported_settings(&req.extra, "b2_create_bucket")?;
+        let default_sse = self.default_sse_setting(&req.extra)?;
         let info = object_or_default(req.bucket_info, "bucketInfo")?;
         names::validate_bucket_info(&info)?;
         let cors = array_or_default(req.cors_rules, "corsRules")?;
         let rules = array_or_default(req.lifecycle_rules, "lifecycleRules")?;
         names::validate_lifecycle_rules(&rules)?;
-        let meta = self.shared.store.create_bucket(
+        let mut meta = self.shared.store.create_bucket(
             &req.bucket_name,
             &req.bucket_type,
             info,
             rules,
             cors,
         )?;
-        Ok(meta.to_json(self.account_id()))
+        if let Some(Some(sse)) = default_sse {
+            meta = self.shared.store.set_default_sse(&meta.id, Some(sse))?;
+        }
+        Ok(self.bucket_json(&meta))
     }
 
     pub(crate) fn update_bucket(&self, req: UpdateBucketReq) -> B2Result<Value> {
@@ -118,6 +123,7 @@ impl Ctx<'_> {
         self.key.require("writeBuckets")?;
         self.bucket(&req.bucket_id)?;
         refuse_unsupported_settings(&req.extra, "b2_update_bucket")?;
+        let default_sse = self.default_sse_setting(&req.extra)?;
         if let Some(kind) = &req.bucket_type {
             names::validate_bucket_type(kind)?;
         }
@@ -130,7 +136,7 @@ impl Ctx<'_> {
         if req.cors_rules.as_ref().is_some_and(|v| !v.is_array()) {
             return Err(B2Error::bad_request("corsRules must be an array"));
         }
-        let meta = self.shared.store.update_bucket(
+        let mut meta = self.shared.store.update_bucket(
             &req.bucket_id,
             req.bucket_type,
             req.bucket_info,
@@ -138,7 +144,10 @@ impl Ctx<'_> {
             req.cors_rules,
             req.if_revision_is.or(req.if_revision_match),
         )?;
-        Ok(meta.to_json(self.account_id()))
+        if let Some(sse) = default_sse {
+            meta = self.shared.store.set_default_sse(&meta.id, sse)?;
+        }
+        Ok(self.bucket_json(&meta))
     }
 
     pub(crate) fn delete_bucket(&self, req: DeleteBucketReq) -> B2Result<Value> {
@@ -146,13 +155,30 @@ impl Ctx<'_> {
         self.key.require("deleteBuckets")?;
         self.bucket(&req.bucket_id)?;
         let meta = self.shared.store.delete_bucket(&req.bucket_id)?;
-        Ok(meta.to_json(self.account_id()))
+        Ok(self.bucket_json(&meta))
+    }
+
+    /// A bucket as this key sees it: its default encryption only with `readBucketEncryption`.
+    fn bucket_json(&self, meta: &crate::store::BucketMeta) -> Value {
+        let mut v = meta.to_json(self.account_id());
+        if !self.key.has("readBucketEncryption") {
+            v["defaultServerSideEncryption"] = sse::bucket_json(None, false);
+        }
+        v
+    }
+
+    /// `defaultServerSideEncryption` asked for, which needs `writeBucketEncryption`.
+    fn default_sse_setting(&self, extra: &Map<String, Value>) -> B2Result<Option<Option<Sse>>> {
+        let setting = sse::bucket_default(extra)?;
+        if setting.is_some() {
+            self.key.require("writeBucketEncryption")?;
+        }
+        Ok(setting)
     }
 }
 
 /// Bucket settings the emulator cannot honour.
 fn refuse_unsupported_settings(extra: &Map<String, Value>, call: &str) -> B2Result<()> {
     unsupported::object_lock_bucket(extra, call)?;
-    unsupported::encryption_bucket(extra, call)?;
     unsupported::replication_bucket(extra, call)
 }

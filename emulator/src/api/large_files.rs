@@ -12,6 +12,7 @@ use super::{
 use crate::auth::UploadTarget;
 use crate::error::{B2Error, B2Result};
 use crate::names;
+use crate::sse;
 use crate::store;
 use crate::unsupported;
 
@@ -59,14 +60,19 @@ impl Ctx<'_> {
         self.key.require_name(&req.file_name)?;
         names::validate_content_type(&req.content_type)?;
         unsupported::object_lock_large_file(&req.extra)?;
-        unsupported::encryption_large_file(&req.extra)?;
+        let asked = sse::from_json(
+            req.extra.get("serverSideEncryption"),
+            "serverSideEncryption",
+        )?;
+        let sse = sse::applied(asked, bucket.default_sse.as_ref());
         let info = req.file_info.unwrap_or_default();
         names::validate_info(&req.file_name, &info)?;
+        sse::check_info_size(&req.file_name, &info, sse.as_ref())?;
         let content_type = names::resolve_content_type(&req.content_type, &req.file_name);
-        let v = self
-            .shared
-            .store
-            .start_large(&bucket.id, &req.file_name, &content_type, info)?;
+        let v =
+            self.shared
+                .store
+                .start_large(&bucket.id, &req.file_name, &content_type, info, sse)?;
         Ok(self.file_version_json(&v))
     }
 

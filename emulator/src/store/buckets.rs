@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::journal::Record;
-use super::model::{random_hex, BucketMeta};
+use super::model::{random_hex, BucketMeta, Sse};
 use super::Store;
 use crate::error::{B2Error, B2Result};
 
@@ -51,6 +51,7 @@ impl Store {
             lifecycle_rules,
             cors_rules,
             revision: 1,
+            default_sse: None,
         };
         self.commit(&mut state, Record::Bucket(meta.clone()))?;
         Ok(meta)
@@ -97,6 +98,20 @@ impl Store {
             meta.cors_rules = rules;
         }
         meta.revision += 1;
+        self.commit(&mut state, Record::Bucket(meta.clone()))?;
+        Ok(meta)
+    }
+
+    /// Sets the default encryption (SSE-B2 or none). The revision is left to the
+    /// `update_bucket` of the same request.
+    pub fn set_default_sse(&self, id: &str, sse: Option<Sse>) -> B2Result<BucketMeta> {
+        let mut state = self.lock();
+        let mut meta = state
+            .buckets
+            .get(id)
+            .map(|b| b.meta.clone())
+            .ok_or_else(|| B2Error::bad_request(format!("invalid bucketId {id}")))?;
+        meta.default_sse = sse;
         self.commit(&mut state, Record::Bucket(meta.clone()))?;
         Ok(meta)
     }

@@ -297,6 +297,7 @@ impl State {
                             blob: blob.clone(),
                             len: size,
                         }],
+                        sse: None,
                     });
                 }
             }

@@ -6,6 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::sse::Sse;
+
 /// B2's limit for a single upload and for one part: 5 GB.
 pub const MAX_UPLOAD_BYTES: u64 = 5_000_000_000;
 /// B2's limit for a large file: 10 TB.
@@ -53,6 +55,9 @@ pub struct Version {
     pub ts: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<Segment>,
+    /// Server-side encryption (for SSE-C only the key's MD5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<Sse>,
 }
 
 impl Version {
@@ -97,6 +102,9 @@ pub struct BucketMeta {
     pub lifecycle_rules: Value,
     pub cors_rules: Value,
     pub revision: u64,
+    /// `defaultServerSideEncryption`: SSE-B2 or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_sse: Option<Sse>,
 }
 
 pub fn now_millis() -> u64 {

@@ -19,6 +19,7 @@ impl Store {
         sha1: Option<String>,
         size: u64,
         blob: String,
+        sse: Option<Sse>,
     ) -> B2Result<Version> {
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
@@ -39,6 +40,7 @@ impl Store {
             info,
             ts: now_millis(),
             content: vec![Segment { blob, len: size }],
+            sse,
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)
@@ -82,6 +84,7 @@ impl Store {
             info: BTreeMap::new(),
             ts: now_millis(),
             content: Vec::new(),
+            sse: None,
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)
@@ -93,6 +96,7 @@ impl Store {
         name: &str,
         content_type: &str,
         info: BTreeMap<String, String>,
+        sse: Option<Sse>,
     ) -> B2Result<Version> {
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
@@ -111,6 +115,7 @@ impl Store {
             info,
             ts: now_millis(),
             content: Vec::new(),
+            sse,
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)

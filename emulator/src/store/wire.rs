@@ -30,7 +30,7 @@ impl Version {
             upload_timestamp: self.ts,
             file_retention: locks.map(|l| l.0),
             legal_hold: locks.map(|l| l.1),
-            server_side_encryption: locks.map(|l| l.2),
+            server_side_encryption: locks.map(|_| crate::sse::file_json(self.sse.as_ref())),
         }
     }
 }
@@ -56,7 +56,7 @@ pub struct FileJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     legal_hold: Option<Readable<Option<()>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    server_side_encryption: Option<Encryption>,
+    server_side_encryption: Option<crate::sse::SseJson>,
 }
 
 impl<'a> FileJson<'a> {
@@ -96,15 +96,9 @@ struct RetentionValue {
     retain_until_timestamp: Option<u64>,
 }
 
-#[derive(Serialize, Clone, Copy)]
-struct Encryption {
-    algorithm: Option<()>,
-    mode: Option<()>,
-}
-
-/// No object lock, no legal hold, no server-side encryption.
+/// No object lock, no legal hold (server-side encryption is the version's own, `sse`).
 #[derive(Clone, Copy)]
-struct LockSettings(Readable<RetentionValue>, Readable<Option<()>>, Encryption);
+struct LockSettings(Readable<RetentionValue>, Readable<Option<()>>);
 
 impl LockSettings {
     const NONE: LockSettings = LockSettings(
@@ -118,10 +112,6 @@ impl LockSettings {
         Readable {
             is_client_authorized_to_read: true,
             value: None,
-        },
-        Encryption {
-            algorithm: None,
-            mode: None,
         },
     );
 }
@@ -138,8 +128,7 @@ impl BucketMeta {
             "lifecycleRules": self.lifecycle_rules,
             "revision": self.revision,
             "options": ["s3"],
-            "defaultServerSideEncryption": {"isClientAuthorizedToRead": true,
-                "value": {"algorithm": null, "mode": null}},
+            "defaultServerSideEncryption": crate::sse::bucket_json(self.default_sse.as_ref(), true),
             "fileLockConfiguration": {"isClientAuthorizedToRead": true,
                 "value": {"defaultRetention": {"mode": null, "period": null},
                           "isFileLockEnabled": false}},
@@ -160,4 +149,7 @@ pub struct StoredVersion {
     pub sha1: String,
     pub file_info: BTreeMap<String, String>,
     pub upload_timestamp: u64,
+    /// Server-side encryption: for SSE-C, the customer key's MD5 (all B2 keeps of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<super::model::Sse>,
 }

@@ -16,6 +16,7 @@ fn run_until_signal(signal: &str) {
         .args(["--bucket", "first-bucket", "--bucket", "second-bucket"])
         .args(["--key", "rk:rs:listBuckets,listFiles:first-bucket:logs/"])
         .args(["--min-part-size", "1234", "--token-lifetime-secs", "60"])
+        .args(["--bucket-encryption", "SSE-B2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -34,6 +35,12 @@ fn run_until_signal(signal: &str) {
     let b2 = B2::login(&url, "acct", "secret");
     let buckets = b2.ok("b2_list_buckets", json!({"accountId": "acct"}));
     assert_eq!(buckets["buckets"].as_array().unwrap().len(), 2);
+    for b in buckets["buckets"].as_array().unwrap() {
+        assert_eq!(
+            b["defaultServerSideEncryption"]["value"]["mode"], "SSE-B2",
+            "{b}"
+        );
+    }
     let (status, v) = authorize_raw(&url, "rk", "rs", 1);
     assert_eq!(status, 200);
     assert_eq!(v["allowed"]["bucketName"], "first-bucket");

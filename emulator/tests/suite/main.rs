@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod downloads;
 mod embedding;
+mod encryption;
 mod faults;
 mod large_files;
 mod listing;

@@ -58,7 +58,9 @@ fn the_master_key_advertises_only_what_implemented_calls_back() {
             "deleteFiles",
             "listBuckets",
             "listFiles",
+            "readBucketEncryption",
             "readFiles",
+            "writeBucketEncryption",
             "writeBuckets",
             "writeFiles"
         ]
@@ -137,7 +139,7 @@ fn retention_and_legal_hold_headers_are_refused_and_nothing_stored() {
 }
 
 #[test]
-fn large_file_retention_legal_hold_and_encryption_are_refused() {
+fn large_file_retention_and_legal_hold_are_refused() {
     let emu = start();
     let b2 = B2::master(&emu);
     let bucket_id = b2.bucket_id(BUCKET);
@@ -153,92 +155,12 @@ fn large_file_retention_legal_hold_and_encryption_are_refused() {
             json!({"mode": "compliance", "retainUntilTimestamp": 4102444800000u64}),
         ),
         ("legalHold", json!("on")),
-        (
-            "serverSideEncryption",
-            json!({"mode": "SSE-B2", "algorithm": "AES256"}),
-        ),
     ] {
         let (status, v) = b2.call("b2_start_large_file", with(field, value));
         refused(status, &v, field);
     }
     assert!(emu.unfinished_large_files(BUCKET).is_empty());
     b2.ok("b2_start_large_file", with("legalHold", json!("off")));
-}
-
-#[test]
-fn encryption_headers_and_bucket_defaults_are_refused() {
-    let emu = start();
-    let b2 = B2::master(&emu);
-    let acct = b2.account_id.clone();
-    let bucket_id = b2.bucket_id(BUCKET);
-    let (url, token) = b2.upload_url(&bucket_id);
-    let (status, v) = upload_to(
-        &url,
-        &token,
-        "sse",
-        b"data",
-        &[("X-Bz-Server-Side-Encryption", "AES256")],
-    );
-    refused(status, &v, "X-Bz-Server-Side-Encryption");
-    let sse_c = [
-        ("X-Bz-Server-Side-Encryption-Customer-Algorithm", "AES256"),
-        (
-            "X-Bz-Server-Side-Encryption-Customer-Key",
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        ),
-        (
-            "X-Bz-Server-Side-Encryption-Customer-Key-Md5",
-            "u9lHgKN0XHOCpG2w2FXUnA==",
-        ),
-    ];
-    let (status, v) = upload_to(&url, &token, "sse-c", b"data", &sse_c);
-    refused(status, &v, "X-Bz-Server-Side-Encryption-Customer");
-    assert!(emu.file_versions(BUCKET).is_empty());
-
-    let file_id = b2.start_large(&bucket_id, "parts", json!({}));
-    let (part_url, part_token) = b2.part_url(&file_id);
-    let data = content(2000, 1);
-    let mut req = http()
-        .post(&part_url)
-        .header("Authorization", &part_token)
-        .header("X-Bz-Part-Number", "1")
-        .header("X-Bz-Content-Sha1", sha1_hex(&data));
-    for (k, v) in sse_c {
-        req = req.header(k, v);
-    }
-    let (status, v) = status_json(req.body(data).send().unwrap());
-    refused(status, &v, "X-Bz-Server-Side-Encryption-Customer");
-    let parts = b2.ok("b2_list_parts", json!({"fileId": file_id}));
-    assert_eq!(parts["parts"], json!([]));
-
-    b2.upload_ok(&bucket_id, "plain", b"plain");
-    let mut req = http()
-        .get(format!("{}/file/{BUCKET}/plain", emu.url()))
-        .header("Authorization", &b2.token);
-    for (k, v) in sse_c {
-        req = req.header(k, v);
-    }
-    let (status, v) = status_json(req.send().unwrap());
-    refused(status, &v, "X-Bz-Server-Side-Encryption-Customer");
-
-    let sse_b2 = json!({"mode": "SSE-B2", "algorithm": "AES256"});
-    let (status, v) = b2.call(
-        "b2_create_bucket",
-        json!({"accountId": acct, "bucketName": "sse-bucket", "bucketType": "allPrivate",
-               "defaultServerSideEncryption": sse_b2}),
-    );
-    refused(status, &v, "defaultServerSideEncryption");
-    let (status, v) = b2.call(
-        "b2_update_bucket",
-        json!({"accountId": acct, "bucketId": bucket_id, "defaultServerSideEncryption": sse_b2}),
-    );
-    refused(status, &v, "defaultServerSideEncryption");
-    // No encryption asked for is no encryption done.
-    b2.ok(
-        "b2_update_bucket",
-        json!({"accountId": acct, "bucketId": bucket_id,
-               "defaultServerSideEncryption": {"mode": null}}),
-    );
 }
 
 #[test]

@@ -90,6 +90,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             job.file.identity.modified_millis().to_string(),
         );
         info.insert("b2dest_part_size".to_string(), self.part_size.to_string());
+        info.extend(client.encryption.file_info());
 
         let (file, kept) = match self.find_resumable(&info).await? {
             Some(found) => found,
@@ -167,13 +168,14 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             file_name: job.object_name,
             content_type: CONTENT_TYPE,
             file_info: info,
+            server_side_encryption: job.client.encryption.start_json(),
         };
         let client_ref = &client;
         client.start_large_file(&body, || async move {
             let found = list::unfinished_large_files(client_ref, job.bucket_id, job.object_name)
                 .await?
                 .into_iter()
-                .find(|f| same_content(f, info));
+                .find(|f| same_content(f, info) && job.client.encryption.matches(f));
             if found.is_some() {
                 job.client.op.log(
                     LogLevel::Info,
@@ -255,9 +257,21 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                 }
                 continue;
             }
-            if same_content(&candidate, info) && chosen.is_none() {
+            let same = same_content(&candidate, info);
+            if same && client.encryption.matches(&candidate) && chosen.is_none() {
                 chosen = Some(candidate);
                 continue;
+            }
+            if same {
+                // Parts under another key (or mode) would make a file no key can read whole.
+                client.op.log(
+                    LogLevel::Info,
+                    format!(
+                        "an unfinished upload of {} was started with other encryption settings than this destination's ({}); it is not resumed",
+                        job.object_name,
+                        client.encryption.mode_name()
+                    ),
+                );
             }
             let parts = list::parts(client, candidate.id()).await?;
             if is_live(&candidate, &parts, now) {
@@ -381,6 +395,8 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             part_number: number,
         }
         .headers();
+        let secret_headers = client.encryption.part_headers();
+        let secret_headers = &secret_headers;
         let digest = client
             .with_retries("b2_upload_part", &client.uploads.clone(), |_auth| {
                 let headers = headers.clone();
@@ -396,6 +412,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                             range,
                             known,
                             &headers,
+                            secret_headers,
                         )
                         .await
                         .map_err(|(failed, _)| failed)?;

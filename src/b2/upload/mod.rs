@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
@@ -24,6 +25,7 @@ use super::client::{B2Client, Failed};
 use super::http::{failure_from_response, network_failure, read_json, timed_out};
 use super::retry::Failure;
 use super::session::UploadTarget;
+use super::throttle::{paced, Pacing};
 use super::{MAX_PARTS, MAX_PART_SIZE};
 use crate::error::{Error, Result};
 use crate::local::file::{LocalFile, RangeOutcome, RangeStream};
@@ -104,6 +106,7 @@ impl UploadJob<'_> {
         (offset, len): (u64, u64),
         known: Option<[u8; 20]>,
         headers: &[(String, String)],
+        secret_headers: &[(&'static str, HeaderValue)],
     ) -> std::result::Result<(T, [u8; 20]), (Failed, Option<[u8; 20]>)> {
         let mut stream: RangeStream =
             self.file
@@ -118,11 +121,19 @@ impl UploadJob<'_> {
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let body = stream.body.take().expect("body taken once");
+        for (k, v) in secret_headers {
+            req = req.header(*k, v.clone());
+        }
+        let chunks = stream.body.take().expect("body taken once");
+        let pacing = Arc::new(Pacing::default());
+        let body = match &self.client.throttle {
+            Some(t) => reqwest::Body::wrap_stream(paced(chunks, t.clone(), pacing.clone())),
+            None => reqwest::Body::wrap_stream(chunks),
+        };
         let timeout = self.client.session.timeout;
         let sent = tokio::select! {
             sent = req.body(body).send() => Some(sent),
-            _ = stalled(&read, timeout) => None,
+            _ = stalled(&read, &pacing, timeout) => None,
         };
         // Every attempt B2 may have received is billed; a refused connect is not.
         if !matches!(&sent, Some(Err(e)) if e.is_connect()) {
@@ -203,16 +214,24 @@ impl UploadJob<'_> {
 
 /// Resolves when nothing moved for `timeout`: no body bytes, or no answer once the whole
 /// body was sent. B2 answers only after the whole body, so a whole-request timeout would
-/// fail every large part on a slow link.
-async fn stalled(read: &std::sync::atomic::AtomicU64, timeout: std::time::Duration) {
+/// fail every large part on a slow link. A body held back by the bandwidth limit is not
+/// stalled: each slice it lets through counts, and so does waiting for the next one.
+async fn stalled(
+    read: &std::sync::atomic::AtomicU64,
+    pacing: &Pacing,
+    timeout: std::time::Duration,
+) {
     let mut last = u64::MAX;
+    let mut last_paced = u64::MAX;
     loop {
         tokio::time::sleep(timeout).await;
         let now = read.load(Ordering::Relaxed);
-        if now == last {
+        let (paced_moved, paced) = pacing.moved_since(last_paced);
+        if now == last && !paced_moved {
             return;
         }
         last = now;
+        last_paced = paced;
     }
 }
 

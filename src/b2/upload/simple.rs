@@ -25,8 +25,11 @@ impl SimpleUpload<'_, '_> {
         let headers = UploadFile {
             file_name: job.object_name,
             src_last_modified_millis: job.file.identity.modified_millis(),
+            customer_key_md5: client.encryption.key_md5(),
         }
         .headers();
+        let secret_headers = client.encryption.upload_headers();
+        let secret_headers = &secret_headers;
         let len = job.file.size();
         let began_ms = now_ms();
         // The SHA1 of a body sent in full whose answer was lost: B2 may hold it already.
@@ -65,6 +68,7 @@ impl SimpleUpload<'_, '_> {
                             (0, len),
                             None,
                             &headers,
+                            secret_headers,
                         )
                         .await
                         .map_err(|(failed, sent)| {
@@ -139,6 +143,7 @@ impl SimpleUpload<'_, '_> {
                 && v.whole_sha1().as_deref() == Some(sha1.as_str())
                 && v.file_info.get("src_last_modified_millis") == Some(&mtime)
                 && v.upload_timestamp + CLOCK_SKEW_MS >= began_ms
+                && job.client.encryption.matches(v)
         }))
     }
 }
