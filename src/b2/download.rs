@@ -19,7 +19,7 @@ use super::api::FileVersion;
 use super::client::{B2Client, Failed};
 use super::encryption::explain_key_refusal;
 use super::http::{failure_from_response, network_failure, timed_out};
-use super::in_order::{InOrderSha1, StopOnDrop, Stopped, BUFFER_BUDGET};
+use super::in_order::{buffer_budget, InOrderSha1, StopOnDrop, Stopped};
 use super::retry::Failure;
 use crate::error::{Error, Result};
 use crate::local::dir::{identity, try_lock, EntryKind};
@@ -343,7 +343,9 @@ impl DownloadJob<'_> {
     /// Ranges fetched `concurrency` at a time, while one thread hashes the file in order
     /// from the bytes as they arrive (see `in_order`).
     async fn fetch_ranges(&self, temp: &TempFile, ranges: &[(u64, u64)]) -> Result<[u8; 20]> {
-        let order = InOrderSha1::new(temp.file.clone(), ranges, BUFFER_BUDGET, WRITE_CHUNK);
+        let streams = self.concurrency.clamp(1, ranges.len().max(1));
+        let budget = buffer_budget(streams);
+        let order = InOrderSha1::new(temp.file.clone(), ranges, budget, WRITE_CHUNK);
         let _stop = StopOnDrop(order.clone());
         let fetches = async {
             let order = &*order;

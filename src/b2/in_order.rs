@@ -15,11 +15,12 @@ use bytes::{Bytes, BytesMut};
 use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
-/// Bytes of received chunks kept in memory for the hash, all ranges together.
-pub const BUFFER_BUDGET: usize = 24 << 20;
-/// Part of the budget only the range being hashed may use, so that it always finds room
-/// whatever the ranges ahead hold.
-const HEAD_RESERVE: usize = 8 << 20;
+/// Bytes of received chunks kept in memory for the hash of one file, all its ranges
+/// together: 6 MiB a connection, at most 24 MiB. A restore of several files at once gives
+/// each its share of the connections, so the operation keeps about the same.
+pub fn buffer_budget(streams: usize) -> usize {
+    (streams.max(1) * (6 << 20)).min(24 << 20)
+}
 /// Bytes read back per system call when a chunk was not kept.
 const READ_BACK_CHUNK: usize = 1 << 20;
 /// Free chunk buffers kept for reuse: fresh ones cost a page fault per 4 KiB, and freed
@@ -45,6 +46,9 @@ pub struct InOrderSha1 {
     room: Notify,
     file: Arc<File>,
     budget: usize,
+    /// The part of the budget only chunks in line may use, so that they always find room
+    /// whatever the ranges ahead hold.
+    head_reserve: usize,
     chunk: usize,
     pool: Mutex<Vec<BytesMut>>,
 }
@@ -123,7 +127,8 @@ impl InOrderSha1 {
             arrived: Condvar::new(),
             room: Notify::new(),
             file,
-            budget: budget.max(HEAD_RESERVE * 2),
+            budget: budget.max(2 * chunk),
+            head_reserve: budget.max(2 * chunk) / 3,
             chunk,
             pool: Mutex::new(Vec::new()),
         })
@@ -172,7 +177,7 @@ impl InOrderSha1 {
                 let limit = if head {
                     self.budget
                 } else {
-                    self.budget - HEAD_RESERVE
+                    self.budget - self.head_reserve
                 };
                 // The very next bytes are always taken: the hash waits for nothing else.
                 if st.kept_bytes + len <= limit || offset == st.next {
@@ -321,7 +326,10 @@ mod tests {
         let want: [u8; 20] = Sha1::digest(all).into();
         assert_eq!(digest, want);
         assert_eq!(stats.from_memory + stats.read_back, all.len() as u64);
-        assert!(stats.peak_buffered <= budget.max(HEAD_RESERVE * 2) + chunk);
+        assert!(
+            stats.peak_buffered <= budget.max(2 * chunk) + chunk,
+            "{stats:?}"
+        );
         stats
     }
 
@@ -329,7 +337,7 @@ mod tests {
     fn ranges_that_fit_the_buffer_are_never_read_back() {
         let all = data(4 << 20);
         let ranges = [(0, 1 << 20), (1 << 20, 1 << 20), (2 << 20, 2 << 20)];
-        let stats = feed(BUFFER_BUDGET, &ranges, 64 << 10, &all);
+        let stats = feed(buffer_budget(3), &ranges, 64 << 10, &all);
         assert_eq!(stats.read_back, 0, "{stats:?}");
     }
 
@@ -337,7 +345,7 @@ mod tests {
     fn ranges_ahead_of_a_full_buffer_are_read_back_and_the_digest_holds() {
         let all = data(48 << 20);
         let ranges = [(0, 16 << 20), (16 << 20, 16 << 20), (32 << 20, 16 << 20)];
-        let stats = feed(0, &ranges, 1 << 20, &all);
+        let stats = feed(8 << 20, &ranges, 1 << 20, &all);
         assert!(stats.read_back > 0, "{stats:?}");
         assert!(stats.from_memory > 0, "{stats:?}");
     }
@@ -345,7 +353,7 @@ mod tests {
     #[test]
     fn a_stopped_download_ends_the_hash() {
         let all = data(1 << 20);
-        let hash = InOrderSha1::new(file_of(&all), &[(0, 1 << 20)], BUFFER_BUDGET, 1 << 20);
+        let hash = InOrderSha1::new(file_of(&all), &[(0, 1 << 20)], buffer_budget(1), 1 << 20);
         let h = hash.clone();
         let thread = std::thread::spawn(move || h.run());
         drop(StopOnDrop(hash.clone()));
@@ -354,7 +362,7 @@ mod tests {
 
     #[test]
     fn an_empty_file_hashes_to_the_empty_sha1() {
-        let hash = InOrderSha1::new(file_of(b""), &[], BUFFER_BUDGET, 1 << 20);
+        let hash = InOrderSha1::new(file_of(b""), &[], buffer_budget(1), 1 << 20);
         let (digest, _) = hash.run().unwrap();
         assert_eq!(digest, <[u8; 20]>::from(Sha1::digest(b"")));
     }
