@@ -11,6 +11,7 @@
  *   destctl [OPTIONS] list [REMOTE]
  *   destctl [OPTIONS] usage
  *   destctl [OPTIONS] delete REMOTE
+ *   destctl [OPTIONS] protect [REMOTE]
  *
  * The library's JSON response is printed on standard output as one line, and destctl
  * exits with the library's DEST_* status (0 when the operation succeeded). Errors of
@@ -75,6 +76,7 @@ struct library {
     path_fn list;
     config_only_fn usage;
     path_fn del;
+    path_fn protect;
     free_fn free_response;
     version_fn version;
     set_log_fn set_log_callback;
@@ -109,6 +111,8 @@ static void print_usage(FILE *out)
             "  list [REMOTE]            list the files under REMOTE (default: all)\n"
             "  usage                    show the space the backup directory uses\n"
             "  delete REMOTE            delete a file or directory, every version\n"
+            "  protect [REMOTE]         extend the Object Lock retention of backups under\n"
+            "                           REMOTE (default: all) to now + retention_days\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE   destination configuration JSON ('-' = standard input;\n"
@@ -125,8 +129,10 @@ static void print_usage(FILE *out)
             "The JSON response is printed on standard output, one line. The exit status is\n"
             "the DEST_* status: 0 ok, 1 invalid argument, 2 configuration, 3 authentication,\n"
             "4 permission, 5 not found, 6 limit, 7 local I/O, 8 network, 9 remote,\n"
-            "10 integrity, 11 cancelled, 12 internal; 64 usage error, 66 configuration\n"
-            "file unreadable, 69 library not loadable.\n",
+            "10 integrity, 11 cancelled, 12 internal, 13 locked (B2 Object Lock kept some\n"
+            "versions; the rest was deleted), 14 encryption key (an SSE-C file and no or\n"
+            "another customer_key); 64 usage error, 66 configuration file unreadable,\n"
+            "69 library not loadable.\n",
             program_name);
 }
 
@@ -363,6 +369,7 @@ static int load_library(const struct options *opt, struct library *lib)
     if (LOAD(lib, validate, "dest_validate") != 0 || LOAD(lib, upload, "dest_upload") != 0 ||
         LOAD(lib, download, "dest_download") != 0 || LOAD(lib, list, "dest_list") != 0 ||
         LOAD(lib, usage, "dest_usage") != 0 || LOAD(lib, del, "dest_delete") != 0 ||
+        LOAD(lib, protect, "dest_protect") != 0 ||
         LOAD(lib, free_response, "dest_free") != 0 ||
         LOAD(lib, version, "dest_version") != 0 ||
         LOAD(lib, set_log_callback, "dest_set_log_callback") != 0) {
@@ -723,6 +730,7 @@ static const struct command commands[] = {
     {"list", 0, 1, "list [REMOTE]"},
     {"usage", 0, 0, "usage"},
     {"delete", 1, 1, "delete REMOTE"},
+    {"protect", 0, 1, "protect [REMOTE]"},
 };
 
 static const struct command *find_command(const char *name)
@@ -759,6 +767,9 @@ static int32_t run_command(const struct library *lib, const struct options *opt,
     if (strcmp(cmd, "usage") == 0) {
         return lib->usage(config, response);
     }
+    if (strcmp(cmd, "protect") == 0) {
+        return lib->protect(config, opt->arg_count > 0 ? opt->args[0] : "", response);
+    }
     return lib->del(config, opt->args[0], response);
 }
 
@@ -794,6 +805,10 @@ static const char *interrupted_outcome(const char *command)
     if (strcmp(command, "delete") == 0) {
         return "the delete was stopped before it finished: versions B2 already deleted stay "
                "deleted, the others remain; run the same delete again to finish it";
+    }
+    if (strcmp(command, "protect") == 0) {
+        return "the protect was stopped before it finished: retentions B2 already extended "
+               "stay extended, the others are as they were; run it again to finish";
     }
     return "it was stopped before it finished; it changes nothing on B2";
 }

@@ -110,6 +110,16 @@ enum DestStatus
    */
   DEST_ERR_INTERNAL = 12,
   /**
+   * Not a failure of the destination: some versions are under B2 Object Lock (a
+   * retention not yet over, or a legal hold) and B2 refuses to delete them.
+   * `dest_delete` deleted everything else it was asked to and reports what stays in
+   * `locked_versions`, `locked_bytes` and `earliest_unlock_ms` (null when a legal hold
+   * or an unreadable retention has no known end). A retention job should keep its record
+   * of the backup and try again after `earliest_unlock_ms`, not at once:
+   * `"retryable"` is false because trying again before then changes nothing.
+   */
+  DEST_ERR_LOCKED = 13,
+  /**
    * The file is encrypted with SSE-C and the destination has no customer key, or not the
    * one the file was uploaded with: B2 refused to read it. Nothing was written locally.
    */
@@ -294,7 +304,11 @@ int32_t dest_usage(const char *config_json, char **response_json);
  * `remote_path/`, hide markers included, and cancels unfinished large files there, so the
  * space is really freed. An empty `remote_path` is refused. Deleting what does not exist
  * succeeds with `"deleted_versions": 0`. The response has `deleted_versions` and
- * `bytes_freed`.
+ * `bytes_freed`. Versions under B2 Object Lock (retention not over, legal hold) are not
+ * deleted: everything else is, and the call returns `DEST_ERR_LOCKED` (13) with
+ * `locked_versions`, `locked_bytes` and `earliest_unlock_ms` (when to try again).
+ * Governance-locked versions are deleted only with `object_lock.bypass_governance` and a
+ * key with `bypassGovernance`.
  *
  * `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
  * response.
@@ -311,6 +325,32 @@ int32_t dest_usage(const char *config_json, char **response_json);
  * Each pointer is NULL or valid as described.
  */
 int32_t dest_delete(const char *config_json, const char *remote_path, char **response_json);
+
+/**
+ * Extends the B2 Object Lock retention of existing backups: every stored version of the
+ * file at `remote_path` and of everything under `remote_path/` (`""` for the whole backup
+ * directory) is locked until now + `object_lock.retention_days`, in the destination's
+ * mode. Only forward: a version already locked as long is left alone, one in compliance
+ * mode stays in compliance mode, and no retention is ever shortened (the library never
+ * asks B2 to). Needs `object_lock` in the configuration, a bucket with Object Lock, and a
+ * key with `readFileRetentions` and `writeFileRetentions`. The response has
+ * `extended_versions`, `unchanged_versions`, `retention_mode` and `retain_until_ms`.
+ *
+ * `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
+ * response.
+ *
+ * Ownership: the strings stay the caller's; the library reads them only during the call and
+ * keeps no pointer to them. The response becomes the caller's, to free once with
+ * `dest_free`.
+ * Threads: blocks the calling thread while the work runs on the library's runtime threads;
+ * may be called from any thread, concurrently.
+ * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+ * `error.code` is `"internal"`.
+ *
+ * # Safety
+ * Each pointer is NULL or valid as described.
+ */
+int32_t dest_protect(const char *config_json, const char *remote_path, char **response_json);
 
 /**
  * Frees a response stored by any `dest_*` function. NULL is fine. Each response must be

@@ -21,6 +21,7 @@ enum DestStatus
   DEST_ERR_INTEGRITY = 10,
   DEST_ERR_CANCELLED = 11,
   DEST_ERR_INTERNAL = 12,
+  DEST_ERR_LOCKED = 13,
   DEST_ERR_ENCRYPTION_KEY = 14,
 };
 typedef int32_t (*dest_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *user_data);
@@ -41,6 +42,7 @@ int32_t dest_download(const char *config_json,
 int32_t dest_list(const char *config_json, const char *remote_path, char **response_json);
 int32_t dest_usage(const char *config_json, char **response_json);
 int32_t dest_delete(const char *config_json, const char *remote_path, char **response_json);
+int32_t dest_protect(const char *config_json, const char *remote_path, char **response_json);
 void dest_free(char *response_json);
 const char *dest_version(void);
 void dest_set_log_callback(dest_log_fn callback, int32_t max_level, void *user_data);

@@ -5,7 +5,9 @@
 #
 # Builds the release library, destctl and (when needed) the emulator, then runs:
 # validate, upload a large generated file (multipart) and a small directory, list,
-# usage, download both and verify them (sha1sum, diff), delete, usage again.
+# usage, download both and verify them (sha1sum, diff), delete, usage again. Against the
+# emulator it then shows an immutable backup: uploaded with Object Lock to a bucket that
+# has it, its delete refused (DEST_ERR_LOCKED, 13) and the backup still there.
 #
 # Where: with B2_ACCOUNT_ID, B2_APPLICATION_KEY and B2_BUCKET all set, against real
 # Backblaze B2, under a fresh backup directory "b2dest-demo-<random>" that is removed
@@ -94,6 +96,7 @@ trap 'exit 130' INT TERM
 if [[ $MODE == emulator ]]; then
     header "Starting the local B2 emulator"
     "$EMULATOR" --listen 127.0.0.1:0 --data-dir "$TMP/emulator-data" \
+        --bucket b2dest-test --object-lock b2dest-locked \
         --recommended-part-size 25000000 >"$TMP/emulator.out" 2>"$TMP/emulator.err" &
     EMU_PID=$!
     API_URL=
@@ -164,6 +167,11 @@ if not d.get("ok"):
     e = d.get("error", {})
     row("error", "%s: %s" % (e.get("code"), e.get("message")))
     row("retryable", e.get("retryable"))
+    if "locked_versions" in d:
+        row("versions deleted", d["deleted_versions"])
+        row("locked versions", "%d (%s)" % (d["locked_versions"], human(d["locked_bytes"])))
+        if d.get("earliest_unlock_ms"):
+            row("first unlock", datetime.datetime.fromtimestamp(d["earliest_unlock_ms"] / 1000).strftime("%Y-%m-%d %H:%M:%S"))
 elif step == "validate":
     for c in d.get("checks", []):
         print("  %s %-15s %s" % ("ok  " if c["ok"] else "FAIL", c["name"], c["message"]))
@@ -177,6 +185,8 @@ elif step == "upload":
     else:
         row("sha1", d["sha1"])
         row("file id", d["file_id"])
+        if d.get("retain_until_ms"):
+            row("locked until", "%s (%s mode)" % (datetime.datetime.fromtimestamp(d["retain_until_ms"] / 1000).strftime("%Y-%m-%d %H:%M:%S"), d["retention_mode"]))
         if d.get("resumed_bytes"):
             row("resumed", human(d["resumed_bytes"]))
 elif step == "list":
@@ -207,6 +217,8 @@ PY
 
 STEP=0
 STEPS=10
+# Against the emulator, three more: an immutable backup (see the end).
+[[ $MODE == emulator ]] && STEPS=13
 now() { date +%s.%N; }
 
 # run_step STEP_KIND TITLE DESTCTL_ARGS...: runs one destctl command, shows its result.
@@ -267,6 +279,34 @@ UPLOADED=0
 run_step list "list again" list
 run_step usage "usage again" usage
 [[ $(json 'd["used_bytes"]') == 0 ]] || die "usage is not 0 after the delete"
+
+if [[ $MODE == emulator ]]; then
+    # An immutable backup: its own destination, on a bucket with Object Lock. Only against
+    # the emulator, whose data goes with it: on B2 the file would stay locked for a day.
+    header "Immutable backups: B2 Object Lock"
+    python3 - "$TMP/config.json" "$TMP/locked.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.update(name="b2dest demo, locked", bucket="b2dest-locked",
+         object_lock={"mode": "compliance", "retention_days": 1})
+with open(sys.argv[2], "w") as f:
+    json.dump(c, f)
+PY
+    cp "$TMP/config.json" "$TMP/plain.json"
+    cp "$TMP/locked.json" "$TMP/config.json"
+    run_step upload "upload a backup locked for a day (compliance mode)" upload "$TMP/local/site/manifest.json" locked/manifest.json
+    STEP=$((STEP + 1))
+    header "Step $STEP/$STEPS: delete the locked backup: B2 refuses"
+    note "\$ destctl delete locked"
+    rc=0
+    "$DESTCTL" --config "$TMP/config.json" delete locked >"$TMP/response.json" || rc=$?
+    python3 "$TMP/show.py" delete "$TMP/response.json" || cat "$TMP/response.json"
+    [[ $rc == 13 ]] || die "the delete of a locked backup exited $rc, not 13 (DEST_ERR_LOCKED)"
+    printf '  %srefused as it should be: exit 13 (DEST_ERR_LOCKED)%s\n' "$GREEN" "$RESET"
+    run_step list "the locked backup is still there" list locked
+    [[ $(json 'd["count"]') == 1 ]] || die "the locked backup is gone"
+    cp "$TMP/plain.json" "$TMP/config.json"
+fi
 
 header "Demo finished"
 if [[ $MODE == b2 ]]; then

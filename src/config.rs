@@ -6,6 +6,9 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+mod object_lock;
+pub use object_lock::MAX_RETENTION_DAYS;
+
 pub const DEFAULT_API_URL: &str = "https://api.backblazeb2.com";
 const MAX_NAME_CHARS: usize = 40;
 
@@ -49,6 +52,8 @@ pub struct DestinationConfig {
     /// Bytes a second for uploads and downloads of this destination together; None: no
     /// limit.
     pub bandwidth_limit: Option<u64>,
+    /// Object Lock: every upload carries a retention, deletes respect it. None: no lock.
+    pub object_lock: Option<crate::b2::lock::ObjectLockSettings>,
 }
 
 /// The configuration and what the host should hear about it.
@@ -78,6 +83,7 @@ const KNOWN_KEYS: &[&str] = &[
     "resume_window_hours",
     "encryption",
     "bandwidth_limit_bytes_per_second",
+    "object_lock",
 ];
 
 impl DestinationConfig {
@@ -192,6 +198,7 @@ impl DestinationConfig {
             .collect();
         warnings.extend(encryption_warnings);
         warnings.sort();
+        let object_lock = object_lock::parse(map.get("object_lock"), &mut warnings)?;
 
         Ok(ParsedConfig {
             config: DestinationConfig {
@@ -214,6 +221,7 @@ impl DestinationConfig {
                 resume_window,
                 encryption,
                 bandwidth_limit,
+                object_lock,
             },
             warnings,
         })

@@ -39,6 +39,9 @@ pub enum Error {
     DamagedInTransit(String),
     #[error("internal error: {0}; please report this as a bug")]
     Internal(String),
+    /// B2 Object Lock holds what was to be deleted (or changed).
+    #[error("{0}")]
+    Locked(String),
     /// B2 refused to read an SSE-C file: no customer key, or another one.
     #[error("{0}")]
     EncryptionKey(String),
@@ -63,6 +66,7 @@ impl Error {
             Error::Cancelled | Error::CancelledPartway(_) => DestStatus::DestErrCancelled,
             Error::DamagedInTransit(_) => DestStatus::DestErrIntegrity,
             Error::Internal(_) => DestStatus::DestErrInternal,
+            Error::Locked(_) => DestStatus::DestErrLocked,
             Error::EncryptionKey(_) => DestStatus::DestErrEncryptionKey,
         }
     }
@@ -99,6 +103,7 @@ impl Error {
                 Error::CancelledPartway(note.to_string())
             }
             Error::Internal(m) => Error::Internal(add(m)),
+            Error::Locked(m) => Error::Locked(add(m)),
             Error::EncryptionKey(m) => Error::EncryptionKey(add(m)),
         }
     }

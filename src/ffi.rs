@@ -408,7 +408,11 @@ pub unsafe extern "C" fn dest_usage(
 /// `remote_path/`, hide markers included, and cancels unfinished large files there, so the
 /// space is really freed. An empty `remote_path` is refused. Deleting what does not exist
 /// succeeds with `"deleted_versions": 0`. The response has `deleted_versions` and
-/// `bytes_freed`.
+/// `bytes_freed`. Versions under B2 Object Lock (retention not over, legal hold) are not
+/// deleted: everything else is, and the call returns `DEST_ERR_LOCKED` (13) with
+/// `locked_versions`, `locked_bytes` and `earliest_unlock_ms` (when to try again).
+/// Governance-locked versions are deleted only with `object_lock.bypass_governance` and a
+/// key with `bypassGovernance`.
 ///
 /// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
 /// response.
@@ -441,6 +445,51 @@ pub unsafe extern "C" fn dest_delete(
                 config,
                 &mut HostObserver::logs_only(),
                 move |dest| async move { ops::delete::run(&dest, &remote).await },
+            ))
+        })
+    }
+}
+
+/// Extends the B2 Object Lock retention of existing backups: every stored version of the
+/// file at `remote_path` and of everything under `remote_path/` (`""` for the whole backup
+/// directory) is locked until now + `object_lock.retention_days`, in the destination's
+/// mode. Only forward: a version already locked as long is left alone, one in compliance
+/// mode stays in compliance mode, and no retention is ever shortened (the library never
+/// asks B2 to). Needs `object_lock` in the configuration, a bucket with Object Lock, and a
+/// key with `readFileRetentions` and `writeFileRetentions`. The response has
+/// `extended_versions`, `unchanged_versions`, `retention_mode` and `retain_until_ms`.
+///
+/// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
+/// response.
+///
+/// Ownership: the strings stay the caller's; the library reads them only during the call and
+/// keeps no pointer to them. The response becomes the caller's, to free once with
+/// `dest_free`.
+/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
+/// may be called from any thread, concurrently.
+/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
+/// `error.code` is `"internal"`.
+///
+/// # Safety
+/// Each pointer is NULL or valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn dest_protect(
+    config_json: *const c_char,
+    remote_path: *const c_char,
+    response_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: pointers as the caller promised.
+    unsafe {
+        boundary(response_json, || {
+            let (config, remote) = (
+                c_str(config_json, "config_json")?,
+                c_str(remote_path, "remote_path")?,
+            );
+            let remote = remote.to_string();
+            Ok(run_operation(
+                config,
+                &mut HostObserver::logs_only(),
+                move |dest| async move { ops::protect::run(&dest, &remote).await },
             ))
         })
     }

@@ -35,6 +35,14 @@ pub enum DestStatus {
     DestErrCancelled = 11,
     /// A bug in the library (for example a caught panic). Please report it.
     DestErrInternal = 12,
+    /// Not a failure of the destination: some versions are under B2 Object Lock (a
+    /// retention not yet over, or a legal hold) and B2 refuses to delete them.
+    /// `dest_delete` deleted everything else it was asked to and reports what stays in
+    /// `locked_versions`, `locked_bytes` and `earliest_unlock_ms` (null when a legal hold
+    /// or an unreadable retention has no known end). A retention job should keep its record
+    /// of the backup and try again after `earliest_unlock_ms`, not at once:
+    /// `"retryable"` is false because trying again before then changes nothing.
+    DestErrLocked = 13,
     /// The file is encrypted with SSE-C and the destination has no customer key, or not the
     /// one the file was uploaded with: B2 refused to read it. Nothing was written locally.
     DestErrEncryptionKey = 14,
@@ -57,6 +65,7 @@ impl DestStatus {
             DestStatus::DestErrIntegrity => "integrity",
             DestStatus::DestErrCancelled => "cancelled",
             DestStatus::DestErrInternal => "internal",
+            DestStatus::DestErrLocked => "locked",
             DestStatus::DestErrEncryptionKey => "encryption_key",
         }
     }

@@ -77,10 +77,18 @@ fn null_pointers_are_refused_by_every_function() {
                 take_response(dest_delete(n, s, &mut out), out);
                 dest_delete(cfg.as_ptr(), n, &mut out)
             },
+            {
+                take_response(dest_delete(cfg.as_ptr(), n, &mut out), out);
+                dest_protect(n, s, &mut out)
+            },
+            {
+                take_response(dest_protect(n, s, &mut out), out);
+                dest_protect(cfg.as_ptr(), n, &mut out)
+            },
         ] {
             assert_eq!(status, INVALID_ARGUMENT);
         }
-        take_response(dest_delete(cfg.as_ptr(), n, &mut out), out);
+        take_response(dest_protect(cfg.as_ptr(), n, &mut out), out);
         // A NULL response pointer is allowed: the status still comes back.
         assert_eq!(dest_validate(n, std::ptr::null_mut()), INVALID_ARGUMENT);
         assert_eq!(

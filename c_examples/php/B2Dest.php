@@ -128,6 +128,8 @@ final class B2Dest
     public const ERR_INTEGRITY = 10;
     public const ERR_CANCELLED = 11;
     public const ERR_INTERNAL = 12;
+    /** B2 Object Lock kept some versions of a delete; the rest was deleted. */
+    public const ERR_LOCKED = 13;
     /** An SSE-C file and no customer key, or not the one it was uploaded with. */
     public const ERR_ENCRYPTION_KEY = 14;
     /** Not a library status: the library or PHP's FFI extension could not be loaded. */
@@ -142,7 +144,7 @@ final class B2Dest
     private const CODE_NAMES = [
         0 => 'ok', 1 => 'invalid_argument', 2 => 'config', 3 => 'auth', 4 => 'permission',
         5 => 'not_found', 6 => 'limit', 7 => 'local_io', 8 => 'network', 9 => 'remote',
-        10 => 'integrity', 11 => 'cancelled', 12 => 'internal', 14 => 'encryption_key',
+        10 => 'integrity', 11 => 'cancelled', 12 => 'internal', 13 => 'locked', 14 => 'encryption_key',
     ];
 
     private static ?FFI $ffi = null;
@@ -448,7 +450,9 @@ final class B2Dest
     }
 
     /**
-     * Deletes every version of $remote and of everything under it.
+     * Deletes every version of $remote and of everything under it. Versions B2 Object Lock
+     * holds stay: the exception then has code ERR_LOCKED and its response says
+     * "locked_versions", "locked_bytes" and "earliest_unlock_ms" (try again after that).
      *
      * @return array<string, mixed> "deleted_versions", "bytes_freed"
      */
@@ -456,6 +460,20 @@ final class B2Dest
     {
         self::checkPaths($remote);
         return $this->call('delete', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_delete($config, $remote, $out));
+    }
+
+    /**
+     * Extends the Object Lock retention of every stored version under $remote ('' for
+     * the whole backup directory) to now + object_lock.retention_days; never shortens.
+     *
+     * @return array<string, mixed> "extended_versions", "unchanged_versions", "retain_until_ms"
+     */
+    public function protect(string $remote = ''): array
+    {
+        if ($remote !== '') {
+            self::checkPaths($remote);
+        }
+        return $this->call('protect', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_protect($config, $remote, $out));
     }
 
     /** var_dump() and print_r() show the configuration without the key. */

@@ -32,6 +32,13 @@ pub const MASTER_CAPABILITIES: &[&str] = &[
     "deleteFiles",
     "readBucketEncryption",
     "writeBucketEncryption",
+    "readBucketRetentions",
+    "writeBucketRetentions",
+    "readFileRetentions",
+    "writeFileRetentions",
+    "readFileLegalHolds",
+    "writeFileLegalHolds",
+    "bypassGovernance",
 ];
 
 /// A key as the server sees it after authorization.

@@ -92,6 +92,8 @@ pub const CALLS: &[CallSpec] = &[
     json_call!("b2_hide_file", hide_file),
     json_call!("b2_delete_file_version", delete_file_version),
     json_call!("b2_get_file_info", get_file_info),
+    json_call!("b2_update_file_retention", update_file_retention),
+    json_call!("b2_update_file_legal_hold", update_file_legal_hold),
     CallSpec {
         name: "b2_download_file_by_name",
         handler: Handler::DownloadByName,
@@ -106,8 +108,6 @@ pub const CALLS: &[CallSpec] = &[
     unimplemented_call!("b2_delete_key"),
     unimplemented_call!("b2_list_keys"),
     unimplemented_call!("b2_get_download_authorization"),
-    unimplemented_call!("b2_update_file_retention"),
-    unimplemented_call!("b2_update_file_legal_hold"),
     unimplemented_call!("b2_get_bucket_notification_rules"),
     unimplemented_call!("b2_set_bucket_notification_rules"),
 ];

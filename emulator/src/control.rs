@@ -8,12 +8,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::KeySpec;
+use crate::api::retention;
+use crate::auth::{Key, KeySpec};
 use crate::error::{B2Error, B2Result};
 use crate::faults::Fault;
 use crate::http::{json_response, ok_json, read_body_limited, Body, MAX_JSON_BODY};
 use crate::state::Shared;
-use crate::store::{Action, Sse, StoredVersion, Version};
+use crate::store::{Action, BucketLock, Sse, StoredVersion, Version};
 
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, path: &str) -> Response<Body> {
     match handle_inner(shared, req, path).await {
@@ -29,6 +30,22 @@ struct BucketSettings {
     lifecycle_rules: Option<Value>,
     /// `{"mode": "SSE-B2", "algorithm": "AES256"}` or `{"mode": null}`.
     default_server_side_encryption: Option<Value>,
+    /// Object Lock, as b2_update_bucket takes it: `fileLockEnabled`, `defaultRetention`.
+    #[serde(flatten)]
+    lock: serde_json::Map<String, Value>,
+}
+
+/// Sets a version's retention and legal hold whatever the rules (a retain-until in the
+/// past included): `{"bucket", "fileName", "fileId"?, "fileRetention"?, "legalHold"?}`;
+/// without `fileId`, the newest stored version of the name.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockRequest {
+    bucket: String,
+    file_name: String,
+    file_id: Option<String>,
+    file_retention: Option<Value>,
+    legal_hold: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -148,7 +165,21 @@ async fn handle_inner(
                 },
                 true,
             )?;
-            Ok(ok_json(meta))
+            if settings.lock.is_empty() {
+                return Ok(ok_json(meta));
+            }
+            Ok(ok_json(configure_bucket_lock(
+                &shared,
+                name,
+                &settings.lock,
+            )?))
+        }
+        (&Method::POST, "lock") => {
+            let r: LockRequest = json_body(req).await?;
+            let v = force_lock(&shared, &r)?;
+            Ok(ok_json(
+                serde_json::to_value(stored_version(v)).unwrap_or_default(),
+            ))
         }
         (&Method::GET, p) if p.starts_with("versions/") => {
             let name = &p["versions/".len()..];
@@ -210,6 +241,7 @@ pub fn configure_bucket(
             lifecycle_rules,
             None,
             None,
+            None,
         )?,
         None if create => shared.store.create_bucket(
             name,
@@ -217,6 +249,7 @@ pub fn configure_bucket(
             json!({}),
             lifecycle_rules.unwrap_or_else(|| json!([])),
             json!([]),
+            BucketLock::default(),
         )?,
         None => return Err(B2Error::not_found(format!("no bucket named {name}"))),
     };
@@ -224,7 +257,66 @@ pub fn configure_bucket(
         Some(sse) => shared.store.set_default_sse(&meta.id, sse)?,
         None => meta,
     };
-    Ok(meta.to_json(shared.auth.account_id()))
+    Ok(meta.to_json(shared.auth.account_id(), true))
+}
+
+/// Object Lock settings of a bucket, as b2_update_bucket takes them, with the master
+/// key's rights (Object Lock, once on, still cannot be turned off).
+pub fn configure_bucket_lock(
+    shared: &Shared,
+    name: &str,
+    settings: &serde_json::Map<String, Value>,
+) -> B2Result<Value> {
+    let bucket = shared
+        .store
+        .bucket_by_name(name)
+        .ok_or_else(|| B2Error::not_found(format!("no bucket named {name}")))?;
+    let master = Key {
+        spec: KeySpec {
+            key_id: String::new(),
+            application_key: String::new(),
+            capabilities: vec!["writeBucketRetentions".to_owned()],
+            bucket: None,
+            name_prefix: None,
+        },
+    };
+    let lock = retention::bucket_lock(settings, bucket.lock, &master)?;
+    let meta = shared
+        .store
+        .update_bucket(&bucket.id, None, None, None, None, None, lock)?;
+    Ok(meta.to_json(shared.auth.account_id(), true))
+}
+
+fn force_lock(shared: &Shared, r: &LockRequest) -> B2Result<Version> {
+    let id = bucket_id(shared, &r.bucket)?;
+    let current = shared
+        .store
+        .all_versions(&id)
+        .into_iter()
+        .find(|v| {
+            v.name == r.file_name
+                && v.action == Action::Upload
+                && r.file_id.as_ref().is_none_or(|f| *f == v.file_id())
+        })
+        .ok_or_else(|| B2Error::not_found(format!("no stored version of {}", r.file_name)))?;
+    let mut lock = current.lock;
+    if let Some(value) = &r.file_retention {
+        lock.retention = retention::parse_retention(value, "fileRetention")?;
+    }
+    if let Some(hold) = &r.legal_hold {
+        lock.legal_hold = match hold.as_str() {
+            "on" => Some(true),
+            "off" => Some(false),
+            other => {
+                return Err(B2Error::bad_request(format!(
+                    "legalHold must be on or off, not {other:?}"
+                )))
+            }
+        };
+    }
+    shared
+        .store
+        .force_lock(&id, &r.file_name, Some(&current.file_id()), lock)
 }
 
 pub fn seed_files(
@@ -269,7 +361,7 @@ pub fn stored_versions(
         .collect())
 }
 
-fn stored_version(v: Version) -> StoredVersion {
+pub fn stored_version(v: Version) -> StoredVersion {
     StoredVersion {
         file_id: v.file_id(),
         sha1: v.sha1_or_none().to_owned(),
@@ -279,5 +371,13 @@ fn stored_version(v: Version) -> StoredVersion {
         file_info: v.info,
         upload_timestamp: v.ts,
         encryption: v.sse,
+        retention_mode: v.lock.retention.map(|r| r.mode.as_str().to_owned()),
+        retain_until: v.lock.retention.map(|r| r.retain_until),
+        legal_hold: v.lock.legal_hold,
     }
+}
+
+/// `force_lock` for the `Emulator` method.
+pub fn force_lock_request(shared: &Shared, r: &LockRequest) -> B2Result<StoredVersion> {
+    force_lock(shared, r).map(stored_version)
 }

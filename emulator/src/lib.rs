@@ -121,6 +121,7 @@ impl Emulator {
                         serde_json::json!({}),
                         serde_json::json!([]),
                         serde_json::json!([]),
+                        store::BucketLock::default(),
                     )
                     .map_err(|e| io::Error::other(e.message))?;
             }
@@ -288,6 +289,50 @@ impl Emulator {
                 "b2-emulator: set_default_encryption({bucket}): {}",
                 e.message
             );
+        }
+    }
+
+    /// Sets a bucket's Object Lock settings as b2_update_bucket takes them
+    /// (`{"fileLockEnabled": true, "defaultRetention": {...}}`). Panics on a refusal.
+    pub fn configure_object_lock(&self, bucket: &str, settings: serde_json::Value) {
+        if let Err(e) = self.try_configure_object_lock(bucket, settings) {
+            panic!("b2-emulator: configure_object_lock({bucket}): {e}");
+        }
+    }
+
+    /// The same, answering B2's refusal (e.g. `file_lock_conflict`) as text.
+    pub fn try_configure_object_lock(
+        &self,
+        bucket: &str,
+        settings: serde_json::Value,
+    ) -> Result<(), String> {
+        let map = settings.as_object().cloned().unwrap_or_default();
+        control::configure_bucket_lock(&self.shared, bucket, &map)
+            .map(|_| ())
+            .map_err(|e| format!("{} {}: {}", e.status, e.code, e.message))
+    }
+
+    /// Sets the retention (`{"mode", "retainUntilTimestamp"}` or `{"mode": null}`) and/or
+    /// legal hold ("on"/"off") of the newest stored version of `file_name`, whatever the
+    /// rules say (a retain-until in the past included). Panics if there is no such file.
+    pub fn force_lock(
+        &self,
+        bucket: &str,
+        file_name: &str,
+        retention: Option<serde_json::Value>,
+        legal_hold: Option<&str>,
+    ) -> StoredVersion {
+        let body = serde_json::json!({
+            "bucket": bucket, "fileName": file_name,
+            "fileRetention": retention, "legalHold": legal_hold,
+        });
+        let parsed = serde_json::from_value(body).expect("lock request");
+        match control::force_lock_request(&self.shared, &parsed) {
+            Ok(v) => v,
+            Err(e) => panic!(
+                "b2-emulator: force_lock({bucket}, {file_name}): {}",
+                e.message
+            ),
         }
     }
 

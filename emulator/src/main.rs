@@ -35,6 +35,10 @@ struct Args {
     /// (an empty BUCKET means all buckets).
     #[arg(long = "key", value_name = "SPEC", value_parser = parse_key)]
     keys: Vec<KeySpec>,
+    /// Object Lock on a bucket (created if missing), repeatable: BUCKET, or
+    /// BUCKET:MODE:DAYS for a default retention too (MODE governance or compliance).
+    #[arg(long = "object-lock", value_name = "SPEC", value_parser = parse_object_lock)]
+    object_lock: Vec<(String, serde_json::Value)>,
     /// absoluteMinimumPartSize: smallest part but the last.
     #[arg(long, default_value_t = 5_000_000)]
     min_part_size: u64,
@@ -100,8 +104,42 @@ fn parse_key(spec: &str) -> Result<KeySpec, String> {
     })
 }
 
+/// `BUCKET` or `BUCKET:MODE:DAYS` -> the bucket and its b2_update_bucket settings.
+fn parse_object_lock(spec: &str) -> Result<(String, serde_json::Value), String> {
+    let mut fields = spec.split(':');
+    let bucket = fields.next().filter(|s| !s.is_empty());
+    let Some(bucket) = bucket else {
+        return Err("expected BUCKET or BUCKET:MODE:DAYS".to_owned());
+    };
+    let settings = match (fields.next(), fields.next(), fields.next()) {
+        (None, None, None) => serde_json::json!({"fileLockEnabled": true}),
+        (Some(mode @ ("governance" | "compliance")), Some(days), None) => {
+            let days: u64 = days
+                .parse()
+                .map_err(|_| format!("DAYS must be a whole number, not {days:?}"))?;
+            serde_json::json!({"fileLockEnabled": true, "defaultRetention":
+                {"mode": mode, "period": {"duration": days, "unit": "days"}}})
+        }
+        _ => {
+            return Err(
+                "expected BUCKET or BUCKET:MODE:DAYS (MODE governance or compliance)".to_owned(),
+            )
+        }
+    };
+    Ok((bucket.to_owned(), settings))
+}
+
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if !args.object_lock.is_empty() && args.buckets.is_empty() {
+        args.buckets = Config::default().buckets;
+    }
+    for (bucket, _) in &args.object_lock {
+        if !args.buckets.contains(bucket) {
+            args.buckets.push(bucket.clone());
+        }
+    }
+    let object_lock = std::mem::take(&mut args.object_lock);
     let config = Config {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -141,6 +179,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    for (bucket, settings) in object_lock {
+        if let Err(e) = emulator.try_configure_object_lock(&bucket, settings) {
+            eprintln!("b2-emulator: --object-lock {bucket}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "B2_EMULATOR_URL={}", emulator.url());
@@ -200,6 +244,17 @@ mod tests {
         assert!(parse_bucket_encryption("SSE-B2").unwrap().0);
         assert!(!parse_bucket_encryption("none").unwrap().0);
         assert!(parse_bucket_encryption("SSE-C").is_err());
+    }
+
+    #[test]
+    fn object_lock_specs() {
+        let (b, s) = super::parse_object_lock("locked-bkt:compliance:7").unwrap();
+        assert_eq!(b, "locked-bkt");
+        assert_eq!(s["defaultRetention"]["period"]["duration"], 7);
+        let (_, s) = super::parse_object_lock("locked-bkt").unwrap();
+        assert_eq!(s["fileLockEnabled"], true);
+        assert!(super::parse_object_lock("b:forever:7").is_err());
+        assert!(super::parse_object_lock("b:governance:x").is_err());
     }
 
     #[test]

@@ -22,7 +22,6 @@ use crate::names;
 use crate::sse::{self, Sse};
 use crate::state::Shared;
 use crate::store::{self, hex, MAX_PART_NUMBER, MAX_UPLOAD_BYTES};
-use crate::unsupported;
 
 /// Body chunks in flight between the socket reader and the hasher / disk writer (each
 /// chunk is at most hyper's read buffer, 1 MiB), so memory per upload stays bounded.
@@ -358,7 +357,7 @@ pub async fn upload_file(
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let checked = check_upload_file(&shared, &parts.headers, bucket_id, url_id);
-    let (guard, name, info, content_type, length, check, sse) = match checked {
+    let (guard, name, info, content_type, length, check, sse, (lock, readers)) = match checked {
         Ok(ok) => ok,
         Err(e) => return refuse(&shared, e, body).await,
     };
@@ -379,11 +378,18 @@ pub async fn upload_file(
         Ok(b) => b,
         Err(e) => return B2Error::from(e).into_response(),
     };
-    match shared
-        .store
-        .add_upload(bucket_id, &name, &content_type, info, sha1, size, blob, sse)
-    {
-        Ok(version) => ok_json(version.to_json(shared.auth.account_id())),
+    match shared.store.add_upload(
+        bucket_id,
+        &name,
+        &content_type,
+        info,
+        sha1,
+        size,
+        blob,
+        sse,
+        lock,
+    ) {
+        Ok(version) => ok_json(version.to_json(shared.auth.account_id(), readers)),
         Err(e) => e.into_response(),
     }
 }
@@ -396,6 +402,7 @@ type UploadFileChecks = (
     u64,
     Sha1Check,
     Option<Sse>,
+    (store::VersionLock, store::LockReaders),
 );
 
 fn check_upload_file(
@@ -421,19 +428,29 @@ fn check_upload_file(
     content_size(length, &check)?;
     let (name, info) = name_and_info(headers)?;
     refuse_forbidden_headers(headers)?;
-    unsupported::object_lock_headers(headers)?;
     let sse = sse::applied(sse::from_headers(headers)?, bucket.default_sse.as_ref());
     sse::check_info_size(&name, &info, sse.as_ref())?;
     grant.key.require("writeFiles")?;
     grant.key.require_bucket(&bucket.name)?;
     grant.key.require_name(&name)?;
+    let lock = crate::api::retention::lock_from_headers(headers, &bucket, &grant.key)?;
+    let readers = crate::api::retention::readers(&grant.key);
     let content_type = header_str(headers, "content-type")
         .ok_or_else(|| B2Error::bad_request("Content-Type is required"))?
         .trim()
         .to_owned();
     names::validate_content_type(&content_type)?;
     let content_type = names::resolve_content_type(&content_type, &name);
-    Ok((guard, name, info, content_type, length, check, sse))
+    Ok((
+        guard,
+        name,
+        info,
+        content_type,
+        length,
+        check,
+        sse,
+        (lock, readers),
+    ))
 }
 
 /// Path: `/b2api/vN/b2_upload_part/{fileId}/{urlId}`.

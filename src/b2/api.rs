@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::encryption::FileEncryption;
+use super::lock::{BucketLock, BucketLockValue, Readable, Retention, RetentionValue, VersionLock};
 
 /// Holds the account token: no `Debug`, so it cannot be formatted into a message.
 #[derive(Deserialize)]
@@ -59,6 +60,9 @@ pub struct Bucket {
     pub lifecycle_rules: Vec<LifecycleRule>,
     #[serde(default)]
     pub default_server_side_encryption: Option<BucketEncryption>,
+    /// Object Lock settings, readable with `readBucketRetentions`.
+    #[serde(default)]
+    pub file_lock_configuration: Option<Readable<BucketLockValue>>,
 }
 
 /// `defaultServerSideEncryption` of a bucket: the value only for a key with
@@ -88,6 +92,25 @@ impl Bucket {
                 .filter(|m| !m.is_empty())
                 .unwrap_or("none"),
         )
+    }
+
+    pub fn lock(&self) -> BucketLock {
+        let Some(value) = self
+            .file_lock_configuration
+            .as_ref()
+            .and_then(|c| c.readable())
+        else {
+            return BucketLock::Unknown;
+        };
+        match value {
+            Some(v) if v.is_file_lock_enabled => BucketLock::On(
+                v.default_retention
+                    .as_ref()
+                    .and_then(|d| Some((d.mode?, d.period.as_ref()?)))
+                    .map(|(mode, p)| (mode, p.duration, p.unit.clone())),
+            ),
+            _ => BucketLock::Off,
+        }
     }
 }
 
@@ -149,9 +172,39 @@ pub struct FileVersion {
     /// How B2 encrypts it (`mode` SSE-B2 or SSE-C; absent or null: not encrypted).
     #[serde(default)]
     pub server_side_encryption: Option<FileEncryption>,
+    /// Object Lock, readable with `readFileRetentions` / `readFileLegalHolds`.
+    #[serde(default)]
+    pub file_retention: Option<Readable<RetentionValue>>,
+    #[serde(default)]
+    pub legal_hold: Option<Readable<String>>,
 }
 
 impl FileVersion {
+    /// The version's retention and legal hold, as far as the key may read them.
+    pub fn lock(&self) -> VersionLock {
+        let retention = self
+            .file_retention
+            .as_ref()
+            .and_then(|r| r.readable())
+            .map(|v| {
+                v.and_then(|v| {
+                    Some(Retention {
+                        mode: v.mode?,
+                        retain_until_timestamp: v.retain_until_timestamp?,
+                    })
+                })
+            });
+        let legal_hold = self
+            .legal_hold
+            .as_ref()
+            .and_then(|h| h.readable())
+            .and_then(|v| v.as_deref().map(|s| s == "on"));
+        VersionLock {
+            retention,
+            legal_hold,
+        }
+    }
+
     /// The SHA1 of the whole file, as B2 knows it: the content SHA1 of a simple upload, or
     /// `large_file_sha1` from the file info of a large file.
     pub fn whole_sha1(&self) -> Option<String> {

@@ -14,6 +14,7 @@ use super::api::{
 };
 use super::client::B2Client;
 use super::encryption::{StartEncryption, KEY_MD5_INFO};
+use super::lock::Retention;
 use super::settle::{self, Called};
 use super::upload::encode_name;
 use crate::error::Result;
@@ -58,6 +59,9 @@ pub struct StartLargeFile<'a> {
     /// Carries the SSE-C key: the request body is never logged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_side_encryption: Option<StartEncryption<'a>>,
+    /// Object Lock from the start: never a second call that could be missed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_retention: Option<&'a Retention>,
 }
 b2_call!(StartLargeFile, "b2_start_large_file", FileVersion);
 
@@ -142,6 +146,10 @@ b2_call!(ListFileVersions, "b2_list_file_versions", ListFilesResponse);
 pub struct DeleteFileVersion<'a> {
     pub file_name: &'a str,
     pub file_id: &'a str,
+    /// Asks B2 to delete a governance-locked version (needs the `bypassGovernance`
+    /// capability); sent only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bypass_governance: bool,
 }
 b2_call!(DeleteFileVersion, "b2_delete_file_version", IgnoredAny);
 
@@ -150,8 +158,29 @@ impl<'a> DeleteFileVersion<'a> {
         DeleteFileVersion {
             file_name: &version.file_name,
             file_id: version.id(),
+            bypass_governance: false,
         }
     }
+}
+
+/// Moves a version's retention (forward only, in this library: see `ops/protect.rs`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateFileRetention<'a> {
+    pub file_name: &'a str,
+    pub file_id: &'a str,
+    pub file_retention: &'a Retention,
+}
+b2_call!(
+    UpdateFileRetention,
+    "b2_update_file_retention",
+    UpdateFileRetentionAnswer
+);
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateFileRetentionAnswer {
+    pub file_retention: Retention,
 }
 
 #[derive(Serialize)]
@@ -246,6 +275,13 @@ impl B2Client {
     pub async fn get_file_info(&self, request: &GetFileInfo<'_>) -> Result<FileVersion> {
         self.send(request).await
     }
+
+    pub async fn update_file_retention(
+        &self,
+        request: &UpdateFileRetention<'_>,
+    ) -> Result<UpdateFileRetentionAnswer> {
+        self.send(request).await
+    }
 }
 
 /// The fields of `b2_upload_file` other than the body (which `upload/` streams, its SHA1
@@ -256,6 +292,8 @@ pub struct UploadFile<'a> {
     /// The MD5 of the SSE-C key, recorded in the file info (the key itself travels in the
     /// encryption headers, `Encryption::upload_headers`).
     pub customer_key_md5: Option<&'a str>,
+    /// Object Lock, in the upload itself.
+    pub retention: Option<&'a Retention>,
 }
 
 impl UploadFile<'_> {
@@ -270,6 +308,7 @@ impl UploadFile<'_> {
         if let Some(md5) = self.customer_key_md5 {
             headers.push((format!("X-Bz-Info-{KEY_MD5_INFO}"), encode_name(md5)));
         }
+        headers.extend(self.retention.into_iter().flat_map(Retention::headers));
         headers
     }
 }

@@ -275,6 +275,8 @@ mod tests {
                 mode: Some(m.into()),
                 algorithm: Some("AES256".into()),
             }),
+            file_retention: None,
+            legal_hold: None,
         }
     }
 

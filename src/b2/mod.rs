@@ -10,6 +10,7 @@ pub mod encryption;
 pub mod http;
 mod in_order;
 pub mod list;
+pub mod lock;
 pub mod retry;
 pub mod session;
 pub mod settings;

@@ -128,6 +128,7 @@ enum Retry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Told {
     Auth,
+    Locked,
     Permission,
     NotFound,
     Limit,
@@ -141,6 +142,8 @@ enum Told {
 enum Calls {
     Any,
     Only(CallKind),
+    /// These calls by name.
+    Named(&'static [&'static str]),
 }
 
 #[derive(Clone, Copy)]
@@ -279,6 +282,16 @@ const RULES: &[Rule] = &[
         told: Told::EncryptionKey,
         says: Says::Detail("the file is encrypted with SSE-C and this destination has no customer key, or not the one the file was uploaded with: set \"encryption\": {\"mode\": \"SSE-C\", \"customer_key\": ...} to the key the backup was made with (without it nobody can read the file)"),
     },
+    // Object Lock: a version under retention or legal hold, or a retention that may not
+    // be shortened (b2sdk maps 403 `access_denied` to AccessDenied for exactly these).
+    Rule {
+        calls: Calls::Named(&["b2_delete_file_version", "b2_update_file_retention"]),
+        status: Status::Is(403),
+        code: Code::Is("access_denied"),
+        retry: Retry::Never,
+        told: Told::Locked,
+        says: Says::Detail("B2 Object Lock holds this file version (a retention not yet over, or a legal hold)"),
+    },
     Rule {
         calls: Calls::Any,
         status: Status::Is(403),
@@ -394,6 +407,7 @@ impl Rule {
         let calls = match self.calls {
             Calls::Any => true,
             Calls::Only(k) => k == kind,
+            Calls::Named(names) => names.contains(&f.call.as_str()),
         };
         let status = match (self.status, f.http_status) {
             (Status::None, None) => true,
@@ -428,6 +442,7 @@ impl Rule {
         };
         match self.told {
             Told::Auth => Error::Auth(message),
+            Told::Locked => Error::Locked(message),
             Told::Permission => Error::Permission(message),
             Told::NotFound => Error::NotFound(message),
             Told::Limit => Error::Limit(message),
@@ -545,6 +560,7 @@ mod tests {
             "api_service_unavailable" => (again, DestErrRemote, true),
             "list_bad_bucket_id" => (Failure::Fatal, DestErrRemote, false),
             "delete_file_not_present" => (Failure::Fatal, DestErrNotFound, false),
+            "delete_locked_version" => (Failure::Fatal, DestErrLocked, false),
             "download_not_found" => (Failure::Fatal, DestErrNotFound, false),
             "download_cap_exceeded" => (Failure::Fatal, DestErrLimit, false),
             "download_range_not_satisfiable" => (Failure::Fatal, DestErrRemote, false),

@@ -279,6 +279,7 @@ mod tests {
             resume_window: Duration::from_secs(24 * 3600),
             encryption: Default::default(),
             bandwidth_limit: None,
+            object_lock: None,
         };
         let s = B2Session::new(reqwest::Client::new(), &settings);
         s.authorized.store(authorized, Ordering::Relaxed);

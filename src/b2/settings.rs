@@ -49,4 +49,8 @@ pub struct B2Settings {
     pub encryption: Encryption,
     /// Bytes a second for every transfer under these settings together; None: no limit.
     pub bandwidth_limit: Option<u64>,
+    /// Object Lock: the retention every upload carries, and whether governance may be
+    /// bypassed. Not part of the session's identity: operations read it from their own
+    /// destination's settings, never from a session shared with another destination.
+    pub object_lock: Option<super::lock::ObjectLockSettings>,
 }

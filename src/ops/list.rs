@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::remote_path::{relative_to, EmptyPath, RemotePath};
 
 pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
-    json!({
+    let mut entry = json!({
         "path": relative_to(&f.file_name, &dest.config.backup_directory).unwrap_or_else(|| f.file_name.clone()),
         "size": f.content_length,
         "sha1": f.whole_sha1(),
@@ -18,7 +18,11 @@ pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
         // "SSE-B2", "SSE-C" or "none"; for SSE-C, the MD5 of the key a restore needs.
         "encryption": f.encryption_mode().unwrap_or("none"),
         "customer_key_md5": f.recorded_key_md5(),
-    })
+    });
+    for (k, v) in super::lock::entry_fields(f) {
+        entry[k] = v;
+    }
+    entry
 }
 
 /// The current files at `path`: the file itself, or everything below it.

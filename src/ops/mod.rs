@@ -3,6 +3,8 @@
 pub mod delete;
 pub mod download;
 pub mod list;
+pub mod lock;
+pub mod protect;
 pub mod upload;
 pub mod usage;
 pub mod validate;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::b2::lock::ObjectLockSettings;
 use crate::b2::session::{Authorization, BucketInfo};
 use crate::b2::MAX_PART_SIZE;
 use crate::b2::{B2Client, B2Settings};
@@ -33,6 +36,7 @@ impl From<&DestinationConfig> for B2Settings {
             resume_window: config.resume_window,
             encryption: config.encryption.clone(),
             bandwidth_limit: config.bandwidth_limit,
+            object_lock: config.object_lock,
         }
     }
 }
@@ -130,6 +134,11 @@ impl Destination {
             )));
         }
         Ok(size.min(MAX_PART_SIZE))
+    }
+
+    /// This destination's Object Lock policy (its own, never a shared session's).
+    pub fn object_lock(&self) -> Option<ObjectLockSettings> {
+        B2Settings::from(&self.config).object_lock
     }
 
     /// The prefix of every file of the backup directory.

@@ -29,13 +29,18 @@ use crate::operation::{LogLevel, Operation};
 use crate::remote_path::{check_segments, EmptyPath, RemotePath, MAX_NAME_BYTES};
 
 fn file_entry(path: &RemotePath, f: &UploadedFile) -> Value {
-    json!({
+    let mut entry = json!({
         "remote_path": path.relative,
         "size": f.size,
         "sha1": f.sha1,
         "file_id": f.file_id,
         "resumed_bytes": f.resumed_bytes,
-    })
+    });
+    if let Some(r) = &f.retention {
+        entry["retain_until_ms"] = r.retain_until_timestamp.into();
+        entry["retention_mode"] = r.mode.as_str().into();
+    }
+    entry
 }
 
 pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Report> {
@@ -50,12 +55,18 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
     let bucket = dest.bucket().await?;
     usage::check_limit(dest, &bucket.id).await?;
     let part_size = dest.part_size().await?;
+    // Before any byte: the lock this destination promises must be one B2 will keep.
+    let retention = super::lock::upload_retention(dest, &bucket).await?;
+    let job = JobSettings {
+        part_size,
+        retention,
+    };
     let slots = Arc::new(Semaphore::new(dest.config.concurrency));
 
     let root_dir = match named {
         Named::File(file) => {
             dest.client.op.add_total(file.size());
-            let done = upload_one(dest, &bucket.id, &root, &file, &slots, part_size).await?;
+            let done = upload_one(dest, &bucket.id, &root, &file, &slots, job).await?;
             let mut report = Report::with(file_entry(&root, &done));
             report.warnings.extend(file.sparse_warning());
             return Ok(report);
@@ -102,7 +113,7 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
                     .unwrap_or_else(|e| e.into_inner())
                     .push(w);
             }
-            upload_one(dest, bucket_id, &remote, &file, slots, part_size).await
+            upload_one(dest, bucket_id, &remote, &file, slots, job).await
         };
         match attempt.await {
             Ok(done) => Outcome::Uploaded(file_entry(&remote, &done), done.size),
@@ -202,7 +213,7 @@ async fn upload_one(
     remote: &RemotePath,
     file: &LocalFile,
     slots: &Arc<Semaphore>,
-    part_size: u64,
+    job: JobSettings,
 ) -> Result<UploadedFile> {
     dest.client.op.check_cancelled()?;
     dest.client.op.log(
@@ -221,13 +232,22 @@ async fn upload_one(
         file,
         slots,
         concurrency: dest.config.concurrency,
-        part_size,
+        part_size: job.part_size,
         resume_window: dest.client.session.resume_window,
+        retention: job.retention,
     }
     .run()
     .await?;
     usage::adjust(dest, bucket_id, &done.object_name, done.size as i64);
     Ok(done)
+}
+
+/// What every file of one upload shares: the part size, and the Object Lock retention
+/// counted from the start of the upload.
+#[derive(Clone, Copy)]
+struct JobSettings {
+    part_size: u64,
+    retention: Option<crate::b2::lock::Retention>,
 }
 
 enum WalkItem {

@@ -91,6 +91,10 @@ pub struct Usage {
     /// Unfinished large files of this library nobody resumed within the resume window,
     /// cancelled by this measurement.
     pub cancelled_large_files: u64,
+    /// Versions Object Lock holds now, as far as the key may read.
+    pub held: super::lock::Held,
+    /// Versions whose retention the key may not read (no `readFileRetentions`).
+    pub lock_unreadable: u64,
 }
 
 /// Lists every version under the backup directory (and the parts of unfinished large
@@ -108,6 +112,11 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                 Action::Upload => {
                     usage.versions += 1;
                     usage.used_bytes += v.content_length;
+                    let lock = v.lock();
+                    if lock.retention.is_none() {
+                        usage.lock_unreadable += 1;
+                    }
+                    usage.held.count(&v, &lock, upload::now_ms());
                     if first_of_name {
                         usage.files += 1;
                     }
@@ -194,11 +203,23 @@ pub async fn run(dest: &Destination) -> Result<Report> {
         "cancelled_large_files": u.cancelled_large_files,
         "limit_reached": limit_reached(dest, u.used_bytes),
     });
+    if let (serde_json::Value::Object(fields), serde_json::Value::Object(held)) =
+        (&mut fields, u.held.fields())
+    {
+        fields.extend(held);
+    }
     if let Some(quota) = dest.config.quota_bytes {
         fields["total_bytes"] = quota.into();
         fields["free_bytes"] = quota.saturating_sub(u.used_bytes).into();
         fields["used_percent"] =
             ((u.used_bytes as f64 / quota as f64 * 10_000.0).round() / 100.0).into();
     }
-    Ok(Report::with(fields))
+    let mut report = Report::with(fields);
+    if u.lock_unreadable > 0 && dest.object_lock().is_some() {
+        report.warnings.push(format!(
+            "the application key lacks readFileRetentions, so {} version(s) may be locked without being counted in locked_versions",
+            u.lock_unreadable
+        ));
+    }
+    Ok(report)
 }

@@ -1,5 +1,7 @@
 //! `dest_validate`: every check a hosting admin needs before trusting the destination.
 
+mod lock;
+
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -97,6 +99,7 @@ async fn run_checks(
         .copied()
         .filter(|c| !auth.has_capability(c))
         .collect();
+    let lock_caps = lock::capabilities(dest, &auth, checks);
     if missing.is_empty() {
         checks.pass("capabilities", format!("the key has {}", needed.join(", ")));
     } else {
@@ -168,8 +171,9 @@ async fn run_checks(
         format!("bucket \"{}\" exists", bucket.name),
     );
     bucket_warnings(dest, &bucket, warnings);
+    let bucket_lock = lock::bucket(dest, &bucket, checks, warnings);
 
-    if !missing.is_empty() {
+    if !missing.is_empty() || !lock_caps || checks.failure.is_some() {
         return Ok(Some(bucket));
     }
     // Settings an upload or download would refuse fail here, before anything is sent.
@@ -192,8 +196,9 @@ async fn run_checks(
         }
         return Ok(Some(bucket));
     }
-    match probe(dest, &bucket).await {
-        Ok(()) => checks.pass(
+    let retention = lock::probe_retention(dest, &bucket_lock, &auth);
+    match probe(dest, &bucket, retention).await {
+        Ok(None) => checks.pass(
             "probe",
             match dest.client.encryption.key_md5() {
                 Some(md5) => format!("a probe file was written with SSE-C (customer key MD5 {md5}), read back identical with that key and deleted"),
@@ -205,6 +210,14 @@ async fn run_checks(
                     }
                 ),
             },
+        ),
+        Ok(Some(r)) => checks.pass(
+            "probe",
+            format!(
+                "a probe file was written with {} retention until {} ms, B2 holds it and refused to delete it; it is left locked for that minute and the next validate removes it",
+                r.mode.as_str(),
+                r.retain_until_timestamp
+            ),
         ),
         Err(e @ Error::Cancelled) => return Err(e),
         Err(e) => checks.fail("probe", e),
@@ -264,14 +277,23 @@ fn bucket_warnings(dest: &Destination, bucket: &BucketInfo, warnings: &mut Vec<S
 }
 
 /// Writes a small file under the backup directory, reads it back, compares, deletes it.
-async fn probe(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
+/// With a retention, B2 must hold it and refuse the delete: the probe stays for its
+/// minute (the answer is that retention), and earlier probes whose minute is over go.
+async fn probe(
+    dest: &Destination,
+    bucket: &BucketInfo,
+    retention: Option<crate::b2::lock::Retention>,
+) -> Result<Option<crate::b2::lock::Retention>> {
     let client = &dest.client;
+    if retention.is_some() {
+        lock::sweep_old_probes(dest, bucket).await?;
+    }
     let scratch = tempfile_dir()?;
     let token = format!("{:016x}", fastrand::u64(..));
     let content = format!("b2dest validation probe {token}\n").repeat(64);
     let local = scratch.path.join("probe");
     std::fs::write(&local, &content).map_err(|e| Error::local_io("could not write", &local, &e))?;
-    let name = format!("{}.b2dest-probe-{token}", dest.directory_prefix());
+    let name = format!("{}{}{token}", dest.directory_prefix(), lock::PROBE_PREFIX);
     let file = LocalFile::open(&local)?;
     let slots = Arc::new(Semaphore::new(1));
     let uploaded = UploadJob {
@@ -283,6 +305,7 @@ async fn probe(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
         concurrency: 1,
         part_size: crate::b2::MAX_PART_SIZE,
         resume_window: dest.client.session.resume_window,
+        retention,
     }
     .run()
     .await;
@@ -294,6 +317,7 @@ async fn probe(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
                 &name,
                 &scratch.path.join("back"),
                 content.as_bytes(),
+                retention.as_ref(),
             )
             .await
         }
@@ -301,7 +325,21 @@ async fn probe(dest: &Destination, bucket: &BucketInfo) -> Result<()> {
     };
     let cleaned = delete_all_versions(dest, bucket, &name).await;
     checked?;
-    cleaned
+    match (cleaned?, retention) {
+        (true, Some(r)) => Ok(Some(r)),
+        (false, None) => Ok(None),
+        (true, None) => Err(Error::Locked(format!(
+            "the probe file {name} was written without a retention, yet B2 refused to delete it: the bucket locks new files (a default retention or legal hold); set \"object_lock\" on this destination"
+        ))),
+        (false, Some(r)) => Err(Error::Remote {
+            message: format!(
+                "the probe file was written with {} retention until {}, yet B2 deleted it at once: the lock is not being kept",
+                r.mode.as_str(),
+                r.retain_until_timestamp
+            ),
+            retryable: false,
+        }),
+    }
 }
 
 async fn read_back(
@@ -310,6 +348,7 @@ async fn read_back(
     name: &str,
     local: &std::path::Path,
     expected: &[u8],
+    retention: Option<&crate::b2::lock::Retention>,
 ) -> Result<()> {
     let version = list::find_file(&dest.client, &bucket.id, name)
         .await?
@@ -317,6 +356,9 @@ async fn read_back(
             message: "the probe file was uploaded but B2 does not list it".into(),
             retryable: true,
         })?;
+    if let Some(wanted) = retention {
+        lock::check_probe_retention(&version, wanted)?;
+    }
     // The library's own private scratch directory, named once.
     let scratch = local.parent().unwrap_or(std::path::Path::new("."));
     let dir = std::sync::Arc::new(
@@ -342,24 +384,30 @@ async fn read_back(
     Ok(())
 }
 
-async fn delete_all_versions(dest: &Destination, bucket: &BucketInfo, name: &str) -> Result<()> {
+/// Deletes every version of `name`; true when Object Lock kept one.
+async fn delete_all_versions(dest: &Destination, bucket: &BucketInfo, name: &str) -> Result<bool> {
     let client = dest.client.detached();
     let versions = FileLister::versions(&bucket.id, name)
         .starting_at(name, 100)
         .collect_all(&client)
         .await?;
+    let mut held = false;
     for v in versions.iter().filter(|v| v.file_name == name) {
-        client
+        match client
             .delete_file_version(&DeleteFileVersion::of(v))
             .await
             .result
-            .map_err(|e| {
-                Error::Permission(format!(
+        {
+            Ok(_) => {}
+            Err(Error::Locked(_)) => held = true,
+            Err(e) => {
+                return Err(Error::Permission(format!(
                     "the probe file could not be deleted ({e}); the key needs deleteFiles"
-                ))
-            })?;
+                )))
+            }
+        }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// A private scratch directory removed when dropped.

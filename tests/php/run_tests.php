@@ -537,6 +537,25 @@ $tests['bandwidth limit: 300 kB at 150 kB/s takes at least 1.8 s'] = function ()
     check($took >= 1.8, "the upload took only $took s");
     $slow->delete('bw');
 };
+$lockedBucket = getenv('B2_EMULATOR_LOCKED_BUCKET');
+if (is_string($lockedBucket) && $lockedBucket !== '') {
+    $tests['Object Lock: a locked backup refuses deletion (13), protect extends it'] = function () use ($base, $work, $lockedBucket, $directory): void {
+        $locked = new B2Dest(['bucket' => $lockedBucket,
+            'object_lock' => ['mode' => 'compliance', 'retention_days' => 1]] + $base);
+        $up = $locked->upload("$work/small.bin", 'locked/small.bin');
+        check($up['retention_mode'] === 'compliance', 'no retention in the upload answer');
+        $e = expect_failure(fn () => $locked->delete('locked'), B2Dest::ERR_LOCKED, 'locked');
+        $r = $e->getResponse();
+        check($r['locked_versions'] === 1 && $r['deleted_versions'] === 0, 'locked counts: ' . json_encode($r));
+        check($r['earliest_unlock_ms'] === $up['retain_until_ms'], 'earliest_unlock_ms is not the retention');
+        check(count(stored_under($lockedBucket, "$directory/locked/")) === 1, 'the locked backup is gone');
+        $longer = new B2Dest(['bucket' => $lockedBucket,
+            'object_lock' => ['mode' => 'compliance', 'retention_days' => 3]] + $base);
+        $p = $longer->protect('locked');
+        check($p['extended_versions'] === 1, 'protect: ' . json_encode($p));
+        check($p['retain_until_ms'] > $up['retain_until_ms'], 'protect did not move the retention forward');
+    };
+}
 
 // ------------------------------------------------------------------------------------
 

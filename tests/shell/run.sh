@@ -120,7 +120,7 @@ sha1() { sha1sum "$1" | cut -d' ' -f1; }
 # The emulator: a temporary data directory, 1 MB parts allowed, and extra keys:
 # one without writeFiles, one restricted to names under "allowed/".
 
-start_emulator --bucket b2dest-other \
+start_emulator --bucket b2dest-other --object-lock b2dest-locked \
     --key "readonly-key:readonly-secret:listBuckets,listFiles,readFiles:$BUCKET" \
     --key "prefix-key:prefix-secret:listBuckets,listFiles,readFiles,writeFiles,deleteFiles:$BUCKET:allowed/"
 echo "emulator at $URL (pid $EMU_PID), data in $TMP/emulator-data"
@@ -341,6 +341,23 @@ else
     fail "the limited upload took $took_ms ms, under what 1 MB/s allows"
 fi
 dctl "bandwidth limit: clean up" 0 --config "$TMP/bandwidth.json" delete big.bin
+echo "== Object Lock"
+
+config "$TMP/locked.json" '{"bucket": "b2dest-locked", "object_lock": {"mode": "compliance", "retention_days": 2}}'
+config "$TMP/lock-unlocked-bucket.json" '{"object_lock": {"mode": "governance", "retention_days": 2}}'
+dctl "locked: validate" 0 --config "$TMP/locked.json" validate
+expect "locked: the Object Lock checks passed" "{c['name'] for c in d['checks'] if c['ok']} >= {'object_lock_bucket', 'object_lock_capabilities', 'probe'}"
+dctl "locked: upload" 0 --config "$TMP/locked.json" upload "$TMP/data/site/index.html" locked/index.html
+expect "locked: the upload says until when" "d['retention_mode'] == 'compliance' and d['retain_until_ms'] > 0"
+dctl "locked: delete refused" 13 --config "$TMP/locked.json" delete locked
+expect "locked: the response counts what stays" "d['error']['code'] == 'locked' and d['locked_versions'] == 1 and d['deleted_versions'] == 0"
+dctl "locked: list shows the lock" 0 --config "$TMP/locked.json" list locked
+expect "locked: still there, locked" "d['count'] == 1 and d['entries'][0]['retention_mode'] == 'compliance'"
+config "$TMP/locked-longer.json" '{"bucket": "b2dest-locked", "object_lock": {"mode": "compliance", "retention_days": 5}}'
+dctl "locked: protect moves the retention forward" 0 --config "$TMP/locked-longer.json" protect locked
+expect "locked: one version extended" "d['extended_versions'] == 1 and d['unchanged_versions'] == 0"
+dctl "locked: a bucket without Object Lock refuses the upload" 4 --config "$TMP/lock-unlocked-bucket.json" upload "$TMP/data/site/index.html" locked/index.html
+expect "locked: says what to enable" "'Object Lock' in d['error']['message']"
 
 # ------------------------------------------------------------------------------------
 echo "== progress and cancellation"
@@ -458,7 +475,8 @@ php_modules=$("$PHP" -m 2>/dev/null || true)
 if grep -qix 'ffi' <<<"$php_modules"; then
     rc=0
     B2_EMULATOR_URL=$URL B2_EMULATOR_ACCOUNT_ID=$ACCOUNT_ID B2_EMULATOR_APPLICATION_KEY=$APP_KEY \
-        B2_EMULATOR_BUCKET=$BUCKET "$PHP" "$ROOT/tests/php/run_tests.php" >"$TMP/php.out" 2>&1 || rc=$?
+        B2_EMULATOR_BUCKET=$BUCKET B2_EMULATOR_LOCKED_BUCKET=b2dest-locked \
+        "$PHP" "$ROOT/tests/php/run_tests.php" >"$TMP/php.out" 2>&1 || rc=$?
     sed 's/^/     /' "$TMP/php.out"
     if [[ $rc -eq 0 ]]; then
         pass "PHP tests ($(tail -1 "$TMP/php.out"))"

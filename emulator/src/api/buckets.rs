@@ -3,10 +3,11 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{array_or_default, object_or_default, Ctx};
+use super::{array_or_default, object_or_default, retention, Ctx};
 use crate::error::{B2Error, B2Result};
 use crate::names;
 use crate::sse::{self, Sse};
+use crate::store::BucketLock;
 use crate::unsupported;
 
 #[derive(Deserialize)]
@@ -58,6 +59,11 @@ pub struct DeleteBucketReq {
 }
 
 impl Ctx<'_> {
+    /// Bucket answers show Object Lock settings to keys with `readBucketRetentions`.
+    fn reads_bucket_lock(&self) -> bool {
+        self.key.has("readBucketRetentions")
+    }
+
     pub(crate) fn list_buckets(&self, req: ListBucketsReq) -> B2Result<Value> {
         self.check_account(&req.account_id)?;
         self.key.require("listBuckets")?;
@@ -100,6 +106,8 @@ impl Ctx<'_> {
         names::validate_bucket_type(&req.bucket_type)?;
         refuse_unsupported_settings(&req.extra, "b2_create_bucket")?;
         let default_sse = self.default_sse_setting(&req.extra)?;
+        let lock = retention::bucket_lock(&req.extra, BucketLock::default(), self.key)?
+            .unwrap_or_default();
         let info = object_or_default(req.bucket_info, "bucketInfo")?;
         names::validate_bucket_info(&info)?;
         let cors = array_or_default(req.cors_rules, "corsRules")?;
@@ -111,6 +119,7 @@ impl Ctx<'_> {
             info,
             rules,
             cors,
+            lock,
         )?;
         if let Some(Some(sse)) = default_sse {
             meta = self.shared.store.set_default_sse(&meta.id, Some(sse))?;
@@ -121,9 +130,10 @@ impl Ctx<'_> {
     pub(crate) fn update_bucket(&self, req: UpdateBucketReq) -> B2Result<Value> {
         self.check_account(&req.account_id)?;
         self.key.require("writeBuckets")?;
-        self.bucket(&req.bucket_id)?;
+        let current = self.bucket(&req.bucket_id)?;
         refuse_unsupported_settings(&req.extra, "b2_update_bucket")?;
         let default_sse = self.default_sse_setting(&req.extra)?;
+        let lock = retention::bucket_lock(&req.extra, current.lock, self.key)?;
         if let Some(kind) = &req.bucket_type {
             names::validate_bucket_type(kind)?;
         }
@@ -143,6 +153,7 @@ impl Ctx<'_> {
             req.lifecycle_rules,
             req.cors_rules,
             req.if_revision_is.or(req.if_revision_match),
+            lock,
         )?;
         if let Some(sse) = default_sse {
             meta = self.shared.store.set_default_sse(&meta.id, sse)?;
@@ -160,7 +171,7 @@ impl Ctx<'_> {
 
     /// A bucket as this key sees it: its default encryption only with `readBucketEncryption`.
     fn bucket_json(&self, meta: &crate::store::BucketMeta) -> Value {
-        let mut v = meta.to_json(self.account_id());
+        let mut v = meta.to_json(self.account_id(), self.reads_bucket_lock());
         if !self.key.has("readBucketEncryption") {
             v["defaultServerSideEncryption"] = sse::bucket_json(None, false);
         }
@@ -179,6 +190,5 @@ impl Ctx<'_> {
 
 /// Bucket settings the emulator cannot honour.
 fn refuse_unsupported_settings(extra: &Map<String, Value>, call: &str) -> B2Result<()> {
-    unsupported::object_lock_bucket(extra, call)?;
     unsupported::replication_bucket(extra, call)
 }

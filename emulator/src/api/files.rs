@@ -49,6 +49,8 @@ pub struct HideFileReq {
 pub struct DeleteFileVersionReq {
     file_name: String,
     file_id: String,
+    #[serde(default)]
+    bypass_governance: bool,
 }
 
 impl Ctx<'_> {
@@ -104,11 +106,12 @@ impl Ctx<'_> {
         };
         let page = self.shared.store.list(&bucket.id, &query)?;
         let account_id = self.account_id();
+        let readers = super::retention::readers(self.key);
         let files: Vec<FileJson<'_>> = page
             .entries
             .iter()
             .map(|e| match e {
-                ListEntry::File(v) => v.json(account_id),
+                ListEntry::File(v) => v.json(account_id, readers),
                 ListEntry::Folder(name) => FileJson::folder(account_id, &bucket.id, name),
             })
             .collect();
@@ -132,6 +135,8 @@ impl Ctx<'_> {
 
     pub(crate) fn delete_file_version(&self, req: DeleteFileVersionReq) -> B2Result<Value> {
         self.key.require("deleteFiles")?;
+        // Governance gives way only to a call that asks, made with a key that may.
+        let bypass = req.bypass_governance && self.key.has("bypassGovernance");
         if let Some(v) = self.shared.store.version_by_id(&req.file_id) {
             self.bucket(&v.bucket_id)?;
             self.key.require_name(&v.name)?;
@@ -139,7 +144,7 @@ impl Ctx<'_> {
         let v = self
             .shared
             .store
-            .delete_version(&req.file_name, &req.file_id)?;
+            .delete_version(&req.file_name, &req.file_id, bypass)?;
         Ok(json!({ "fileId": v.file_id(), "fileName": v.name }))
     }
 

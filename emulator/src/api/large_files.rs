@@ -14,7 +14,6 @@ use crate::error::{B2Error, B2Result};
 use crate::names;
 use crate::sse;
 use crate::store;
-use crate::unsupported;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,7 +58,6 @@ impl Ctx<'_> {
         names::validate_file_name(&req.file_name)?;
         self.key.require_name(&req.file_name)?;
         names::validate_content_type(&req.content_type)?;
-        unsupported::object_lock_large_file(&req.extra)?;
         let asked = sse::from_json(
             req.extra.get("serverSideEncryption"),
             "serverSideEncryption",
@@ -68,11 +66,16 @@ impl Ctx<'_> {
         let info = req.file_info.unwrap_or_default();
         names::validate_info(&req.file_name, &info)?;
         sse::check_info_size(&req.file_name, &info, sse.as_ref())?;
+        let lock = super::retention::lock_from_json(&req.extra, &bucket, self.key)?;
         let content_type = names::resolve_content_type(&req.content_type, &req.file_name);
-        let v =
-            self.shared
-                .store
-                .start_large(&bucket.id, &req.file_name, &content_type, info, sse)?;
+        let v = self.shared.store.start_large(
+            &bucket.id,
+            &req.file_name,
+            &content_type,
+            info,
+            sse,
+            lock,
+        )?;
         Ok(self.file_version_json(&v))
     }
 

@@ -5,6 +5,7 @@ mod authorize;
 pub mod buckets;
 pub mod files;
 pub mod large_files;
+pub mod retention;
 
 pub use authorize::handle as authorize;
 
@@ -201,7 +202,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn file_version_json(&self, v: &store::Version) -> Value {
-        v.to_json(self.account_id())
+        v.to_json(self.account_id(), retention::readers(self.key))
     }
 }
 

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::journal::Record;
+use super::locks::BucketLock;
 use super::model::{random_hex, BucketMeta, Sse};
 use super::Store;
 use crate::error::{B2Error, B2Result};
@@ -34,6 +35,7 @@ impl Store {
         info: Value,
         lifecycle_rules: Value,
         cors_rules: Value,
+        lock: BucketLock,
     ) -> B2Result<BucketMeta> {
         let mut state = self.lock();
         if state.bucket_ids.contains_key(name) {
@@ -52,12 +54,14 @@ impl Store {
             cors_rules,
             revision: 1,
             default_sse: None,
+            lock,
         };
         self.commit(&mut state, Record::Bucket(meta.clone()))?;
         Ok(meta)
     }
 
     /// Replaces the given settings; `if_revision` must match when set (else 409 conflict).
+    #[allow(clippy::too_many_arguments)]
     pub fn update_bucket(
         &self,
         id: &str,
@@ -66,6 +70,7 @@ impl Store {
         lifecycle_rules: Option<Value>,
         cors_rules: Option<Value>,
         if_revision: Option<u64>,
+        lock: Option<BucketLock>,
     ) -> B2Result<BucketMeta> {
         let mut state = self.lock();
         let mut meta = state
@@ -96,6 +101,17 @@ impl Store {
         }
         if let Some(rules) = cors_rules {
             meta.cors_rules = rules;
+        }
+        if let Some(lock) = lock {
+            // Object Lock, once on, stays on (b2sdk: 400 `file_lock_conflict`).
+            if meta.lock.enabled && !lock.enabled {
+                return Err(B2Error::new(
+                    400,
+                    "file_lock_conflict",
+                    "fileLockEnabled value of false is not allowed when bucket is already file lock enabled",
+                ));
+            }
+            meta.lock = lock;
         }
         meta.revision += 1;
         self.commit(&mut state, Record::Bucket(meta.clone()))?;

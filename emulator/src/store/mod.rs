@@ -12,6 +12,7 @@
 mod buckets;
 mod journal;
 mod listing;
+mod locks;
 mod model;
 mod seeding;
 mod versions;
@@ -27,8 +28,12 @@ use crate::error::{B2Error, B2Result};
 use journal::{Record, State};
 
 pub use listing::{ListEntry, ListQuery};
+pub use locks::{
+    check_retention_change, BucketLock, DefaultRetention, LockMode, PeriodUnit, Retention,
+    VersionLock,
+};
 pub use model::*;
-pub use wire::{FileJson, StoredVersion};
+pub use wire::{FileJson, LockReaders, StoredVersion};
 
 pub struct Store {
     root: PathBuf,

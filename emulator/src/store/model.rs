@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::locks::{BucketLock, VersionLock};
 pub use crate::sse::Sse;
 
 /// B2's limit for a single upload and for one part: 5 GB.
@@ -58,6 +59,9 @@ pub struct Version {
     /// Server-side encryption (for SSE-C only the key's MD5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sse: Option<Sse>,
+    /// Object Lock: retention and legal hold (see `locks.rs`).
+    #[serde(default, skip_serializing_if = "VersionLock::is_none")]
+    pub lock: VersionLock,
 }
 
 impl Version {
@@ -105,6 +109,9 @@ pub struct BucketMeta {
     /// `defaultServerSideEncryption`: SSE-B2 or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_sse: Option<Sse>,
+    /// Object Lock settings of the bucket (see `locks.rs`).
+    #[serde(default, skip_serializing_if = "BucketLock::is_off")]
+    pub lock: BucketLock,
 }
 
 pub fn now_millis() -> u64 {

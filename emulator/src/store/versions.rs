@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::journal::Record;
+use super::locks::VersionLock;
 use super::model::*;
 use super::Store;
 use crate::error::{B2Error, B2Result};
@@ -20,6 +21,7 @@ impl Store {
         size: u64,
         blob: String,
         sse: Option<Sse>,
+        lock: VersionLock,
     ) -> B2Result<Version> {
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
@@ -41,6 +43,7 @@ impl Store {
             ts: now_millis(),
             content: vec![Segment { blob, len: size }],
             sse,
+            lock,
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)
@@ -85,6 +88,7 @@ impl Store {
             ts: now_millis(),
             content: Vec::new(),
             sse: None,
+            lock: VersionLock::default(),
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)
@@ -97,6 +101,7 @@ impl Store {
         content_type: &str,
         info: BTreeMap<String, String>,
         sse: Option<Sse>,
+        lock: VersionLock,
     ) -> B2Result<Version> {
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
@@ -116,6 +121,7 @@ impl Store {
             ts: now_millis(),
             content: Vec::new(),
             sse,
+            lock,
         };
         self.commit(&mut state, Record::Version(version.clone()))?;
         Ok(version)
@@ -256,8 +262,14 @@ impl Store {
         Ok(version)
     }
 
-    /// Deletes exactly one version (an unfinished large file is cancelled).
-    pub fn delete_version(&self, file_name: &str, file_id: &str) -> B2Result<Version> {
+    /// Deletes exactly one version (an unfinished large file is cancelled), unless Object
+    /// Lock holds it; `bypass_governance`: asked for, and the key has the capability.
+    pub fn delete_version(
+        &self,
+        file_name: &str,
+        file_id: &str,
+        bypass_governance: bool,
+    ) -> B2Result<Version> {
         let missing = || {
             B2Error::new(
                 400,
@@ -272,6 +284,7 @@ impl Store {
             .filter(|v| v.file_id() == file_id && v.name == file_name)
             .cloned()
             .ok_or_else(missing)?;
+        super::locks::check_delete(&version, bypass_governance, super::locks::now())?;
         self.commit(&mut state, Record::Removed { seq })?;
         Ok(version)
     }

@@ -5,17 +5,19 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::locks::{PeriodUnit, VersionLock};
 use super::model::{Action, BucketMeta, Version};
 
 impl Version {
-    /// The JSON B2 uses for a file version in every call that returns one.
-    pub fn to_json(&self, account_id: &str) -> Value {
-        serde_json::to_value(self.json(account_id)).unwrap_or_default()
+    /// The JSON B2 uses for a file version in every call that returns one, as the caller's
+    /// key may read it.
+    pub fn to_json(&self, account_id: &str, readers: LockReaders) -> Value {
+        serde_json::to_value(self.json(account_id, readers)).unwrap_or_default()
     }
 
     /// The same, as a borrowing serializable struct (listings serialize thousands).
-    pub fn json<'a>(&'a self, account_id: &'a str) -> FileJson<'a> {
-        let locks = (self.action != Action::Hide).then_some(LockSettings::NONE);
+    pub fn json<'a>(&'a self, account_id: &'a str, readers: LockReaders) -> FileJson<'a> {
+        let shown = self.action != Action::Hide;
         FileJson {
             account_id,
             action: self.action.as_str(),
@@ -28,9 +30,9 @@ impl Version {
             file_info: Some(&self.info),
             file_name: &self.name,
             upload_timestamp: self.ts,
-            file_retention: locks.map(|l| l.0),
-            legal_hold: locks.map(|l| l.1),
-            server_side_encryption: locks.map(|_| crate::sse::file_json(self.sse.as_ref())),
+            file_retention: shown.then(|| retention_json(&self.lock, readers.retention)),
+            legal_hold: shown.then(|| legal_hold_json(&self.lock, readers.legal_hold)),
+            server_side_encryption: shown.then(|| crate::sse::file_json(self.sse.as_ref())),
         }
     }
 }
@@ -52,9 +54,9 @@ pub struct FileJson<'a> {
     file_name: &'a str,
     upload_timestamp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    file_retention: Option<Readable<RetentionValue>>,
+    file_retention: Option<Readable<Option<RetentionValue>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    legal_hold: Option<Readable<Option<()>>>,
+    legal_hold: Option<Readable<Option<&'static str>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_side_encryption: Option<crate::sse::SseJson>,
 }
@@ -92,32 +94,56 @@ struct Readable<T> {
 #[derive(Serialize, Clone, Copy)]
 #[serde(rename_all = "camelCase")]
 struct RetentionValue {
-    mode: Option<()>,
+    mode: Option<&'static str>,
     retain_until_timestamp: Option<u64>,
 }
 
-/// No object lock, no legal hold (server-side encryption is the version's own, `sse`).
-#[derive(Clone, Copy)]
-struct LockSettings(Readable<RetentionValue>, Readable<Option<()>>);
+/// What a key may read of Object Lock: `readFileRetentions`, `readFileLegalHolds`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LockReaders {
+    pub retention: bool,
+    pub legal_hold: bool,
+}
 
-impl LockSettings {
-    const NONE: LockSettings = LockSettings(
-        Readable {
-            is_client_authorized_to_read: true,
-            value: RetentionValue {
-                mode: None,
-                retain_until_timestamp: None,
-            },
+/// Without the capability: `{"isClientAuthorizedToRead": false, "value": null}`.
+fn retention_json(lock: &VersionLock, may_read: bool) -> Readable<Option<RetentionValue>> {
+    Readable {
+        is_client_authorized_to_read: may_read,
+        value: may_read.then(|| RetentionValue {
+            mode: lock.retention.map(|r| r.mode.as_str()),
+            retain_until_timestamp: lock.retention.map(|r| r.retain_until),
+        }),
+    }
+}
+
+fn legal_hold_json(lock: &VersionLock, may_read: bool) -> Readable<Option<&'static str>> {
+    Readable {
+        is_client_authorized_to_read: may_read,
+        value: match (may_read, lock.legal_hold) {
+            (true, Some(true)) => Some("on"),
+            (true, Some(false)) => Some("off"),
+            _ => None,
         },
-        Readable {
-            is_client_authorized_to_read: true,
-            value: None,
-        },
-    );
+    }
 }
 
 impl BucketMeta {
-    pub fn to_json(&self, account_id: &str) -> Value {
+    /// `can_read_lock`: the key has `readBucketRetentions`.
+    pub fn to_json(&self, account_id: &str, can_read_lock: bool) -> Value {
+        let lock = if can_read_lock {
+            json!({"isClientAuthorizedToRead": true, "value": {
+                "defaultRetention": match self.lock.default_retention {
+                    Some(d) => json!({"mode": d.mode.as_str(), "period": {
+                        "duration": d.duration,
+                        "unit": match d.unit { PeriodUnit::Days => "days", PeriodUnit::Years => "years" },
+                    }}),
+                    None => json!({"mode": null, "period": null}),
+                },
+                "isFileLockEnabled": self.lock.enabled,
+            }})
+        } else {
+            json!({"isClientAuthorizedToRead": false, "value": null})
+        };
         json!({
             "accountId": account_id,
             "bucketId": self.id,
@@ -129,9 +155,7 @@ impl BucketMeta {
             "revision": self.revision,
             "options": ["s3"],
             "defaultServerSideEncryption": crate::sse::bucket_json(self.default_sse.as_ref(), true),
-            "fileLockConfiguration": {"isClientAuthorizedToRead": true,
-                "value": {"defaultRetention": {"mode": null, "period": null},
-                          "isFileLockEnabled": false}},
+            "fileLockConfiguration": lock,
             "replicationConfiguration": {"isClientAuthorizedToRead": true, "value": null},
         })
     }
@@ -152,4 +176,11 @@ pub struct StoredVersion {
     /// Server-side encryption: for SSE-C, the customer key's MD5 (all B2 keeps of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<super::model::Sse>,
+    /// Object Lock: "governance" or "compliance", and until when (ms); legal hold.
+    #[serde(default)]
+    pub retention_mode: Option<String>,
+    #[serde(default)]
+    pub retain_until: Option<u64>,
+    #[serde(default)]
+    pub legal_hold: Option<bool>,
 }

@@ -10,6 +10,7 @@ mod encryption;
 mod faults;
 mod large_files;
 mod listing;
+mod object_lock;
 mod persistence;
 mod truth;
 mod uploads;

@@ -21,8 +21,6 @@ fn calls_b2_has_but_the_emulator_does_not_serve_name_themselves() {
         "b2_copy_part",
         "b2_create_key",
         "b2_list_keys",
-        "b2_update_file_retention",
-        "b2_update_file_legal_hold",
         "b2_get_download_authorization",
     ] {
         let (status, v) = b2.call(call, json!({}));
@@ -54,55 +52,28 @@ fn the_master_key_advertises_only_what_implemented_calls_back() {
     assert_eq!(
         caps,
         [
+            "bypassGovernance",
             "deleteBuckets",
             "deleteFiles",
             "listBuckets",
             "listFiles",
             "readBucketEncryption",
+            "readBucketRetentions",
+            "readFileLegalHolds",
+            "readFileRetentions",
             "readFiles",
             "writeBucketEncryption",
+            "writeBucketRetentions",
             "writeBuckets",
+            "writeFileLegalHolds",
+            "writeFileRetentions",
             "writeFiles"
         ]
     );
 }
 
 #[test]
-fn object_lock_bucket_settings_are_refused() {
-    let emu = start();
-    let b2 = B2::master(&emu);
-    let acct = b2.account_id.clone();
-    let (status, v) = b2.call(
-        "b2_create_bucket",
-        json!({"accountId": acct, "bucketName": "locked-bucket", "bucketType": "allPrivate", "fileLockEnabled": true}),
-    );
-    refused(status, &v, "fileLockEnabled");
-    let v = b2.ok(
-        "b2_create_bucket",
-        json!({"accountId": acct, "bucketName": "unlocked-bucket", "bucketType": "allPrivate", "fileLockEnabled": false}),
-    );
-    let id = v["bucketId"].as_str().unwrap().to_owned();
-    let (status, v) = b2.call(
-        "b2_update_bucket",
-        json!({"accountId": acct, "bucketId": id, "fileLockEnabled": true}),
-    );
-    refused(status, &v, "fileLockEnabled");
-    let (status, v) = b2.call(
-        "b2_update_bucket",
-        json!({"accountId": acct, "bucketId": id,
-               "defaultRetention": {"mode": "governance", "period": {"duration": 7, "unit": "days"}}}),
-    );
-    refused(status, &v, "defaultRetention");
-    let listed = b2.ok(
-        "b2_list_buckets",
-        json!({"accountId": acct, "bucketName": "unlocked-bucket"}),
-    );
-    assert_eq!(listed["buckets"][0]["revision"], 1, "nothing was changed");
-    assert!(emu.file_versions("locked-bucket").is_empty());
-}
-
-#[test]
-fn retention_and_legal_hold_headers_are_refused_and_nothing_stored() {
+fn retention_and_legal_hold_on_a_bucket_without_object_lock_are_refused_and_nothing_stored() {
     let emu = start();
     let b2 = B2::master(&emu);
     let bucket_id = b2.bucket_id(BUCKET);
@@ -114,32 +85,23 @@ fn retention_and_legal_hold_headers_are_refused_and_nothing_stored() {
                 ("X-Bz-File-Retention-Mode", "governance"),
                 ("X-Bz-File-Retention-Retain-Until-Timestamp", until),
             ],
-            "X-Bz-File-Retention",
+            "Object Lock",
         ),
         (
             &[("X-Bz-File-Retention-Retain-Until-Timestamp", until)],
-            "X-Bz-File-Retention",
+            "X-Bz-File-Retention-Mode",
         ),
-        (&[("X-Bz-File-Legal-Hold", "on")], "X-Bz-File-Legal-Hold"),
+        (&[("X-Bz-File-Legal-Hold", "on")], "Object Lock"),
     ];
     for (headers, what) in cases {
         let (status, v) = upload_to(&url, &token, "locked", b"data", headers);
         refused(status, &v, what);
     }
     assert!(emu.file_versions(BUCKET).is_empty());
-    // "off" asks for nothing the emulator cannot do.
-    let (status, v) = upload_to(
-        &url,
-        &token,
-        "free",
-        b"data",
-        &[("X-Bz-File-Legal-Hold", "off")],
-    );
-    assert_eq!(status, 200, "{v}");
 }
 
 #[test]
-fn large_file_retention_and_legal_hold_are_refused() {
+fn large_file_retention_and_legal_hold_on_a_bucket_without_object_lock_are_refused() {
     let emu = start();
     let b2 = B2::master(&emu);
     let bucket_id = b2.bucket_id(BUCKET);
@@ -149,18 +111,22 @@ fn large_file_retention_and_legal_hold_are_refused() {
         body[field] = value;
         body
     };
-    for (field, value) in [
+    for (field, value, what) in [
         (
             "fileRetention",
             json!({"mode": "compliance", "retainUntilTimestamp": 4102444800000u64}),
+            "Object Lock",
         ),
-        ("legalHold", json!("on")),
+        ("legalHold", json!("on"), "Object Lock"),
     ] {
         let (status, v) = b2.call("b2_start_large_file", with(field, value));
-        refused(status, &v, field);
+        refused(status, &v, what);
     }
     assert!(emu.unfinished_large_files(BUCKET).is_empty());
-    b2.ok("b2_start_large_file", with("legalHold", json!("off")));
+    b2.ok(
+        "b2_start_large_file",
+        with("fileRetention", json!({"mode": null})),
+    );
 }
 
 #[test]

@@ -10,8 +10,8 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 
 use super::unfinished::{
-    cancel_large_file, is_abandoned, is_live, is_ours, past_window, same_content, utc_time,
-    LIVE_WITHIN,
+    cancel_large_file, is_abandoned, is_live, is_ours, keeps_lock, past_window, same_content,
+    utc_time, LIVE_WITHIN,
 };
 use super::{now_ms, UploadJob, UploadedFile, CONTENT_TYPE};
 use crate::b2::api::{Action, FileVersion, Part};
@@ -153,6 +153,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             sha1: whole.to_string(),
             file_id: info.id().to_string(),
             resumed_bytes: 0,
+            retention: job.retention_of(&info),
         })
     }
 
@@ -169,13 +170,18 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             content_type: CONTENT_TYPE,
             file_info: info,
             server_side_encryption: job.client.encryption.start_json(),
+            file_retention: job.retention.as_ref(),
         };
         let client_ref = &client;
         client.start_large_file(&body, || async move {
             let found = list::unfinished_large_files(client_ref, job.bucket_id, job.object_name)
                 .await?
                 .into_iter()
-                .find(|f| same_content(f, info) && job.client.encryption.matches(f));
+                .find(|f| {
+                    same_content(f, info)
+                        && job.client.encryption.matches(f)
+                        && keeps_lock(f, job.retention.as_ref())
+                });
             if found.is_some() {
                 job.client.op.log(
                     LogLevel::Info,
@@ -258,16 +264,21 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                 continue;
             }
             let same = same_content(&candidate, info);
-            if same && client.encryption.matches(&candidate) && chosen.is_none() {
+            if same
+                && client.encryption.matches(&candidate)
+                && keeps_lock(&candidate, job.retention.as_ref())
+                && chosen.is_none()
+            {
                 chosen = Some(candidate);
                 continue;
             }
             if same {
-                // Parts under another key (or mode) would make a file no key can read whole.
+                // Parts under another key (or mode) would make a file no key can read whole;
+                // a file started without this destination's lock would not carry it.
                 client.op.log(
                     LogLevel::Info,
                     format!(
-                        "an unfinished upload of {} was started with other encryption settings than this destination's ({}); it is not resumed",
+                        "an unfinished upload of {} was started with other encryption ({} here) or Object Lock settings than this destination's; it is not resumed",
                         job.object_name,
                         client.encryption.mode_name()
                     ),
@@ -382,6 +393,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             sha1: String::new(),
             file_id: stored.id().to_string(),
             resumed_bytes,
+            retention: job.retention_of(&stored),
         })
     }
 

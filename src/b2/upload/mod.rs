@@ -9,7 +9,9 @@ mod unfinished;
 use large::LargeFileUpload;
 use simple::SimpleUpload;
 
-pub use unfinished::{cancel_large_file, is_abandoned, is_live, is_ours, past_window, LIVE_WITHIN};
+pub use unfinished::{
+    cancel_large_file, is_abandoned, is_live, is_ours, past_window, utc_time, LIVE_WITHIN,
+};
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use super::api::FileVersion;
 use super::calls::DeleteFileVersion;
 use super::client::{B2Client, Failed};
 use super::http::{failure_from_response, network_failure, read_json, timed_out};
+use super::lock::Retention;
 use super::retry::Failure;
 use super::session::UploadTarget;
 use super::throttle::{paced, Pacing};
@@ -53,6 +56,9 @@ pub struct UploadedFile {
     pub file_id: String,
     /// Bytes of parts already on B2 that a resume kept instead of sending again.
     pub resumed_bytes: u64,
+    /// The Object Lock retention the file carries: as B2 answered it when the key may
+    /// read it, else as it was asked for.
+    pub retention: Option<Retention>,
 }
 
 /// Where and how to upload one file.
@@ -68,6 +74,9 @@ pub struct UploadJob<'a> {
     pub part_size: u64,
     /// How long the parts of a failed large upload are kept for a resume.
     pub resume_window: std::time::Duration,
+    /// Object Lock: the retention the file is written with (and that an unfinished file
+    /// must already carry to be resumed).
+    pub retention: Option<Retention>,
 }
 
 /// The part size to use for a file of `len` bytes: the configured one, grown so the file
@@ -78,6 +87,14 @@ pub fn part_size_for(len: u64, configured: u64) -> u64 {
 }
 
 impl UploadJob<'_> {
+    /// The retention `stored` carries: B2's word when the key may read it.
+    fn retention_of(&self, stored: &FileVersion) -> Option<Retention> {
+        match stored.lock().retention {
+            Some(read) => read,
+            None => self.retention,
+        }
+    }
+
     pub async fn run(&self) -> Result<UploadedFile> {
         let part_size = part_size_for(self.file.size(), self.part_size);
         if self.file.size() <= part_size {

@@ -26,6 +26,7 @@ impl SimpleUpload<'_, '_> {
             file_name: job.object_name,
             src_last_modified_millis: job.file.identity.modified_millis(),
             customer_key_md5: client.encryption.key_md5(),
+            retention: job.retention.as_ref(),
         }
         .headers();
         let secret_headers = client.encryption.upload_headers();
@@ -118,6 +119,7 @@ impl SimpleUpload<'_, '_> {
             sha1,
             file_id: stored.id().to_string(),
             resumed_bytes: 0,
+            retention: job.retention_of(&stored),
         })
     }
 

@@ -7,12 +7,27 @@ use crate::b2::api::{FileVersion, Part};
 use crate::b2::calls::CancelLargeFile;
 use crate::b2::client::B2Client;
 use crate::b2::list;
+use crate::b2::lock::Retention;
 use crate::error::{Error, Result};
 
 /// Made by this library (only its own abandoned files are swept; another tool may still
 /// mean to resume its own).
 pub fn is_ours(file: &FileVersion) -> bool {
     file.file_info.contains_key("b2dest_part_size")
+}
+
+/// A locked upload resumes only an unfinished file that B2 started with a retention of
+/// the same mode (the one of the first try, which the host's retention counted from): a
+/// file started without one would end up unlocked, since the lock is set only at the start.
+pub(super) fn keeps_lock(candidate: &FileVersion, wanted: Option<&Retention>) -> bool {
+    let Some(wanted) = wanted else {
+        return true;
+    };
+    match candidate.lock().retention {
+        Some(Some(held)) => held.mode == wanted.mode,
+        // Without readFileRetentions the upload was refused before it began.
+        _ => false,
+    }
 }
 
 pub(super) fn same_content(candidate: &FileVersion, info: &BTreeMap<String, String>) -> bool {
@@ -96,7 +111,7 @@ pub async fn cancel_large_file(
 }
 
 /// `ms` since the epoch as `YYYY-MM-DD HH:MM UTC`.
-pub(super) fn utc_time(ms: u64) -> String {
+pub fn utc_time(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Howard Hinnant's civil-from-days.

@@ -1,0 +1,122 @@
+//! `dest_protect`: moves the Object Lock retention of existing backups forward to now +
+//! `retention_days` (the continuous-protection pattern: keep the last N days locked).
+//! Only forward: a retention already as long is left alone, compliance stays compliance,
+//! and the library never asks B2 to shorten anything.
+
+use futures_util::stream::{self, StreamExt};
+use serde_json::json;
+
+use super::{Destination, Report};
+use crate::b2::api::{Action, FileVersion};
+use crate::b2::calls::UpdateFileRetention;
+use crate::b2::list::FileLister;
+use crate::b2::lock::Retention;
+use crate::b2::upload::{now_ms, utc_time};
+use crate::error::{Error, Result};
+use crate::remote_path::{EmptyPath, RemotePath};
+
+/// What one version needs: the retention to set, or nothing (already as long and strong).
+fn extension(v: &FileVersion, target: &Retention, now: u64) -> Result<Option<Retention>> {
+    let current = v.lock().retention.ok_or_else(|| {
+        Error::Permission(
+            "the application key may not read file retentions, so protecting could shorten one: give the key readFileRetentions".into(),
+        )
+    })?;
+    let current = current.filter(|r| r.retain_until_timestamp > now);
+    Ok(match current {
+        Some(cur) if cur.covers(target) => None,
+        // Never weaker, never shorter than what B2 holds now.
+        Some(cur) => Some(Retention {
+            mode: cur.mode.strongest(target.mode),
+            retain_until_timestamp: cur
+                .retain_until_timestamp
+                .max(target.retain_until_timestamp),
+        }),
+        None => Some(*target),
+    })
+}
+
+pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
+    dest.check_writable("change retentions")?;
+    let policy = dest.object_lock().ok_or_else(|| {
+        Error::Config(
+            "dest_protect needs \"object_lock\" in the configuration (its mode and retention_days say how long to protect)".into(),
+        )
+    })?;
+    let path = RemotePath::resolve(remote, &dest.config.backup_directory, EmptyPath::Allowed)?;
+    let bucket = dest.bucket().await?;
+    let auth = dest.client.authorization().await?;
+    for cap in ["readFileRetentions", "writeFileRetentions"] {
+        if !auth.has_capability(cap) {
+            return Err(Error::Permission(format!(
+                "the application key lacks the {cap} capability, which protecting backups needs: create a key with readFileRetentions and writeFileRetentions"
+            )));
+        }
+    }
+    if !matches!(
+        super::lock::bucket_lock(dest, &bucket).await?,
+        crate::b2::lock::BucketLock::On(_)
+    ) {
+        return Err(Error::Permission(format!(
+            "bucket \"{}\" does not have Object Lock enabled: {}",
+            bucket.name,
+            super::lock::ENABLE_LOCK
+        )));
+    }
+    let now = now_ms();
+    let target = policy.retention_from(now);
+    let (file_name, dir_prefix) = (path.object_name.clone(), path.dir_prefix());
+    let mut lister = FileLister::versions(&bucket.id, &file_name);
+    let (mut extended, mut unchanged) = (0u64, 0u64);
+    let mut latest = 0u64;
+    while let Some(page) = lister.next_page(&dest.client).await? {
+        let mine: Vec<FileVersion> = page
+            .into_iter()
+            .filter(|v| {
+                (!path.relative.is_empty() && v.file_name == file_name)
+                    || v.file_name.starts_with(&dir_prefix)
+            })
+            .filter(|v| v.action == Action::Upload)
+            .collect();
+        let mut work = Vec::new();
+        for v in &mine {
+            match extension(v, &target, now)? {
+                None => {
+                    unchanged += 1;
+                    if let Some(Some(r)) = v.lock().retention {
+                        latest = latest.max(r.retain_until_timestamp);
+                    }
+                }
+                Some(r) => work.push(async move {
+                    dest.client
+                        .update_file_retention(&UpdateFileRetention {
+                            file_name: &v.file_name,
+                            file_id: v.id(),
+                            file_retention: &r,
+                        })
+                        .await
+                        .map(|a| a.file_retention)
+                }),
+            }
+        }
+        let results: Vec<Result<Retention>> = stream::iter(work)
+            .buffer_unordered(dest.config.concurrency)
+            .collect()
+            .await;
+        for r in results {
+            let r = r?;
+            extended += 1;
+            latest = latest.max(r.retain_until_timestamp);
+        }
+        dest.client.op.check_cancelled()?;
+    }
+    Ok(Report::with(json!({
+        "remote_path": path.relative,
+        "extended_versions": extended,
+        "unchanged_versions": unchanged,
+        "retention_mode": policy.mode.as_str(),
+        "retain_until_ms": target.retain_until_timestamp,
+        "retain_until": utc_time(target.retain_until_timestamp),
+        "latest_unlock_ms": (latest > 0).then_some(latest),
+    })))
+}
