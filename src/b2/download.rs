@@ -361,7 +361,11 @@ impl DownloadJob<'_> {
             fetched
         };
         let hasher = order.clone();
-        let hashing = tokio::task::spawn_blocking(move || hasher.run());
+        let hashing = tokio::task::spawn_blocking(move || {
+            // Should the hash panic, a range waiting for room must not wait forever.
+            let _stop = StopOnDrop(hasher.clone());
+            hasher.run()
+        });
         let (fetched, hashed) = tokio::join!(fetches, hashing);
         let hashed =
             hashed.map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))?;
