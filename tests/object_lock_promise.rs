@@ -72,7 +72,7 @@ fn a_small_file_written_while_it_is_sent_never_becomes_a_locked_copy() {
                "object_lock": {"mode": "compliance", "retention_days": 1}}),
     );
     let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "f", 4 << 20, 31);
+    let f = write_file(dir.path(), "f", 6 << 20, 31);
     let (st, v) = upload_changing(&cfg, &f);
     assert_eq!(st, LOCAL_IO, "{v}");
     assert!(
@@ -267,4 +267,60 @@ fn a_clock_far_from_b2s_is_refused_before_anything_is_locked() {
     emu.set_clock_offset(60_000);
     assert_eq!(upload(&cfg, &f, "f").0, OK);
     assert_eq!(uploaded(&emu).len(), 1);
+}
+
+/// Strips the lock of the newest stored version of `DIR/f` once there is one: what a lost
+/// answer's retry then finds matches in everything but its lock.
+unsafe extern "C" fn strip_lock(_done: u64, _total: u64, user: *mut c_void) -> i32 {
+    let emu = unsafe { &*(user as *const Emulator) };
+    let name = format!("{DIR}f");
+    let locked = emu
+        .file_versions(BUCKET)
+        .into_iter()
+        .any(|v| v.file_name == name && v.action == "upload" && v.retention_mode.is_some());
+    if locked && emu.file_versions(BUCKET).len() == 1 {
+        emu.force_lock(BUCKET, &name, Some(json!({"mode": null})), None);
+    }
+    0
+}
+
+#[test]
+fn a_lost_answer_is_recovered_only_by_a_version_that_carries_the_lock() {
+    let emu = locked_emulator();
+    let cfg = config(
+        &emu,
+        json!({"concurrency": 1, "retry_initial_delay_ms": 1500,
+               "object_lock": {"mode": "compliance", "retention_days": 1}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 2_000, 39);
+    emu.inject(Fault {
+        call: "b2_upload_file".into(),
+        count: 1,
+        action: FaultAction::LoseAnswer,
+    });
+    let (st, v) = upload_with(
+        &cfg,
+        &f,
+        "f",
+        Some(strip_lock),
+        &emu as *const Emulator as *mut c_void,
+    );
+    assert_eq!(st, OK, "{v}");
+    let versions = uploaded(&emu);
+    let stripped: Vec<&StoredVersion> = versions
+        .iter()
+        .filter(|v| v.retention_mode.is_none())
+        .collect();
+    assert_eq!(stripped.len(), 1, "the callback stripped one: {versions:?}");
+    assert_ne!(
+        v["file_id"],
+        stripped[0].file_id.as_str(),
+        "the backup is not the version that lost its lock: {v}"
+    );
+    let named = versions
+        .iter()
+        .find(|s| v["file_id"] == s.file_id.as_str())
+        .unwrap();
+    assert_eq!(named.retention_mode.as_deref(), Some("compliance"));
 }
