@@ -49,6 +49,8 @@ pub struct Operation {
     logs: Mutex<Vec<(LogLevel, String)>>,
     /// B2 requests sent, by call name: shared with detached clean-up, which is billed too.
     calls: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// The B2 tokens this operation sent, to keep out of its log lines and response.
+    secrets: Arc<Mutex<Vec<String>>>,
 }
 
 impl Default for Operation {
@@ -62,6 +64,7 @@ impl Default for Operation {
             cancel_notify: Notify::new(),
             logs: Mutex::default(),
             calls: Arc::default(),
+            secrets: Arc::default(),
         }
     }
 }
@@ -76,6 +79,7 @@ impl Operation {
     pub fn detached(&self) -> Operation {
         Operation {
             calls: self.calls.clone(),
+            secrets: self.secrets.clone(),
             ..Operation::default()
         }
     }
@@ -196,6 +200,20 @@ impl Operation {
                 logs.push((level, message.into()));
             }
         }
+    }
+
+    /// Remembers a token sent to B2, so no log line or response of this operation shows
+    /// it (B2, or a proxy, may echo a request's headers in an error message).
+    pub fn add_secret(&self, secret: &str) {
+        if let Ok(mut secrets) = self.secrets.lock() {
+            if !secrets.iter().any(|s| s == secret) && secrets.len() < 1000 {
+                secrets.push(secret.to_string());
+            }
+        }
+    }
+
+    pub fn secrets(&self) -> Vec<String> {
+        self.secrets.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn take_logs(&self) -> Vec<(LogLevel, String)> {

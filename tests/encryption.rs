@@ -356,6 +356,9 @@ fn bad_encryption_settings_are_refused_by_name() {
 }
 
 static LOG_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Held by each test that sets the (process-wide) log callback, so none removes it while
+/// another still collects.
+static LOG_TEST: Mutex<()> = Mutex::new(());
 
 unsafe extern "C" fn keep_log(_level: i32, message: *const c_char, _user: *mut c_void) {
     let text = unsafe { CStr::from_ptr(message) }
@@ -366,6 +369,7 @@ unsafe extern "C" fn keep_log(_level: i32, message: *const c_char, _user: *mut c
 
 #[test]
 fn the_customer_key_is_in_no_response_or_log_line() {
+    let _one_at_a_time = LOG_TEST.lock().unwrap_or_else(|e| e.into_inner());
     b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
     let emu = emulator();
     let cfg = config(&emu, sse_c(CUSTOMER_KEYS[0]));
@@ -403,4 +407,50 @@ fn the_customer_key_is_in_no_response_or_log_line() {
         assert_no_secret(l);
     }
     assert!(!journal(&emu).contains(CUSTOMER_KEYS[0]));
+}
+
+#[test]
+fn keys_echoed_in_b2_error_messages_are_redacted_from_log_lines() {
+    let _one_at_a_time = LOG_TEST.lock().unwrap_or_else(|e| e.into_inner());
+    let emu = emulator();
+    let cfg = config(&emu, sse_c(CUSTOMER_KEYS[0]));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "small", 5000, 31);
+    // What B2 or a proxy in between could send: the request's own secrets, echoed.
+    let echo = format!(
+        "echoing the request: key {} and Authorization {}",
+        CUSTOMER_KEYS[0],
+        emu.application_key()
+    );
+    emu.inject(Fault {
+        call: "b2_upload_file".into(),
+        count: 1,
+        action: FaultAction::Error {
+            status: 503,
+            code: "service_unavailable".into(),
+            retry_after: None,
+            message: Some(echo.clone()),
+        },
+    });
+    LOG_LINES.lock().unwrap().clear();
+    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
+    let (st, _) = upload(&cfg, &f, "small");
+    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
+    assert_eq!(st, OK);
+    assert_eq!(emu.counts().get("b2_upload_file"), 2, "the 503 was retried");
+    let lines = LOG_LINES.lock().unwrap().clone();
+    let retry: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("echoing the request"))
+        .collect();
+    assert!(!retry.is_empty(), "the retry was logged: {lines:#?}");
+    for l in &retry {
+        assert!(
+            l.contains("key [redacted] and Authorization [redacted]"),
+            "{l}"
+        );
+    }
+    for l in &lines {
+        assert_no_secret(l);
+    }
 }
