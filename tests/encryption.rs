@@ -454,3 +454,52 @@ fn keys_echoed_in_b2_error_messages_are_redacted_from_log_lines() {
         assert_no_secret(l);
     }
 }
+
+#[test]
+fn a_redirect_is_not_followed_so_the_customer_key_goes_nowhere_else() {
+    let emu = emulator();
+    let elsewhere = emulator();
+    let cfg = config(&emu, sse_c(CUSTOMER_KEYS[0]));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "small", 5000, 32);
+    assert_eq!(upload(&cfg, &f, "small").0, OK);
+    for (call, status, path) in [
+        (
+            "b2_download_file_by_id",
+            307,
+            "b2api/v4/b2_download_file_by_id?fileId=x",
+        ),
+        ("b2_list_file_names", 302, "b2api/v4/b2_list_file_names"),
+    ] {
+        emu.reset_counts();
+        emu.inject(Fault {
+            call: call.into(),
+            count: 1,
+            action: FaultAction::Redirect {
+                status,
+                location: format!("{}/{path}", elsewhere.url()),
+            },
+        });
+        let back = dir.path().join("back");
+        let (st, v) = if call == "b2_list_file_names" {
+            list(&cfg, "")
+        } else {
+            download(&cfg, "small", &back)
+        };
+        assert_eq!(st, REMOTE, "{call}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("redirect") && message.contains("not followed"),
+            "{message}"
+        );
+        assert_eq!(v["error"]["retryable"], false, "{v}");
+        assert_eq!(emu.counts().get(call), 1, "{call}: not retried");
+        assert_eq!(
+            elsewhere.counts().total(),
+            0,
+            "{call}: the redirect was followed: {:?}",
+            elsewhere.counts()
+        );
+        assert!(!back.exists());
+    }
+}

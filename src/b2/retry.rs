@@ -205,6 +205,17 @@ const RULES: &[Rule] = &[
         told: Told::Network,
         says: Says::Detail(""),
     },
+    // B2 never redirects an API call, an upload or a download: a 3xx comes from something
+    // in between (a proxy, a hijacked address). The client follows no redirect, since one
+    // would carry the request's headers (the SSE-C key among them) to another host.
+    Rule {
+        calls: Calls::Any,
+        status: Status::Range(300, 399),
+        code: Code::Any,
+        retry: Retry::Never,
+        told: Told::Remote { retryable: false },
+        says: Says::Only("the answer to {call} was a redirect ({status}), which B2 never sends: something between this server and B2 (a proxy, a wrong api_url) answered instead; it was not followed, so no key or token went elsewhere: check api_url and this server's network path to B2"),
+    },
     Rule {
         calls: Calls::Any,
         status: Status::Is(403),
@@ -426,7 +437,10 @@ impl Rule {
 
     fn tell(&self, f: &B2Failure) -> Error {
         let message = match (self.says, f.http_status) {
-            (Says::Only(text), _) => text.to_string(),
+            (Says::Only(text), status) => text.replace("{call}", &f.call).replace(
+                "{status}",
+                &status.map(|s| s.to_string()).unwrap_or_default(),
+            ),
             (Says::Detail(_), None) => f.message.clone(),
             (Says::Detail(hint), Some(status)) => {
                 let detail = format!(
@@ -616,6 +630,29 @@ mod tests {
         // Not JSON at all (a proxy's page): B2's rules by status alone.
         let proxy = B2Failure::answered("b2_list_file_names", 502, b"<html>", None);
         assert_eq!(proxy.decide().0, Failure::Transient { retry_after: None });
+    }
+
+    #[test]
+    fn a_redirect_is_final_and_says_it_was_not_followed() {
+        for status in [301, 302, 303, 307, 308] {
+            for call in [
+                "b2_list_file_names",
+                "b2_download_file_by_id",
+                "b2_upload_part",
+            ] {
+                let f = B2Failure::answered(call, status, b"", None);
+                let (retry, error) = f.decide();
+                assert_eq!(retry, Failure::Fatal, "{call} {status}");
+                assert_eq!(error.status(), DestStatus::DestErrRemote, "{call} {status}");
+                assert!(!error.retryable());
+                let text = error.to_string();
+                assert!(
+                    text.contains(&format!("{call} was a redirect ({status})"))
+                        && text.contains("not followed"),
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -178,6 +178,9 @@ impl SessionRegistry {
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .tcp_keepalive(Duration::from_secs(30))
+            // B2 never redirects; a redirect followed would carry every header of the
+            // request (the SSE-C key) to whatever host it names. retry.rs says why it failed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Internal(format!("could not build the HTTPS client: {e}")))?;
         Ok(self.http.get_or_init(|| client).clone())
