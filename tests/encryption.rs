@@ -198,14 +198,12 @@ fn a_restore_without_the_key_or_with_another_one_fails_plainly_and_writes_nothin
                 message.contains("SSE-C") && message.contains(&md5) && message.contains(&has),
                 "the message says which key the file needs and which is configured: {message}"
             );
-            assert!(message.contains("nothing was written"), "{message}");
-            // Not a retry loop: one refused request for the small file, at most one a
-            // stream for the large one.
-            let calls = emu.counts().get("b2_download_file_by_id");
-            assert!((1..=4).contains(&calls), "{name}: {calls} calls");
-            if name == "small" {
-                assert_eq!(calls, 1);
-            }
+            assert!(
+                message.contains("nothing was downloaded or written"),
+                "{message}"
+            );
+            // Known to fail from the key's recorded MD5: refused before any download.
+            assert_eq!(emu.counts().get("b2_download_file_by_id"), 0, "{name}");
             let left: Vec<_> = std::fs::read_dir(target.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name())
@@ -225,6 +223,34 @@ fn a_restore_without_the_key_or_with_another_one_fails_plainly_and_writes_nothin
     let back = src.path().join("back");
     assert_eq!(download(&cfg, "large", &back).0, OK);
     assert_eq!(std::fs::read(back).unwrap(), std::fs::read(&large).unwrap());
+}
+
+#[test]
+fn a_download_refused_for_a_file_without_sse_c_is_a_permission_error() {
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "plain", 900, 7);
+    let cfg = config(&emu, sse_c(CUSTOMER_KEYS[0]));
+    assert_eq!(upload(&config(&emu, json!({})), &f, "plain").0, OK);
+    emu.inject(Fault {
+        call: "b2_download_file_by_id".into(),
+        count: 1,
+        action: FaultAction::Error {
+            status: 403,
+            code: "access_denied".into(),
+            retry_after: None,
+            message: None,
+        },
+    });
+    let back = dir.path().join("back");
+    let (st, v) = download(&cfg, "plain", &back);
+    assert_eq!(st, PERMISSION, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("may not do this") && !message.contains("SSE-C"),
+        "{message}"
+    );
+    assert!(!back.exists());
 }
 
 #[test]
