@@ -32,7 +32,7 @@ pub type dest_progress_fn =
 
 /// Receives the library's log lines: a `DestLogLevel` and a NUL-terminated UTF-8 message
 /// that is valid only during the call (copy it to keep it). Lines never contain the
-/// application key or a B2 token.
+/// application key, the SSE-C customer key or a B2 token, even where B2 echoed one.
 ///
 /// Called only on a thread that is inside a `dest_*` call, for the lines of that call,
 /// before the call returns.
@@ -553,4 +553,34 @@ pub extern "C" fn dest_set_log_callback(
     let _ = catch_unwind(AssertUnwindSafe(|| {
         logger::replace(callback, max_level, user_data)
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    unsafe extern "C" fn keep(_level: i32, message: *const c_char, _user: *mut c_void) {
+        // SAFETY: the logger passes a NUL-terminated line valid during the call.
+        let line = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+        LINES.lock().unwrap().push(line.into_owned());
+    }
+
+    #[test]
+    fn keys_and_the_tokens_an_operation_sent_are_redacted_from_its_log_lines() {
+        logger::replace(Some(keep), 4, std::ptr::null_mut());
+        let mut observer = HostObserver::logs_only();
+        observer.secrets = vec!["app-key-secret".into()];
+        let ran = runtime::run(&mut observer, |op| async move {
+            op.add_secret("4_acct_token");
+            op.log(LogLevel::Warn, "echoed: 4_acct_token and app-key-secret");
+            Ok(())
+        });
+        logger::replace(None, 0, std::ptr::null_mut());
+        assert!(ran.is_ok());
+        let lines = LINES.lock().unwrap().clone();
+        assert_eq!(lines, vec!["echoed: [redacted] and [redacted]".to_string()]);
+    }
 }
