@@ -12,14 +12,14 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use sha1::{Digest, Sha1};
-use tokio::sync::oneshot;
 
 use super::api::FileVersion;
 use super::client::{B2Client, Failed};
 use super::encryption::{check_readable, explain_key_refusal};
 use super::http::{network_failure, read_failure, timed_out};
+use super::in_order::{buffer_budget, InOrderSha1, StopOnDrop, Stopped};
 use super::retry::Failure;
 use crate::error::{Error, Result};
 use crate::local::dir::{identity, try_lock, EntryKind};
@@ -334,82 +334,81 @@ impl DownloadJob<'_> {
 
     async fn fetch_all(&self, temp: &TempFile, size: u64) -> Result<[u8; 20]> {
         let range_size = self.range_size.max(size.div_ceil(MAX_RANGES)).max(1);
-        if size <= range_size {
-            Ok(self
-                .fetch_range(temp, 0, size, true)
-                .await?
-                .expect("hashed inline"))
+        let ranges = if size <= range_size {
+            vec![(0, size)]
         } else {
-            self.fetch_ranges(temp, size, range_size).await
-        }
+            plan_ranges(size, range_size, self.concurrency.max(1))
+        };
+        self.fetch_ranges(temp, &ranges).await
     }
 
-    /// Ranges fetched `concurrency` at a time, while one task hashes them in order as each
-    /// completes (reading back what the page cache still holds).
-    async fn fetch_ranges(&self, temp: &TempFile, size: u64, range_size: u64) -> Result<[u8; 20]> {
-        let ranges = plan_ranges(size, range_size, self.concurrency.max(1));
-        let mut senders = Vec::with_capacity(ranges.len());
-        let mut receivers = Vec::with_capacity(ranges.len());
-        for &range in &ranges {
-            let (tx, rx) = oneshot::channel::<()>();
-            senders.push((range, tx));
-            receivers.push((range, rx));
-        }
-        let fetches = stream::iter(senders.into_iter().map(|((offset, len), done)| async move {
-            self.fetch_range(temp, offset, len, false).await?;
-            let _ = done.send(());
-            Ok::<(), Error>(())
-        }))
-        .buffer_unordered(self.concurrency.max(1))
-        .try_collect::<()>();
-        let file = temp.file.clone();
-        let hashing = async move {
-            let mut hasher = Sha1::new();
-            for ((offset, len), rx) in receivers {
-                if rx.await.is_err() {
-                    return None; // a fetch failed; its error is the one to report
-                }
-                let f = file.clone();
-                hasher = tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; (4 << 20).min(len as usize)];
-                    let mut pos = offset;
-                    while pos < offset + len {
-                        let n = (offset + len - pos).min(buf.len() as u64) as usize;
-                        f.read_exact_at(&mut buf[..n], pos).ok()?;
-                        hasher.update(&buf[..n]);
-                        pos += n as u64;
-                    }
-                    Some(hasher)
-                })
-                .await
-                .ok()??;
+    /// Ranges fetched `concurrency` at a time, while one thread hashes the file in order
+    /// from the bytes as they arrive (see `in_order`).
+    async fn fetch_ranges(&self, temp: &TempFile, ranges: &[(u64, u64)]) -> Result<[u8; 20]> {
+        let streams = self.concurrency.clamp(1, ranges.len().max(1));
+        let budget = buffer_budget(streams);
+        let order = InOrderSha1::new(temp.file.clone(), ranges, budget, WRITE_CHUNK);
+        let _stop = StopOnDrop(order.clone());
+        let fetches = async {
+            let order = &*order;
+            let fetched = stream::iter(ranges.iter().copied().map(|(offset, len)| async move {
+                self.fetch_range(temp, order, offset, len).await
+            }))
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect::<()>()
+            .await;
+            if fetched.is_err() {
+                order.stop();
             }
-            Some(hasher.finalize().into())
+            fetched
         };
+        let hasher = order.clone();
+        let hashing = tokio::task::spawn_blocking(move || {
+            // Should the hash panic, a range waiting for room must not wait forever.
+            let _stop = StopOnDrop(hasher.clone());
+            hasher.run()
+        });
         let (fetched, hashed) = tokio::join!(fetches, hashing);
-        fetched?;
-        hashed.ok_or_else(|| {
-            Error::local_io(
+        let hashed =
+            hashed.map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))?;
+        // A hash that could not read back stops the fetches: its error is the one to tell.
+        if !matches!(hashed, Err(Stopped::ReadBack(_))) {
+            fetched?;
+        }
+        match hashed {
+            Ok((digest, stats)) => {
+                self.client.op.log(
+                    LogLevel::Debug,
+                    format!(
+                        "hashed {} in order: {} bytes as received, {} read back, at most {} bytes held",
+                        self.version.file_name, stats.from_memory, stats.read_back, stats.peak_buffered
+                    ),
+                );
+                Ok(digest)
+            }
+            Err(Stopped::ReadBack(kind)) => Err(Error::local_io(
                 "could not read back",
                 &temp.path,
-                &std::io::Error::other("read failed"),
-            )
-        })
+                &std::io::Error::from(kind),
+            )),
+            Err(Stopped::Download) => Err(Error::Internal(
+                "the in-order hash stopped although every range arrived".into(),
+            )),
+        }
     }
 
     /// Fetches `[offset, offset+len)` into the temporary file, resuming from where a broken
-    /// transfer stopped. With `hash`, also returns the SHA1 of the range.
+    /// transfer stopped, each chunk handed to the in-order hash before it is written.
     async fn fetch_range(
         &self,
         temp: &TempFile,
+        order: &InOrderSha1,
         offset: u64,
         len: u64,
-        hash: bool,
-    ) -> Result<Option<[u8; 20]>> {
+    ) -> Result<()> {
         let client = self.client;
         let url_file_id = self.version.id().to_string();
         let written = std::sync::atomic::AtomicU64::new(0);
-        let hasher = std::sync::Mutex::new(Sha1::new());
         client
             .with_retries(CALL, &client.calls.clone(), |auth| {
                 let url = format!("{}/b2api/v4/b2_download_file_by_id", auth.download_url);
@@ -429,7 +428,6 @@ impl DownloadJob<'_> {
                     req = req.header(k, v);
                 }
                 let written = &written;
-                let hasher = &hasher;
                 async move {
                     if start >= end {
                         return Ok(());
@@ -452,19 +450,17 @@ impl DownloadJob<'_> {
                         Err(e) => return Err(network_failure(CALL, &e)),
                     };
                     let mut pos = start;
-                    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+                    let mut buf = order.buffer();
                     loop {
                         let chunk = match tokio::time::timeout(timeout, resp.chunk()).await {
                             Ok(Ok(Some(c))) => c,
                             Ok(Ok(None)) => break,
                             Err(_) => {
-                                self.flush(temp, &mut buf, &mut pos, written, hasher, hash)
-                                    .await?;
+                                self.flush(temp, order, &mut buf, &mut pos, written).await?;
                                 return Err(timed_out(CALL, timeout));
                             }
                             Ok(Err(e)) => {
-                                self.flush(temp, &mut buf, &mut pos, written, hasher, hash)
-                                    .await?;
+                                self.flush(temp, order, &mut buf, &mut pos, written).await?;
                                 return Err(network_failure(CALL, &e));
                             }
                         };
@@ -479,14 +475,14 @@ impl DownloadJob<'_> {
                                 retryable: true,
                             }));
                         }
-                        buf.extend_from_slice(&chunk);
-                        if buf.len() >= WRITE_CHUNK {
-                            self.flush(temp, &mut buf, &mut pos, written, hasher, hash)
-                                .await?;
+                        // Written before it would outgrow its buffer: a grown buffer is a
+                        // copy and twice the memory, for every chunk.
+                        if buf.len() + chunk.len() > WRITE_CHUNK {
+                            self.flush(temp, order, &mut buf, &mut pos, written).await?;
                         }
+                        buf.extend_from_slice(&chunk);
                     }
-                    self.flush(temp, &mut buf, &mut pos, written, hasher, hash)
-                        .await?;
+                    self.flush(temp, order, &mut buf, &mut pos, written).await?;
                     if pos != end {
                         return Err(Failed {
                             failure: Failure::Transient { retry_after: None },
@@ -499,41 +495,35 @@ impl DownloadJob<'_> {
                     Ok(())
                 }
             })
-            .await?;
-        Ok(hash.then(|| {
-            hasher
-                .into_inner()
-                .map(|h| h.finalize().into())
-                .unwrap_or_default()
-        }))
+            .await
     }
 
     async fn flush(
         &self,
         temp: &TempFile,
-        buf: &mut Vec<u8>,
+        order: &InOrderSha1,
+        buf: &mut BytesMut,
         pos: &mut u64,
         written: &std::sync::atomic::AtomicU64,
-        hasher: &std::sync::Mutex<Sha1>,
-        hash: bool,
     ) -> std::result::Result<(), Failed> {
         if buf.is_empty() {
             return Ok(());
         }
-        let data = std::mem::replace(buf, Vec::with_capacity(WRITE_CHUNK));
-        if hash {
-            if let Ok(mut h) = hasher.lock() {
-                h.update(&data);
-            }
+        let data = std::mem::replace(buf, order.buffer()).freeze();
+        let at = *pos;
+        if !order.offer(at, &data).await {
+            // The hash could not read back, or the download is stopping: its error counts.
+            return Err(Failed::fatal(Error::Cancelled));
         }
         let file = temp.file.clone();
-        let at = *pos;
         let n = data.len() as u64;
         let path = temp.path.clone();
-        tokio::task::spawn_blocking(move || file.write_all_at(&data, at))
+        let data = tokio::task::spawn_blocking(move || file.write_all_at(&data, at).map(|_| data))
             .await
             .map_err(|e| Failed::fatal(Error::Internal(format!("write task failed: {e}"))))?
             .map_err(|e| Failed::fatal(Error::local_io("could not write", &path, &e)))?;
+        order.wrote(at, n);
+        order.recycle(data);
         *pos += n;
         written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         self.client.op.add_done(n);

@@ -8,6 +8,7 @@ pub mod client;
 pub mod download;
 pub mod encryption;
 pub mod http;
+mod in_order;
 pub mod list;
 pub mod lock;
 pub mod retry;

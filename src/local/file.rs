@@ -18,8 +18,13 @@ use crate::operation::Operation;
 
 /// Bytes read per system call and sent per body chunk.
 const CHUNK: usize = 1 << 20;
-/// Bytes read per system call by the whole-file hash pass.
+/// Bytes read per system call by the hashing pass and when a range is hashed again. Not
+/// the body chunk: freed, buffers of this size lift glibc's mmap threshold above the body
+/// chunks, which then reuse heap memory (with 1 MiB here the sending pass took 33k page
+/// faults a GiB instead of 10k).
 const HASH_CHUNK: usize = 4 << 20;
+/// Chunks in flight between the two hashing threads of the first pass.
+const PASS_BUFFERS: usize = 3;
 
 /// What identifies a file's content without reading it: any write changes `ctime`, which
 /// nobody can set back, so a file that kept its identity was not written in between.
@@ -170,14 +175,83 @@ impl LocalFile {
         ))
     }
 
-    /// One sequential pass over the whole file: its SHA1.
-    pub async fn sha1(&self, op: Arc<Operation>) -> Result<[u8; 20]> {
-        let hashed = self.hash_range(0, self.size(), Some(op)).await?;
+    /// One sequential pass over the whole file: its SHA1 and the SHA1 of each `part_size`
+    /// part, from the same reads. The whole-file hash runs on the reading thread, the
+    /// parts' on a second one, each chunk handed over once the first is done with it, so
+    /// the pass takes one SHA1's time on two cores.
+    pub async fn sha1_with_parts(&self, part_size: u64, op: Arc<Operation>) -> Result<FileHashes> {
+        let file = self.file.clone();
+        let path = self.path.clone();
+        let size = self.size();
+        let part_size = part_size.max(1);
+        let mut changed = Some(self.changed_error());
+        let hashes = tokio::task::spawn_blocking(move || -> Result<FileHashes> {
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, bool)>(PASS_BUFFERS);
+            let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            std::thread::scope(|scope| {
+                let parts = scope.spawn(move || {
+                    let mut parts = Vec::with_capacity(size.div_ceil(part_size) as usize);
+                    let mut sha = Sha1::new();
+                    for (buf, ends_part) in full_rx {
+                        sha.update(&buf);
+                        if ends_part {
+                            parts.push(sha.finalize_reset().into());
+                        }
+                        let _ = free_tx.send(buf);
+                    }
+                    parts
+                });
+                let mut whole = Sha1::new();
+                let mut made = 0;
+                let mut pos = 0u64;
+                while pos < size {
+                    op.check_cancelled()?;
+                    let part_end = (pos / part_size + 1) * part_size;
+                    let n = (size.min(part_end) - pos).min(HASH_CHUNK as u64) as usize;
+                    let mut buf = match free_rx.try_recv() {
+                        Ok(buf) => buf,
+                        Err(_) if made < PASS_BUFFERS + 1 => {
+                            made += 1;
+                            Vec::with_capacity(HASH_CHUNK)
+                        }
+                        Err(_) => free_rx.recv().map_err(|_| {
+                            Error::Internal("the part hashing thread ended early".into())
+                        })?,
+                    };
+                    buf.resize(n, 0);
+                    file.read_exact_at(&mut buf, pos).map_err(|e| {
+                        match changed.take() {
+                            // Shorter than when it was opened: truncated under us.
+                            Some(changed) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                                changed
+                            }
+                            _ => Error::local_io("could not read", &path, &e),
+                        }
+                    })?;
+                    whole.update(&buf);
+                    pos += n as u64;
+                    let ends_part = pos == part_end || pos == size;
+                    if full_tx.send((buf, ends_part)).is_err() {
+                        break;
+                    }
+                }
+                drop(full_tx);
+                let parts = parts
+                    .join()
+                    .map_err(|_| Error::Internal("the part hashing thread failed".into()))?;
+                Ok(FileHashes {
+                    whole: whole.finalize().into(),
+                    parts,
+                })
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))??;
         self.check_unchanged()?;
-        Ok(hashed)
+        Ok(hashes)
     }
 
-    /// SHA1 of one range, for checking a part already on B2 before a resume keeps it.
+    /// SHA1 of one range, read again: tells a part B2 refused because the file changed.
     pub async fn range_sha1(&self, offset: u64, len: u64, op: Arc<Operation>) -> Result<[u8; 20]> {
         self.hash_range(offset, len, Some(op)).await
     }
@@ -210,17 +284,26 @@ impl LocalFile {
         .map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))?
     }
 
-    /// Streams `len` bytes from `offset` as an upload body whose last 40 bytes are the hex
-    /// SHA1 of the range (B2's `hex_digits_at_end`), read and hashed by a blocking thread
-    /// one chunk ahead of the network. Memory: a few chunks, whatever the range size.
-    pub fn stream_range(&self, offset: u64, len: u64, op: Arc<Operation>) -> RangeStream {
+    /// Streams `len` bytes from `offset` as an upload body, read by a blocking thread one
+    /// chunk ahead of the network. With the range's SHA1 `known` (from the first pass), the
+    /// body is the bytes alone and nothing is hashed: B2 checks them against that SHA1, so a
+    /// file that changed since is refused. Without it the thread hashes as it reads and
+    /// appends the 40 hex digits (B2's `hex_digits_at_end`). Memory: a few chunks, whatever
+    /// the range size.
+    pub fn stream_range(
+        &self,
+        offset: u64,
+        len: u64,
+        known: Option<[u8; 20]>,
+        op: Arc<Operation>,
+    ) -> RangeStream {
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2);
         let (digest_tx, digest_rx) = oneshot::channel();
         let file = self.file.clone();
         let read = Arc::new(AtomicU64::new(0));
         let read_by_thread = read.clone();
         tokio::task::spawn_blocking(move || {
-            let mut hasher = Sha1::new();
+            let mut hasher = known.is_none().then(Sha1::new);
             let mut pos = offset;
             let end = offset + len;
             while pos < end {
@@ -231,7 +314,9 @@ impl LocalFile {
                     let _ = tx.blocking_send(Err(e));
                     return;
                 }
-                hasher.update(&buf);
+                if let Some(hasher) = &mut hasher {
+                    hasher.update(&buf);
+                }
                 if tx.blocking_send(Ok(buf.freeze())).is_err() {
                     return; // the request was dropped
                 }
@@ -239,20 +324,36 @@ impl LocalFile {
                 read_by_thread.fetch_add(n as u64, Ordering::Relaxed);
                 pos += n as u64;
             }
-            let digest: [u8; 20] = hasher.finalize().into();
-            let _ = digest_tx.send(Ok(digest));
-            let _ = tx.blocking_send(Ok(Bytes::from(hex(&digest).into_bytes())));
+            match (hasher, known) {
+                (Some(hasher), _) => {
+                    let digest: [u8; 20] = hasher.finalize().into();
+                    let _ = digest_tx.send(Ok(digest));
+                    let _ = tx.blocking_send(Ok(Bytes::from(hex(&digest).into_bytes())));
+                }
+                (None, Some(digest)) => {
+                    let _ = digest_tx.send(Ok(digest));
+                }
+                (None, None) => unreachable!("a hasher unless the SHA1 is known"),
+            }
         });
         let body = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
         RangeStream {
             body: Some(Box::pin(body)),
-            content_length: len + 40,
+            content_length: if known.is_some() { len } else { len + 40 },
+            sha1_header: known.map_or_else(|| "hex_digits_at_end".to_string(), |d| hex(&d)),
             digest: digest_rx,
             read,
         }
     }
+}
+
+/// What one read of a file gives a large upload.
+pub struct FileHashes {
+    pub whole: [u8; 20],
+    /// The SHA1 of each part, in order.
+    pub parts: Vec<[u8; 20]>,
 }
 
 /// An upload body and, once it has been read to the end, the SHA1 it carried.
@@ -263,6 +364,8 @@ pub type Chunks =
 pub struct RangeStream {
     pub body: Option<Chunks>,
     pub content_length: u64,
+    /// The value of `X-Bz-Content-Sha1` for this body.
+    pub sha1_header: String,
     digest: oneshot::Receiver<std::result::Result<[u8; 20], std::io::ErrorKind>>,
     /// Bytes handed to the request so far (and counted as progress).
     pub read: Arc<AtomicU64>,
@@ -295,4 +398,42 @@ pub fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one read gives what hashing the whole file and each part on its own gives, for
+    /// parts that do not line up with the read chunks and a short last part.
+    #[test]
+    fn one_read_gives_the_whole_and_every_part_sha1() {
+        let data: Vec<u8> = (0..(5 * CHUNK + 12_345))
+            .map(|i| (i * 7 % 253) as u8)
+            .collect();
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(&data, 0).unwrap();
+        let local = LocalFile::from_open(file, PathBuf::from("test")).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        for part_size in [
+            CHUNK as u64 + 1,
+            2 * CHUNK as u64,
+            3_000_000,
+            data.len() as u64,
+        ] {
+            let got = rt
+                .block_on(local.sha1_with_parts(part_size, Arc::new(Operation::new())))
+                .unwrap();
+            let want: [u8; 20] = Sha1::digest(&data).into();
+            assert_eq!(got.whole, want, "{part_size}");
+            let parts: Vec<[u8; 20]> = data
+                .chunks(part_size as usize)
+                .map(|p| Sha1::digest(p).into())
+                .collect();
+            assert_eq!(got.parts, parts, "{part_size}");
+        }
+    }
 }

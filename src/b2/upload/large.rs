@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -32,6 +32,8 @@ pub(super) struct LargeFileUpload<'a, 'b> {
     part_targets: Mutex<Vec<UploadTarget>>,
     /// Parts of the file on B2 now: kept by a resume or sent by this upload.
     stored_parts: AtomicU64,
+    /// Each part's SHA1, from the first pass over the file.
+    part_sha1s: OnceLock<Vec<[u8; 20]>>,
 }
 
 #[derive(Deserialize)]
@@ -47,7 +49,13 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             part_size,
             part_targets: Mutex::new(Vec::new()),
             stored_parts: AtomicU64::new(0),
+            part_sha1s: OnceLock::new(),
         }
+    }
+
+    fn part_sha1(&self, number: u32) -> Option<[u8; 20]> {
+        let index = (number as usize).checked_sub(1)?;
+        self.part_sha1s.get()?.get(index).copied()
     }
 
     fn part_count(&self) -> u32 {
@@ -65,11 +73,16 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         client.op.log(
             LogLevel::Info,
             format!(
-                "hashing {} for its whole-file SHA1",
+                "hashing {} for its whole-file and part SHA1s",
                 job.file.path.display()
             ),
         );
-        let whole = hex(&job.file.sha1(client.op.clone()).await?);
+        let hashes = job
+            .file
+            .sha1_with_parts(self.part_size, client.op.clone())
+            .await?;
+        let whole = hex(&hashes.whole);
+        let _ = self.part_sha1s.set(hashes.parts);
         let mut info = BTreeMap::new();
         info.insert("large_file_sha1".to_string(), whole.clone());
         info.insert(
@@ -300,8 +313,8 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             if part.part_number == 0 || part.part_number > self.part_count() {
                 continue;
             }
-            let (offset, len) = self.part_range(part.part_number);
-            if part.content_length == len && self.local_part_matches(&part, offset, len).await? {
+            let (_, len) = self.part_range(part.part_number);
+            if part.content_length == len && self.local_part_matches(&part) {
                 client.op.add_done(len);
                 kept.insert(part.part_number, part.content_sha1.to_ascii_lowercase());
             }
@@ -318,13 +331,10 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         Ok(Some((candidate, kept)))
     }
 
-    async fn local_part_matches(&self, part: &Part, offset: u64, len: u64) -> Result<bool> {
-        let local = hex(&self
-            .job
-            .file
-            .range_sha1(offset, len, self.job.client.op.clone())
-            .await?);
-        Ok(local.eq_ignore_ascii_case(&part.content_sha1))
+    /// Whether a part on B2 has the SHA1 the first pass found for that part of the file.
+    fn local_part_matches(&self, part: &Part) -> bool {
+        self.part_sha1(part.part_number)
+            .is_some_and(|local| hex(&local).eq_ignore_ascii_case(&part.content_sha1))
     }
 
     async fn send_and_finish(
@@ -391,7 +401,8 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         let job = self.job;
         let client = job.client;
         let _slot = job.request_slot().await?;
-        let (offset, len) = self.part_range(number);
+        let range = self.part_range(number);
+        let known = self.part_sha1(number);
         let headers = UploadPart {
             part_number: number,
         }
@@ -410,8 +421,8 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                         .send_range::<UploadedPart>(
                             "b2_upload_part",
                             &target,
-                            offset,
-                            len,
+                            range,
+                            known,
                             &headers,
                             secret_headers,
                         )

@@ -113,25 +113,28 @@ impl UploadJob<'_> {
     }
 
     /// One streamed POST of a range of the file to an upload URL; B2's answer is parsed as `T`.
-    /// A failure after the whole body went out with no answer back (B2 may have stored it)
-    /// comes with the SHA1 of what was sent.
+    /// `known`: the range's SHA1 from a first pass, sent ahead instead of hashing while
+    /// sending. A failure after the whole body went out with no answer back (B2 may have
+    /// stored it) comes with the SHA1 of what was sent.
     async fn send_range<T: for<'de> Deserialize<'de>>(
         &self,
         call: &'static str,
         target: &UploadTarget,
-        offset: u64,
-        len: u64,
+        (offset, len): (u64, u64),
+        known: Option<[u8; 20]>,
         headers: &[(String, String)],
         secret_headers: &[(&'static str, HeaderValue)],
     ) -> std::result::Result<(T, [u8; 20]), (Failed, Option<[u8; 20]>)> {
-        let mut stream: RangeStream = self.file.stream_range(offset, len, self.client.op.clone());
+        let mut stream: RangeStream =
+            self.file
+                .stream_range(offset, len, known, self.client.op.clone());
         let read = stream.read.clone();
         let mut req = self
             .client
             .decorate(self.client.http().post(&target.url), &target.token)
             .header("Content-Type", CONTENT_TYPE)
             .header("Content-Length", stream.content_length)
-            .header("X-Bz-Content-Sha1", "hex_digits_at_end");
+            .header("X-Bz-Content-Sha1", &stream.sha1_header);
         for (k, v) in headers {
             req = req.header(k, v);
         }
@@ -194,11 +197,35 @@ impl UploadJob<'_> {
         let failed = match &failed.error {
             Error::Integrity(_) => match self.file.check_unchanged() {
                 Err(changed) => Failed::fatal(changed),
-                Ok(()) => failed,
+                Ok(()) => match known {
+                    Some(digest) => self.changed_since_hashed(offset, len, digest, failed).await,
+                    None => failed,
+                },
             },
             _ => failed,
         };
         Err((failed, unanswered))
+    }
+
+    /// B2 refused the SHA1 a first pass computed although the file kept its identity (a
+    /// write through a shared mapping can leave its times alone for a while): the range is
+    /// read again, and a local change is told apart from bytes damaged on the way.
+    async fn changed_since_hashed(
+        &self,
+        offset: u64,
+        len: u64,
+        digest: [u8; 20],
+        failed: Failed,
+    ) -> Failed {
+        match self
+            .file
+            .range_sha1(offset, len, self.client.op.clone())
+            .await
+        {
+            Ok(now) if now == digest => failed,
+            Ok(_) => Failed::fatal(self.file.changed_error()),
+            Err(e) => Failed::fatal(e),
+        }
     }
 }
 

@@ -66,8 +66,8 @@ impl SimpleUpload<'_, '_> {
                         .send_range::<FileVersion>(
                             "b2_upload_file",
                             &target,
-                            0,
-                            len,
+                            (0, len),
+                            None,
                             &headers,
                             secret_headers,
                         )
