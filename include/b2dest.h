@@ -149,7 +149,7 @@ typedef int32_t (*dest_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, v
 /**
  * Receives the library's log lines: a `DestLogLevel` and a NUL-terminated UTF-8 message
  * that is valid only during the call (copy it to keep it). Lines never contain the
- * application key or a B2 token.
+ * application key, the SSE-C customer key or a B2 token, even where B2 echoed one.
  *
  * Called only on a thread that is inside a `dest_*` call, for the lines of that call,
  * before the call returns.

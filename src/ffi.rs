@@ -32,7 +32,7 @@ pub type dest_progress_fn =
 
 /// Receives the library's log lines: a `DestLogLevel` and a NUL-terminated UTF-8 message
 /// that is valid only during the call (copy it to keep it). Lines never contain the
-/// application key or a B2 token.
+/// application key, the SSE-C customer key or a B2 token, even where B2 echoed one.
 ///
 /// Called only on a thread that is inside a `dest_*` call, for the lines of that call,
 /// before the call returns.
@@ -43,13 +43,21 @@ pub type dest_log_fn =
 struct HostObserver {
     progress: dest_progress_fn,
     user_data: *mut c_void,
+    /// The application key and SSE-C customer key, kept out of every log line as out of
+    /// the response (B2's error messages are logged as they come, and may echo them).
+    secrets: Vec<String>,
 }
 
 impl HostObserver {
     fn logs_only() -> HostObserver {
+        HostObserver::with_progress(None, std::ptr::null_mut())
+    }
+
+    fn with_progress(progress: dest_progress_fn, user_data: *mut c_void) -> HostObserver {
         HostObserver {
-            progress: None,
-            user_data: std::ptr::null_mut(),
+            progress,
+            user_data,
+            secrets: Vec::new(),
         }
     }
 }
@@ -63,8 +71,9 @@ impl Observer for HostObserver {
         }
     }
 
-    fn log(&mut self, level: LogLevel, message: &str) {
-        logger::deliver(level, message);
+    fn log(&mut self, level: LogLevel, message: &str, tokens: &[String]) {
+        let line = envelope::redact(message, &self.secrets);
+        logger::deliver(level, &envelope::redact(&line, tokens));
     }
 }
 
@@ -92,7 +101,7 @@ unsafe fn c_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
 type Outcome = (Result<Report>, Vec<String>);
 
 /// Parses the configuration and runs `work` on the runtime, the calling thread waiting.
-fn run_operation<F, Fut>(config_json: &str, observer: &mut dyn Observer, work: F) -> Outcome
+fn run_operation<F, Fut>(config_json: &str, observer: &mut HostObserver, work: F) -> Outcome
 where
     F: FnOnce(Destination) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Report>> + Send + 'static,
@@ -105,6 +114,7 @@ where
     if let Encryption::SseC(key) = &parsed.config.encryption {
         secrets.push(key.expose_base64().to_string());
     }
+    observer.secrets = secrets.clone();
     let config = parsed.config;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(
         None::<std::sync::Arc<crate::operation::Operation>>,
@@ -126,11 +136,11 @@ where
         report
     });
     // What the B2 calls cost, in every response that ran an operation, failed or not.
-    let costs = seen
-        .lock()
-        .ok()
-        .and_then(|s| s.clone())
-        .map(|op| op.cost_fields());
+    let op = seen.lock().ok().and_then(|s| s.clone());
+    let costs = op.as_ref().map(|op| op.cost_fields());
+    if let Some(op) = &op {
+        secrets.extend(op.secrets());
+    }
     let outcome = match (outcome, costs) {
         (Ok(mut report), Some(costs)) => {
             report.fields.extend(costs);
@@ -261,10 +271,7 @@ pub unsafe extern "C" fn dest_upload(
                 c_str(remote_path, "remote_path")?,
             );
             let (local, remote) = (PathBuf::from(local), remote.to_string());
-            let mut observer = HostObserver {
-                progress,
-                user_data,
-            };
+            let mut observer = HostObserver::with_progress(progress, user_data);
             Ok(run_operation(
                 config,
                 &mut observer,
@@ -316,10 +323,7 @@ pub unsafe extern "C" fn dest_download(
                 c_str(local_path, "local_path")?,
             );
             let (local, remote) = (PathBuf::from(local), remote.to_string());
-            let mut observer = HostObserver {
-                progress,
-                user_data,
-            };
+            let mut observer = HostObserver::with_progress(progress, user_data);
             Ok(run_operation(
                 config,
                 &mut observer,
@@ -549,4 +553,34 @@ pub extern "C" fn dest_set_log_callback(
     let _ = catch_unwind(AssertUnwindSafe(|| {
         logger::replace(callback, max_level, user_data)
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    unsafe extern "C" fn keep(_level: i32, message: *const c_char, _user: *mut c_void) {
+        // SAFETY: the logger passes a NUL-terminated line valid during the call.
+        let line = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+        LINES.lock().unwrap().push(line.into_owned());
+    }
+
+    #[test]
+    fn keys_and_the_tokens_an_operation_sent_are_redacted_from_its_log_lines() {
+        logger::replace(Some(keep), 4, std::ptr::null_mut());
+        let mut observer = HostObserver::logs_only();
+        observer.secrets = vec!["app-key-secret".into()];
+        let ran = runtime::run(&mut observer, |op| async move {
+            op.add_secret("4_acct_token");
+            op.log(LogLevel::Warn, "echoed: 4_acct_token and app-key-secret");
+            Ok(())
+        });
+        logger::replace(None, 0, std::ptr::null_mut());
+        assert!(ran.is_ok());
+        let lines = LINES.lock().unwrap().clone();
+        assert_eq!(lines, vec!["echoed: [redacted] and [redacted]".to_string()]);
+    }
 }

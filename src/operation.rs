@@ -51,6 +51,8 @@ pub struct Operation {
     calls: Arc<Mutex<BTreeMap<String, u64>>>,
     /// B2's clock minus this machine's, in ms, from the `Date` of the last answer.
     b2_clock_offset_ms: Mutex<Option<i64>>,
+    /// The B2 tokens this operation sent, to keep out of its log lines and response.
+    secrets: Arc<Mutex<Vec<String>>>,
 }
 
 impl Default for Operation {
@@ -65,6 +67,7 @@ impl Default for Operation {
             logs: Mutex::default(),
             calls: Arc::default(),
             b2_clock_offset_ms: Mutex::default(),
+            secrets: Arc::default(),
         }
     }
 }
@@ -91,6 +94,7 @@ impl Operation {
     pub fn detached(&self) -> Operation {
         Operation {
             calls: self.calls.clone(),
+            secrets: self.secrets.clone(),
             ..Operation::default()
         }
     }
@@ -211,6 +215,20 @@ impl Operation {
                 logs.push((level, message.into()));
             }
         }
+    }
+
+    /// Remembers a token sent to B2, so no log line or response of this operation shows
+    /// it (B2, or a proxy, may echo a request's headers in an error message).
+    pub fn add_secret(&self, secret: &str) {
+        if let Ok(mut secrets) = self.secrets.lock() {
+            if !secrets.iter().any(|s| s == secret) && secrets.len() < 1000 {
+                secrets.push(secret.to_string());
+            }
+        }
+    }
+
+    pub fn secrets(&self) -> Vec<String> {
+        self.secrets.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn take_logs(&self) -> Vec<(LogLevel, String)> {

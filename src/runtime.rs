@@ -69,7 +69,8 @@ pub fn process_state() -> Result<&'static ProcessState> {
 pub trait Observer {
     /// Returns false to cancel the operation.
     fn progress(&mut self, done: u64, total: u64) -> bool;
-    fn log(&mut self, level: LogLevel, message: &str);
+    /// `secrets`: the B2 tokens the operation sent so far, to keep out of the line.
+    fn log(&mut self, level: LogLevel, message: &str, secrets: &[String]);
 }
 
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -114,8 +115,12 @@ where
     let mut last_report = Instant::now();
     let outcome = loop {
         let received = rx.recv_timeout(PROGRESS_INTERVAL);
-        for (level, message) in op.take_logs() {
-            observer.log(level, &message);
+        let lines = op.take_logs();
+        if !lines.is_empty() {
+            let secrets = op.secrets();
+            for (level, message) in lines {
+                observer.log(level, &message, &secrets);
+            }
         }
         match received {
             Ok(result) => break result,

@@ -88,6 +88,34 @@ fn several_host_threads_on_one_destination_share_its_limit() {
 }
 
 #[test]
+fn configurations_differing_only_in_their_timeout_share_one_limit() {
+    let emu = emulator();
+    let limit = json!({"bandwidth_limit_bytes_per_second": LIMIT});
+    let mut other = limit.clone();
+    other["timeout_seconds"] = json!(11);
+    let cfgs = [config(&emu, limit), config(&emu, other)];
+    assert_ne!(cfgs[0], cfgs[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let len = 250_000;
+    let files: Vec<_> = (0..2)
+        .map(|i| write_file(dir.path(), &format!("t{i}"), len, 40 + i as u64))
+        .collect();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for (i, (f, cfg)) in files.iter().zip(&cfgs).enumerate() {
+            s.spawn(move || {
+                let (st, v) = upload(cfg, f, &format!("timeouts/t{i}"));
+                assert_eq!(st, OK, "{v}");
+            });
+        }
+    });
+    let took = start.elapsed();
+    // With a limit each, the two would go side by side in half the time.
+    let total = files.len() as u64 * len as u64;
+    assert!(took >= at_least(total), "{total} bytes up in {took:?}");
+}
+
+#[test]
 fn a_body_held_back_by_the_limit_is_not_a_stalled_one() {
     let emu = emulator();
     // One request of about three seconds at the limit, with a one-second stall timeout.

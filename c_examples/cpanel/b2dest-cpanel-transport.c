@@ -24,7 +24,7 @@
  * own path with ".json" appended (so each copy or symlink of the program is one
  * destination). It holds b2dest's configuration without the key (bucket,
  * backup_directory, part size, ...), must be a regular file owned by root or the caller
- * and writable by no one else. Exit status: 0 on success, else the DEST_* status of the
+ * and readable and writable by no one else (chmod 600: it may hold an SSE-C key). Exit status: 0 on success, else the DEST_* status of the
  * library (1..14), 64 usage, 66 configuration file unreadable, 78 configuration unsafe
  * or incomplete; the reason is on standard error.
  */
@@ -247,10 +247,11 @@ static char *read_config_file(const char *path)
                 program, command, path, MAX_CONFIG_BYTES);
         exit(EXIT_CONFIG);
     }
-    /* It says where backups go and what is deleted: only its owner may change it. */
-    if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-        fprintf(stderr, "%s: %s: the configuration %s must be owned by root (or you) and writable by no one else (chmod 600)\n",
-                program, command, path);
+    /* It says where backups go and what is deleted, and may hold secrets (an SSE-C
+     * customer_key): only its owner may change or read it. */
+    if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 077) != 0) {
+        fprintf(stderr, "%s: %s: the configuration %s (mode %04o) must be owned by root (or you) and readable and writable by no one else: chmod 600 %s\n",
+                program, command, path, (unsigned)(st.st_mode & 07777), path);
         exit(EXIT_CONFIG);
     }
     char *text = calloc(1, (size_t)st.st_size + 1);

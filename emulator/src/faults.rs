@@ -54,6 +54,9 @@ pub enum FaultAction {
         #[serde(default)]
         message: Option<String>,
     },
+    /// Answer with a redirect (`status` 3xx) to `location`, as a proxy or a hijacked
+    /// address might; B2 itself never redirects an API call or a download.
+    Redirect { status: u16, location: String },
     /// Read this many request body bytes, then close the connection with no answer.
     Drop { after_bytes: u64 },
     /// Sleep, then handle the request normally.
@@ -165,6 +168,16 @@ impl Faults {
         if let FaultAction::Error { status, .. } = fault.action {
             if !(400..=599).contains(&status) {
                 return Err(format!("error status {status} is not a 4xx/5xx"));
+            }
+        }
+        if let FaultAction::Redirect { status, location } = &fault.action {
+            if !(300..=399).contains(status) {
+                return Err(format!("redirect status {status} is not a 3xx"));
+            }
+            if location.is_empty() || hyper::header::HeaderValue::from_str(location).is_err() {
+                return Err(format!(
+                    "redirect location {location:?} is not a header value"
+                ));
             }
         }
         Ok(())

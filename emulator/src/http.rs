@@ -49,6 +49,16 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
         .expect("static response parts are valid")
 }
 
+/// A redirect to `location`, with an empty body (a scripted fault: B2 never redirects).
+pub fn redirect(status: u16, location: &str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT))
+        .header(header::LOCATION, location)
+        .header(header::CONTENT_LENGTH, 0)
+        .body(empty())
+        .expect("the fault's status and location were checked")
+}
+
 /// A 200 answer with an already serialized JSON body.
 pub fn json_bytes(text: Vec<u8>) -> Response<Body> {
     Response::builder()

@@ -205,6 +205,10 @@ async fn route(
                 error.retry_after = retry_after;
                 return Ok(error.into_response());
             }
+            FaultAction::Redirect { status, location } => {
+                upload::drain(&shared, req.into_body(), call.is_upload()).await;
+                return Ok(crate::http::redirect(status, &location));
+            }
             FaultAction::Drop { after_bytes } => {
                 upload::read_up_to(&shared, req.body_mut(), after_bytes, call.is_upload()).await;
                 return Err(DropConnection);

@@ -106,6 +106,7 @@ impl B2Client {
 
     /// Adds the headers every request carries.
     pub fn decorate(&self, req: reqwest::RequestBuilder, token: &str) -> reqwest::RequestBuilder {
+        self.op.add_secret(token);
         let req = req.header("Authorization", token);
         match &self.session.test_mode {
             Some(mode) => req.header("X-Bz-Test-Mode", mode),

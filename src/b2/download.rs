@@ -17,8 +17,8 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::api::FileVersion;
 use super::client::{B2Client, Failed};
-use super::encryption::explain_key_refusal;
-use super::http::{failure_from_response, network_failure, timed_out};
+use super::encryption::{check_readable, explain_key_refusal};
+use super::http::{network_failure, read_failure, timed_out};
 use super::in_order::{buffer_budget, InOrderSha1, StopOnDrop, Stopped};
 use super::retry::Failure;
 use crate::error::{Error, Result};
@@ -253,6 +253,8 @@ impl Drop for TempFile {
 impl DownloadJob<'_> {
     pub async fn run(&self) -> Result<DownloadedFile> {
         let dest = self.dir.display(self.name);
+        // Without the key the file was stored under, B2 can only refuse: ask it nothing.
+        check_readable(self.version, &self.client.encryption, &dest)?;
         match self.dir.stat_at(self.name) {
             Ok(Some(s)) if s.kind == EntryKind::Dir => {
                 return Err(Error::InvalidArgument(format!(
@@ -420,7 +422,9 @@ impl DownloadJob<'_> {
                     req = req.header("Range", format!("bytes={start}-{}", end - 1));
                 }
                 // SSE-C: the key on every request, every range included.
-                for (k, v) in client.encryption.download_headers(self.version) {
+                let key_headers = client.encryption.download_headers(self.version);
+                let customer_key_sent = !key_headers.is_empty();
+                for (k, v) in key_headers {
                     req = req.header(k, v);
                 }
                 let written = &written;
@@ -439,7 +443,10 @@ impl DownloadJob<'_> {
                     };
                     let mut resp = match sent {
                         Ok(r) if r.status().is_success() => r,
-                        Ok(r) => return Err(failure_from_response(CALL, r).await),
+                        Ok(r) => {
+                            let failure = read_failure(CALL, r).await;
+                            return Err(failure.with_customer_key(customer_key_sent).into());
+                        }
                         Err(e) => return Err(network_failure(CALL, &e)),
                     };
                     let mut pos = start;

@@ -226,18 +226,8 @@ impl FileVersion {
     }
 }
 
-/// B2 refused to read `file` for its customer key (or its absence): says which key the
-/// file needs, by the MD5 recorded at upload, which one this destination has, and that
-/// nothing was written to `dest`.
-pub fn explain_key_refusal(
-    e: Error,
-    file: &FileVersion,
-    encryption: &Encryption,
-    dest: &std::path::Path,
-) -> Error {
-    if !matches!(e, Error::EncryptionKey(_)) {
-        return e;
-    }
+/// Which key `file` needs (by the MD5 recorded at upload) and which this destination has.
+fn needs_and_has(file: &FileVersion, encryption: &Encryption) -> String {
     let needs = match file.recorded_key_md5() {
         Some(md5) => format!("{} needs the SSE-C key whose MD5 is {md5}", file.file_name),
         None => format!("{} is encrypted with an SSE-C key", file.file_name),
@@ -246,10 +236,51 @@ pub fn explain_key_refusal(
         Some(md5) => format!("this destination's customer_key has MD5 {md5}"),
         None => "this destination has no customer_key".to_string(),
     };
+    format!("{needs}; {has}")
+}
+
+/// B2 refused to read `file` for its customer key: says which key the file needs, which
+/// one this destination has, and that nothing was written to `dest`. (The table tells a
+/// refusal as a key problem only when a key was sent, so only for an SSE-C file.)
+pub fn explain_key_refusal(
+    e: Error,
+    file: &FileVersion,
+    encryption: &Encryption,
+    dest: &std::path::Path,
+) -> Error {
+    if !matches!(e, Error::EncryptionKey(_)) || file.encryption_mode() != Some("SSE-C") {
+        return e;
+    }
+    let found = needs_and_has(file, encryption);
     e.with_note(&format!(
-        "{needs}; {has}; nothing was written to {}",
+        "{found}; nothing was written to {}",
         dest.display()
     ))
+}
+
+/// Refuses, before any request, the download of an SSE-C file that cannot succeed: no
+/// customer key configured, or one whose MD5 is not the one recorded at upload.
+pub fn check_readable(
+    file: &FileVersion,
+    encryption: &Encryption,
+    dest: &std::path::Path,
+) -> Result<(), Error> {
+    if file.encryption_mode() != Some("SSE-C") {
+        return Ok(());
+    }
+    let refused = match (encryption.key_md5(), file.recorded_key_md5()) {
+        (None, _) => true,
+        (Some(has), Some(needs)) => has != needs,
+        (Some(_), None) => false, // not recorded (another tool's upload): B2 will tell
+    };
+    if !refused {
+        return Ok(());
+    }
+    Err(Error::EncryptionKey(format!(
+        "{}: set \"encryption\": {{\"mode\": \"SSE-C\", \"customer_key\": ...}} to the key the backup was made with (without it nobody can read the file); nothing was downloaded or written to {}",
+        needs_and_has(file, encryption),
+        dest.display()
+    )))
 }
 
 #[cfg(test)]
@@ -317,6 +348,33 @@ mod tests {
         assert_eq!(start["mode"], "SSE-C");
         assert_eq!(start["customerKeyMd5"], key.md5());
         assert!(Encryption::BucketDefault.start_json().is_none());
+    }
+
+    #[test]
+    fn a_download_that_cannot_succeed_is_refused_before_it_is_sent() {
+        let key = CustomerKey::from_base64(KEY).unwrap();
+        let other =
+            CustomerKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([7u8; 32]))
+                .unwrap();
+        let dest = std::path::Path::new("/restore/f");
+        let c = Encryption::SseC(key.clone());
+        let recorded = file(Some("SSE-C"), Some(key.md5()));
+        assert!(check_readable(&recorded, &c, dest).is_ok());
+        assert!(check_readable(&file(Some("SSE-C"), None), &c, dest).is_ok());
+        assert!(check_readable(&file(None, Some(other.md5())), &c, dest).is_ok());
+        assert!(check_readable(&file(Some("SSE-B2"), None), &Encryption::SseB2, dest).is_ok());
+        for (enc, has) in [
+            (Encryption::SseC(other.clone()), other.md5().to_string()),
+            (Encryption::BucketDefault, "no customer_key".to_string()),
+        ] {
+            let e = check_readable(&recorded, &enc, dest).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, Error::EncryptionKey(_)), "{text}");
+            assert!(text.contains(key.md5()) && text.contains(&has), "{text}");
+            assert!(!text.contains(KEY), "{text}");
+        }
+        let no_key = check_readable(&file(Some("SSE-C"), None), &Encryption::SseB2, dest);
+        assert!(matches!(no_key, Err(Error::EncryptionKey(_))));
     }
 
     #[test]

@@ -87,6 +87,11 @@ pub async fn read_json<T: DeserializeOwned>(call: &str, resp: reqwest::Response)
 
 /// Reads B2's `{status, code, message}` error answer; the table decides what it means.
 pub async fn failure_from_response(call: &str, resp: reqwest::Response) -> Failed {
+    Failed::from(read_failure(call, resp).await)
+}
+
+/// B2's error answer, not yet decided (the caller adds what it knows of the request).
+pub async fn read_failure(call: &str, resp: reqwest::Response) -> B2Failure {
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -94,12 +99,7 @@ pub async fn failure_from_response(call: &str, resp: reqwest::Response) -> Faile
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let body = resp.bytes().await.unwrap_or_default();
-    Failed::from(B2Failure::answered(
-        call,
-        status,
-        &body,
-        retry_after.as_deref(),
-    ))
+    B2Failure::answered(call, status, &body, retry_after.as_deref())
 }
 
 pub fn network_failure(call: &str, e: &reqwest::Error) -> Failed {

@@ -45,6 +45,9 @@ pub struct B2Failure {
     pub retry_after: Option<Duration>,
     /// No answer, but the whole request had gone out: B2 may have acted on it.
     pub sent_in_full: bool,
+    /// The request carried an SSE-C customer key (a download of an SSE-C file), so a
+    /// refusal may be of that key.
+    pub customer_key_sent: bool,
 }
 
 impl B2Failure {
@@ -57,6 +60,7 @@ impl B2Failure {
             message,
             retry_after: None,
             sent_in_full,
+            customer_key_sent: false,
         }
     }
 
@@ -78,7 +82,14 @@ impl B2Failure {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs),
             sent_in_full: true,
+            customer_key_sent: false,
         }
+    }
+
+    /// Says whether the request carried an SSE-C customer key.
+    pub fn with_customer_key(mut self, sent: bool) -> B2Failure {
+        self.customer_key_sent = sent;
+        self
     }
 
     /// The rule of the table that applies, and what it comes to.
@@ -163,6 +174,8 @@ enum Code {
     /// 400 `bad_request` whose message says the body did not match its SHA1 (see
     /// `sha1_mismatch`).
     Sha1Mismatch,
+    /// This code, of a request that carried an SSE-C customer key.
+    WithCustomerKey(&'static str),
 }
 
 /// What the host reads: B2's answer and a hint of what to do, or only the hint.
@@ -204,6 +217,17 @@ const RULES: &[Rule] = &[
         retry: Retry::SameUrl,
         told: Told::Network,
         says: Says::Detail(""),
+    },
+    // B2 never redirects an API call, an upload or a download: a 3xx comes from something
+    // in between (a proxy, a hijacked address). The client follows no redirect, since one
+    // would carry the request's headers (the SSE-C key among them) to another host.
+    Rule {
+        calls: Calls::Any,
+        status: Status::Range(300, 399),
+        code: Code::Any,
+        retry: Retry::Never,
+        told: Told::Remote { retryable: false },
+        says: Says::Only("the answer to {call} was a redirect ({status}), which B2 never sends: something between this server and B2 (a proxy, a wrong api_url) answered instead; it was not followed, so no key or token went elsewhere: check api_url and this server's network path to B2"),
     },
     Rule {
         calls: Calls::Any,
@@ -272,12 +296,14 @@ const RULES: &[Rule] = &[
         told: Told::Permission,
         says: Says::Detail("the application key lacks the capability for {call} or is restricted to another bucket or name prefix: create a key with listFiles, readFiles, writeFiles and deleteFiles on this bucket"),
     },
-    // What B2 answers a download of an SSE-C file without its customer key or with
-    // another one (b2sdk reads this answer of a download as its SSECKeyError).
+    // What B2 answers a download of an SSE-C file with another customer key (b2sdk reads
+    // this answer of a download as its SSECKeyError). Without a key sent (a file that is
+    // not SSE-C) it is a plain refusal, below; a download of an SSE-C file with no key
+    // configured is refused before it is sent.
     Rule {
         calls: Calls::Only(CallKind::Download),
         status: Status::Is(403),
-        code: Code::Is("access_denied"),
+        code: Code::WithCustomerKey("access_denied"),
         retry: Retry::Never,
         told: Told::EncryptionKey,
         says: Says::Detail("the file is encrypted with SSE-C and this destination has no customer key, or not the one the file was uploaded with: set \"encryption\": {\"mode\": \"SSE-C\", \"customer_key\": ...} to the key the backup was made with (without it nobody can read the file)"),
@@ -420,13 +446,17 @@ impl Rule {
             Code::Is(c) => f.code == c,
             Code::EndsWith(c) => f.code.ends_with(c),
             Code::Sha1Mismatch => sha1_mismatch(f),
+            Code::WithCustomerKey(c) => f.customer_key_sent && f.code == c,
         };
         calls && status && code
     }
 
     fn tell(&self, f: &B2Failure) -> Error {
         let message = match (self.says, f.http_status) {
-            (Says::Only(text), _) => text.to_string(),
+            (Says::Only(text), status) => text.replace("{call}", &f.call).replace(
+                "{status}",
+                &status.map(|s| s.to_string()).unwrap_or_default(),
+            ),
             (Says::Detail(_), None) => f.message.clone(),
             (Says::Detail(hint), Some(status)) => {
                 let detail = format!(
@@ -584,7 +614,8 @@ mod tests {
             let body = f["body"].to_string();
             let status = f["body"]["status"].as_u64().unwrap() as u16;
             let retry_after = f["retry_after"].as_str();
-            let failure = B2Failure::answered(call, status, body.as_bytes(), retry_after);
+            let mut failure = B2Failure::answered(call, status, body.as_bytes(), retry_after);
+            failure.customer_key_sent = f["customer_key_sent"].as_bool().unwrap_or(false);
             assert_eq!(failure.code, f["body"]["code"].as_str().unwrap(), "{name}");
             let (retry, error) = failure.decide();
             let (want_retry, want_status, want_retryable) = expected(name);
@@ -616,6 +647,47 @@ mod tests {
         // Not JSON at all (a proxy's page): B2's rules by status alone.
         let proxy = B2Failure::answered("b2_list_file_names", 502, b"<html>", None);
         assert_eq!(proxy.decide().0, Failure::Transient { retry_after: None });
+    }
+
+    #[test]
+    fn a_download_refused_without_a_customer_key_is_a_permission_error() {
+        let body = br#"{"status": 403, "code": "access_denied", "message": "denied"}"#;
+        let mut f = B2Failure::answered("b2_download_file_by_id", 403, body, None);
+        let (_, plain) = f.decide();
+        assert_eq!(plain.status(), DestStatus::DestErrPermission, "{plain}");
+        assert!(
+            plain
+                .to_string()
+                .contains("the account or key may not do this")
+                && !plain.to_string().contains("SSE-C"),
+            "{plain}"
+        );
+        f.customer_key_sent = true;
+        let (_, key) = f.decide();
+        assert_eq!(key.status(), DestStatus::DestErrEncryptionKey, "{key}");
+    }
+
+    #[test]
+    fn a_redirect_is_final_and_says_it_was_not_followed() {
+        for status in [301, 302, 303, 307, 308] {
+            for call in [
+                "b2_list_file_names",
+                "b2_download_file_by_id",
+                "b2_upload_part",
+            ] {
+                let f = B2Failure::answered(call, status, b"", None);
+                let (retry, error) = f.decide();
+                assert_eq!(retry, Failure::Fatal, "{call} {status}");
+                assert_eq!(error.status(), DestStatus::DestErrRemote, "{call} {status}");
+                assert!(!error.retryable());
+                let text = error.to_string();
+                assert!(
+                    text.contains(&format!("{call} was a redirect ({status})"))
+                        && text.contains("not followed"),
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -93,6 +93,17 @@ struct SessionKey {
     test_mode: Option<String>,
 }
 
+/// What one bandwidth limit covers: one bucket of one account's key. Not the session's
+/// key, which also holds the request timeout and test mode: two configurations of one
+/// destination differing only in those must not get a limit each.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ThrottleKey {
+    api_url: String,
+    account_id: String,
+    key_digest: [u8; 20],
+    bucket: String,
+}
+
 /// A session nobody used for this long is dropped. What it saves is one
 /// `b2_authorize_account` and the bucket id (the pooled connections expire after 60 s,
 /// the usage figure after 5 minutes): a backup run uses a destination in bursts seconds
@@ -118,8 +129,8 @@ fn now_millis() -> u64 {
 pub struct SessionRegistry {
     http: std::sync::OnceLock<reqwest::Client>,
     sessions: Mutex<HashMap<SessionKey, Arc<B2Session>>>,
-    /// Bandwidth limits, keyed like sessions (and by the limit).
-    throttles: ThrottleRegistry<SessionKey>,
+    /// Bandwidth limits, by account key and bucket (and by the limit).
+    throttles: ThrottleRegistry<ThrottleKey>,
 }
 
 impl SessionKey {
@@ -135,10 +146,17 @@ impl SessionKey {
 }
 
 impl SessionRegistry {
-    /// The bandwidth limit every transfer under these settings shares, while any holds it.
-    pub fn throttle_for(&self, settings: &B2Settings) -> Option<Arc<Throttle>> {
-        self.throttles
-            .get(SessionKey::of(settings), settings.bandwidth_limit)
+    /// The bandwidth limit every transfer to `bucket` under these credentials shares, while
+    /// any holds it.
+    pub fn throttle_for(&self, settings: &B2Settings, bucket: &str) -> Option<Arc<Throttle>> {
+        let session = SessionKey::of(settings);
+        let key = ThrottleKey {
+            api_url: session.api_url,
+            account_id: session.account_id,
+            key_digest: session.key_digest,
+            bucket: bucket.to_string(),
+        };
+        self.throttles.get(key, settings.bandwidth_limit)
     }
 
     pub fn session_for(&self, settings: &B2Settings) -> Result<Arc<B2Session>> {
@@ -178,6 +196,9 @@ impl SessionRegistry {
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .tcp_keepalive(Duration::from_secs(30))
+            // B2 never redirects; a redirect followed would carry every header of the
+            // request (the SSE-C key) to whatever host it names. retry.rs says why it failed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Internal(format!("could not build the HTTPS client: {e}")))?;
         Ok(self.http.get_or_init(|| client).clone())
@@ -285,6 +306,41 @@ mod tests {
         s.authorized.store(authorized, Ordering::Relaxed);
         s.last_used.store(last_used, Ordering::Relaxed);
         (SessionKey::of(&settings), Arc::new(s))
+    }
+
+    #[test]
+    fn one_limit_per_key_and_bucket_whatever_the_timeout() {
+        let registry = SessionRegistry::default();
+        let (_, s) = session("k", true, 0);
+        let mut settings = B2Settings {
+            api_url: s.api_url.clone(),
+            account_id: s.account_id.clone(),
+            application_key: s.application_key.clone(),
+            timeout: Duration::from_secs(60),
+            upload_retries: 3,
+            retry_initial_delay: Duration::from_millis(500),
+            test_mode: None,
+            resume_window: Duration::from_secs(3600),
+            encryption: Default::default(),
+            bandwidth_limit: Some(100_000),
+            object_lock: None,
+        };
+        let a = registry.throttle_for(&settings, "bucket").unwrap();
+        settings.timeout = Duration::from_secs(5);
+        settings.test_mode = Some("fail_some_uploads".into());
+        let same = registry.throttle_for(&settings, "bucket").unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &same),
+            "timeout and test mode are not the destination"
+        );
+        let other_bucket = registry.throttle_for(&settings, "another").unwrap();
+        assert!(
+            !Arc::ptr_eq(&a, &other_bucket),
+            "another bucket, another limit"
+        );
+        settings.application_key = ApplicationKey::new("other".into());
+        let other_key = registry.throttle_for(&settings, "bucket").unwrap();
+        assert!(!Arc::ptr_eq(&a, &other_key));
     }
 
     #[test]

@@ -33,10 +33,17 @@ pub(super) fn render(outcome: Result<Report>) -> (DestStatus, Value) {
 }
 
 /// The response as the C string handed to the host, with each of `secrets` (the
-/// application key, the SSE-C customer key) replaced wherever it appears.
+/// application key, the SSE-C customer key, the B2 tokens) replaced wherever it appears.
 pub(super) fn to_c_string(body: &Value, secrets: &[String]) -> CString {
-    let mut text = body.to_string();
     // Belt and braces: no path through the library should put a key in a response.
+    let text = redact(&body.to_string(), secrets);
+    CString::new(text).unwrap_or_else(|_| CString::new("{\"ok\":false}").unwrap_or_default())
+}
+
+/// `text` with each of `secrets` replaced by `[redacted]`: for responses and log lines
+/// alike, since either may carry what B2 (or a proxy) echoed back.
+pub(super) fn redact(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_string();
     for key in secrets.iter().filter(|k| k.len() >= 4) {
         if text.contains(key.as_str()) {
             text = text.replace(key.as_str(), "[redacted]");
@@ -48,7 +55,7 @@ pub(super) fn to_c_string(body: &Value, secrets: &[String]) -> CString {
             text = text.replace(escaped, "[redacted]");
         }
     }
-    CString::new(text).unwrap_or_else(|_| CString::new("{\"ok\":false}").unwrap_or_default())
+    text
 }
 
 #[cfg(test)]

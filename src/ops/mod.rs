@@ -73,7 +73,7 @@ impl Destination {
         let settings = B2Settings::from(&config);
         let sessions = &process_state()?.sessions;
         let session = sessions.session_for(&settings)?;
-        let throttle = sessions.throttle_for(&settings);
+        let throttle = sessions.throttle_for(&settings, &config.bucket);
         let client =
             B2Client::new(session, op).with_transfer_settings(settings.encryption, throttle);
         Ok(Destination { config, client })

@@ -175,8 +175,15 @@ run "an unknown command" 64 rename / a b "$HOST" "$KEY_ID"
 run "too many arguments" 64 delete / a b "$HOST" "$KEY_ID" extra
 chmod 666 "$T.json"
 run "a configuration others may write" 78 ls / . "$HOST" "$KEY_ID"
-says "writable by no one else"
+says "chmod 600"
+# It may hold an SSE-C customer_key: readable by others is refused too.
+for mode in 644 640 604; do
+    chmod "$mode" "$T.json"
+    run "a configuration of mode $mode (others may read it)" 78 ls / . "$HOST" "$KEY_ID"
+    says "readable and writable by no one else: chmod 600"
+done
 chmod 600 "$T.json"
+run "the configuration at 600 again" 0 ls / . "$HOST" "$KEY_ID"
 B2DEST_CPANEL_CONFIG=$TMP/none.json run "B2DEST_CPANEL_CONFIG names a missing file" 66 ls / . "$HOST" "$KEY_ID"
 
 touch "$TMP/watch.stop"

@@ -482,3 +482,47 @@ fn the_http_control_api() {
         404
     );
 }
+
+#[test]
+fn redirect_faults_answer_a_3xx_with_its_location() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    emu.reset_counts();
+    let elsewhere = "http://127.0.0.1:9/b2api/v4/b2_list_buckets";
+    emu.inject(fault(
+        "b2_list_buckets",
+        1,
+        FaultAction::Redirect {
+            status: 307,
+            location: elsewhere.into(),
+        },
+    ));
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let list = || {
+        client
+            .post(format!("{}/b2api/v4/b2_list_buckets", b2.url))
+            .header("Authorization", &b2.token)
+            .json(&json!({"accountId": b2.account_id}))
+            .send()
+            .unwrap()
+    };
+    let resp = list();
+    assert_eq!(resp.status().as_u16(), 307);
+    assert_eq!(resp.headers()["location"], elsewhere);
+    assert_eq!(list().status().as_u16(), 200, "fired once");
+    assert_eq!(emu.counts().get("b2_list_buckets"), 2);
+    let bad = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        emu.inject(fault(
+            "b2_list_buckets",
+            1,
+            FaultAction::Redirect {
+                status: 200,
+                location: elsewhere.into(),
+            },
+        ))
+    }));
+    assert!(bad.is_err(), "a redirect fault must be a 3xx");
+}
