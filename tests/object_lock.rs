@@ -3,50 +3,18 @@
 
 mod common;
 
-use std::ffi::CString;
-
-use b2_emulator::{Emulator, Fault, FaultAction, StoredVersion};
+use b2_emulator::{Emulator, Fault, FaultAction};
+use common::lock::*;
 use common::*;
 use serde_json::{json, Value};
 
-const LOCKED: i32 = 13;
-const DAY_MS: u64 = 86_400_000;
 const LARGE: usize = 5 * PART as usize + 123;
-const DIR: &str = "backups/server1/";
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// An emulator whose test bucket has Object Lock (no default retention).
-fn locked_emulator() -> Emulator {
-    let emu = emulator();
-    emu.configure_object_lock(BUCKET, json!({"fileLockEnabled": true}));
-    emu
-}
 
 fn lock_cfg(emu: &Emulator, mode: &str, days: u32, bypass: bool) -> String {
     config(
         emu,
         json!({"object_lock": {"mode": mode, "retention_days": days, "bypass_governance": bypass}}),
     )
-}
-
-fn protect(cfg: &str, remote: &str) -> (i32, Value) {
-    let (cfg, remote) = (CString::new(cfg).unwrap(), CString::new(remote).unwrap());
-    let mut out = std::ptr::null_mut();
-    let st = unsafe { b2dest::ffi::dest_protect(cfg.as_ptr(), remote.as_ptr(), &mut out) };
-    take_response(st, out)
-}
-
-fn stored(emu: &Emulator, name: &str) -> StoredVersion {
-    emu.file_versions(BUCKET)
-        .into_iter()
-        .find(|v| v.file_name == format!("{DIR}{name}") && v.action == "upload")
-        .unwrap_or_else(|| panic!("{name} is on B2"))
 }
 
 fn names(emu: &Emulator) -> Vec<String> {

@@ -7,38 +7,9 @@ mod common;
 use std::ffi::c_void;
 
 use b2_emulator::{Emulator, Fault, FaultAction, StoredVersion};
+use common::lock::*;
 use common::*;
 use serde_json::{json, Value};
-
-const DAY_MS: u64 = 86_400_000;
-const DIR: &str = "backups/server1/";
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn locked_emulator() -> Emulator {
-    let emu = emulator();
-    emu.configure_object_lock(BUCKET, json!({"fileLockEnabled": true}));
-    emu
-}
-
-fn uploaded(emu: &Emulator) -> Vec<StoredVersion> {
-    emu.file_versions(BUCKET)
-        .into_iter()
-        .filter(|v| v.action == "upload")
-        .collect()
-}
-
-fn stored(emu: &Emulator, name: &str) -> StoredVersion {
-    uploaded(emu)
-        .into_iter()
-        .find(|v| v.file_name == format!("{DIR}{name}"))
-        .unwrap_or_else(|| panic!("{name} is on B2"))
-}
 
 /// Rewrites the start of the file (its identity changes) once any byte was read.
 unsafe extern "C" fn rewrite_file(done: u64, _total: u64, user: *mut c_void) -> i32 {

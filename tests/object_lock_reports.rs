@@ -4,33 +4,15 @@
 mod common;
 
 use b2_emulator::{Emulator, Fault, FaultAction};
+use common::lock::*;
 use common::*;
 use serde_json::{json, Value};
-
-const DIR: &str = "backups/server1/";
-const LOCKED: i32 = 13;
-
-fn locked_emulator() -> Emulator {
-    let emu = emulator();
-    emu.configure_object_lock(BUCKET, json!({"fileLockEnabled": true}));
-    emu
-}
 
 fn lock_cfg(emu: &Emulator, mode: &str, days: u32) -> String {
     config(
         emu,
         json!({"concurrency": 1, "object_lock": {"mode": mode, "retention_days": days}}),
     )
-}
-
-fn protect(cfg: &str, remote: &str) -> (i32, Value) {
-    let (cfg, remote) = (
-        std::ffi::CString::new(cfg).unwrap(),
-        std::ffi::CString::new(remote).unwrap(),
-    );
-    let mut out = std::ptr::null_mut();
-    let st = unsafe { b2dest::ffi::dest_protect(cfg.as_ptr(), remote.as_ptr(), &mut out) };
-    take_response(st, out)
 }
 
 /// `b2_hide_file` over the emulator's B2 API, as another tool (or B2's lifecycle) would.

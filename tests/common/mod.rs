@@ -1,6 +1,8 @@
 //! Shared by the integration tests: an in-process emulator and thin callers of the C ABI.
 #![allow(dead_code)]
 
+pub mod lock;
+
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
 
