@@ -253,18 +253,26 @@ pub fn bucket_json(default: Option<&Sse>, may_read: bool) -> Value {
 }
 
 /// B2's lower limit on file name plus file info for an encrypted file.
+/// B2's lower limit on file name plus file info, 2,048 bytes instead of 7,000, with
+/// server-side encryption or on a bucket with Object Lock enabled.
 pub fn check_info_size(
     name: &str,
     info: &BTreeMap<String, String>,
     sse: Option<&Sse>,
+    object_lock_bucket: bool,
 ) -> B2Result<()> {
-    if sse.is_none() {
+    if sse.is_none() && !object_lock_bucket {
         return Ok(());
     }
     let total = name.len() + info.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     if total > MAX_NAME_AND_INFO_BYTES {
+        let why = if sse.is_some() {
+            "with server-side encryption"
+        } else {
+            "in a bucket with Object Lock enabled"
+        };
         return Err(B2Error::bad_request(format!(
-            "file name and file info take {total} bytes; with server-side encryption the limit is {MAX_NAME_AND_INFO_BYTES}"
+            "file name and file info take {total} bytes; {why} the limit is {MAX_NAME_AND_INFO_BYTES}"
         )));
     }
     Ok(())

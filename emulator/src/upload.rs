@@ -429,7 +429,7 @@ fn check_upload_file(
     let (name, info) = name_and_info(headers)?;
     refuse_forbidden_headers(headers)?;
     let sse = sse::applied(sse::from_headers(headers)?, bucket.default_sse.as_ref());
-    sse::check_info_size(&name, &info, sse.as_ref())?;
+    sse::check_info_size(&name, &info, sse.as_ref(), bucket.lock.enabled)?;
     grant.key.require("writeFiles")?;
     grant.key.require_bucket(&bucket.name)?;
     grant.key.require_name(&name)?;

@@ -65,7 +65,7 @@ impl Ctx<'_> {
         let sse = sse::applied(asked, bucket.default_sse.as_ref());
         let info = req.file_info.unwrap_or_default();
         names::validate_info(&req.file_name, &info)?;
-        sse::check_info_size(&req.file_name, &info, sse.as_ref())?;
+        sse::check_info_size(&req.file_name, &info, sse.as_ref(), bucket.lock.enabled)?;
         let lock = super::retention::lock_from_json(&req.extra, &bucket, self.key)?;
         let content_type = names::resolve_content_type(&req.content_type, &req.file_name);
         let v = self.shared.store.start_large(

@@ -532,3 +532,32 @@ fn a_locked_encrypted_version_keeps_both_through_a_restart() {
     assert_eq!(v["serverSideEncryption"]["mode"], "SSE-B2", "{v}");
     assert_eq!(v["fileRetention"]["value"]["mode"], "governance", "{v}");
 }
+
+#[test]
+fn a_bucket_with_object_lock_holds_file_name_and_info_to_2048_bytes() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    let locked = locked_bucket(&b2);
+    let plain = b2.bucket_id(BUCKET);
+    // 1,000 bytes of name and 1,100 of info: within 7,000, over 2,048.
+    let name = "n".repeat(1000);
+    let info = "v".repeat(1096);
+    let headers = [("X-Bz-Info-note", info.as_str())];
+    let (url, token) = b2.upload_url(&locked);
+    let (status, v) = upload_to(&url, &token, &name, b"x", &headers);
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("2048"), "{v}");
+    let (status, v) = b2.call(
+        "b2_start_large_file",
+        json!({"bucketId": locked, "fileName": name, "contentType": "b2/x-auto",
+               "fileInfo": {"note": info}}),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(emu.file_versions(LOCKED).is_empty());
+    let (url, token) = b2.upload_url(&plain);
+    let (status, v) = upload_to(&url, &token, &name, b"x", &headers);
+    assert_eq!(
+        status, 200,
+        "the same file fits a bucket without Object Lock: {v}"
+    );
+}
