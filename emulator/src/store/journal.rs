@@ -136,6 +136,29 @@ impl State {
             .find(|v| v.seq == seq)
     }
 
+    /// The version `file_id` if it is still there under `file_name`; otherwise B2's
+    /// `file_not_present`.
+    pub(super) fn named_version(
+        &self,
+        file_name: &str,
+        file_id: &str,
+    ) -> crate::error::B2Result<(u64, Version)> {
+        let missing = || {
+            crate::error::B2Error::new(
+                400,
+                "file_not_present",
+                format!("file not present: {file_name} {file_id}"),
+            )
+        };
+        let seq = super::model::parse_file_id(file_id).ok_or_else(missing)?;
+        let version = self
+            .version(seq)
+            .filter(|v| v.file_id() == file_id && v.name == file_name)
+            .cloned()
+            .ok_or_else(missing)?;
+        Ok((seq, version))
+    }
+
     pub(super) fn version_mut(&mut self, seq: u64) -> Option<&mut Version> {
         let (bucket_id, name) = self.locations.get(&seq)?;
         self.buckets

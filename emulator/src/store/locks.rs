@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::journal::Record;
-use super::model::{now_millis, parse_file_id, Action, Version};
+use super::model::{now_millis, Action, Version};
 use super::Store;
 use crate::error::{B2Error, B2Result};
 
@@ -185,20 +185,8 @@ impl Store {
         file_id: &str,
         check: impl FnOnce(&Version, &BucketLock) -> B2Result<VersionLock>,
     ) -> B2Result<Version> {
-        let missing = || {
-            B2Error::new(
-                400,
-                "file_not_present",
-                format!("file not present: {file_name} {file_id}"),
-            )
-        };
-        let seq = parse_file_id(file_id).ok_or_else(missing)?;
         let mut state = self.lock();
-        let version = state
-            .version(seq)
-            .filter(|v| v.file_id() == file_id && v.name == file_name)
-            .cloned()
-            .ok_or_else(missing)?;
+        let (seq, version) = state.named_version(file_name, file_id)?;
         let bucket_lock = state
             .buckets
             .get(&version.bucket_id)

@@ -270,20 +270,8 @@ impl Store {
         file_id: &str,
         bypass_governance: bool,
     ) -> B2Result<Version> {
-        let missing = || {
-            B2Error::new(
-                400,
-                "file_not_present",
-                format!("file not present: {file_name} {file_id}"),
-            )
-        };
-        let seq = parse_file_id(file_id).ok_or_else(missing)?;
         let mut state = self.lock();
-        let version = state
-            .version(seq)
-            .filter(|v| v.file_id() == file_id && v.name == file_name)
-            .cloned()
-            .ok_or_else(missing)?;
+        let (seq, version) = state.named_version(file_name, file_id)?;
         super::locks::check_delete(&version, bypass_governance, super::locks::now())?;
         self.commit(&mut state, Record::Removed { seq })?;
         Ok(version)
