@@ -267,21 +267,7 @@ fn files_uploaded_before_sse_c_was_configured_still_restore() {
 }
 
 fn fail_after_two_parts(emu: &Emulator, cfg: &str, f: &std::path::Path) {
-    emu.inject(Fault {
-        call: "b2_upload_part".into(),
-        count: 2,
-        action: FaultAction::Delay { millis: 0 },
-    });
-    emu.inject(Fault {
-        call: "b2_upload_part".into(),
-        count: 2,
-        action: FaultAction::Error {
-            status: 503,
-            code: "service_unavailable".into(),
-            retry_after: None,
-            message: None,
-        },
-    });
+    pass_then_fail(emu, "b2_upload_part", 2, 2, 503, "service_unavailable");
     let (st, v) = upload(cfg, f, "big");
     assert_eq!(st, REMOTE, "{v}");
     assert_eq!(v["error"]["retryable"], true, "{v}");

@@ -457,21 +457,7 @@ fn a_resumed_locked_large_upload_keeps_its_retention() {
     // An unfinished file started without a lock is not resumed into an unlocked file.
     let g = write_file(dir.path(), "big2", LARGE, 9);
     let unlocked = config(&emu, json!({"concurrency": 1, "upload_retries": 1}));
-    emu.inject(Fault {
-        call: "b2_upload_part".into(),
-        count: 2,
-        action: FaultAction::Delay { millis: 0 },
-    });
-    emu.inject(Fault {
-        call: "b2_upload_part".into(),
-        count: 2,
-        action: FaultAction::Error {
-            status: 503,
-            code: "service_unavailable".into(),
-            retry_after: None,
-            message: None,
-        },
-    });
+    pass_then_fail(&emu, "b2_upload_part", 2, 2, 503, "service_unavailable");
     assert_eq!(upload(&unlocked, &g, "big2").0, REMOTE);
     emu.clear_faults();
     // No longer sent parts by anyone (31 minutes quiet), so it can be cancelled.

@@ -102,21 +102,7 @@ fn a_resume_of_a_file_started_with_a_shorter_lock_is_held_for_the_full_retention
         json!({"concurrency": 1, "upload_retries": 1,
                "object_lock": {"mode": "compliance", "retention_days": 1}}),
     );
-    emu.inject(Fault {
-        call: "b2_upload_part".into(),
-        count: 2,
-        action: FaultAction::Delay { millis: 0 },
-    });
-    emu.inject(Fault {
-        call: "b2_upload_part".into(),
-        count: 2,
-        action: FaultAction::Error {
-            status: 503,
-            code: "service_unavailable".into(),
-            retry_after: None,
-            message: None,
-        },
-    });
+    pass_then_fail(&emu, "b2_upload_part", 2, 2, 503, "service_unavailable");
     let (st, v) = upload(&first, &f, "big");
     assert_eq!(st, REMOTE, "{v}");
     emu.clear_faults();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use b2_emulator::{Emulator, Fault, FaultAction};
+use b2_emulator::Emulator;
 use common::lock::*;
 use common::*;
 use serde_json::{json, Value};
@@ -161,21 +161,7 @@ fn a_protect_that_stops_part_way_says_how_many_it_extended() {
     for name in ["p/a", "p/b", "p/c"] {
         assert_eq!(upload(&short, &f, name).0, OK);
     }
-    emu.inject(Fault {
-        call: "b2_update_file_retention".into(),
-        count: 1,
-        action: FaultAction::Delay { millis: 0 },
-    });
-    emu.inject(Fault {
-        call: "b2_update_file_retention".into(),
-        count: 1,
-        action: FaultAction::Error {
-            status: 400,
-            code: "bad_request".into(),
-            retry_after: None,
-            message: None,
-        },
-    });
+    pass_then_fail(&emu, "b2_update_file_retention", 1, 1, 400, "bad_request");
     let (st, v) = protect(&lock_cfg(&emu, "governance", 5), "p");
     assert_ne!(st, OK, "{v}");
     let extended = emu

@@ -261,3 +261,30 @@ pub const INTEGRITY: i32 = 10;
 pub const CANCELLED: i32 = 11;
 pub const INTERNAL: i32 = 12;
 pub const ENCRYPTION_KEY: i32 = 14;
+
+/// Lets the next `passed` requests of `call` through, then answers the `failing` after them
+/// with `status` and `code`: a failure part-way through a transfer.
+pub fn pass_then_fail(
+    emu: &Emulator,
+    call: &str,
+    passed: u32,
+    failing: u32,
+    status: u16,
+    code: &str,
+) {
+    emu.inject(b2_emulator::Fault {
+        call: call.into(),
+        count: passed,
+        action: b2_emulator::FaultAction::Delay { millis: 0 },
+    });
+    emu.inject(b2_emulator::Fault {
+        call: call.into(),
+        count: failing,
+        action: b2_emulator::FaultAction::Error {
+            status,
+            code: code.into(),
+            retry_after: None,
+            message: None,
+        },
+    });
+}
