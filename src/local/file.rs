@@ -16,8 +16,10 @@ use super::dir::Dir;
 use crate::error::{Error, Result};
 use crate::operation::Operation;
 
-/// Bytes read per system call and sent per body chunk.
-const CHUNK: usize = 1 << 20;
+/// Bytes read per system call and sent per body chunk. A connection holds about four of
+/// them (read ahead, queued, being sent): at 1 MiB, 16 connections took the upload from
+/// 29 to 65 MiB; at 256 KiB, 25 MiB, for the same CPU.
+const CHUNK: usize = 256 << 10;
 /// Bytes read per system call by the hashing pass and when a range is hashed again. Not
 /// the body chunk: freed, buffers of this size lift glibc's mmap threshold above the body
 /// chunks, which then reuse heap memory (with 1 MiB here the sending pass took 33k page
