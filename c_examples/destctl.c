@@ -528,11 +528,32 @@ struct progress {
 };
 
 static volatile sig_atomic_t interrupted = 0;
+static struct timespec first_signal_at;
 
+/* A repeat within this many nanoseconds is the same stop delivered twice: timeout(1)
+ * signals both destctl and its process group, and a cron job's `timeout 1h destctl ...`
+ * must still end with a clean cancel, not be killed half-way by the echo. */
+#define SAME_STOP_NS 500000000L
+
+/* The first SIGINT/SIGTERM asks for a clean stop; a later one ends destctl at once with
+ * the signal's default action (a second Ctrl-C from an impatient admin). */
 static void on_interrupt(int signo)
 {
-    (void)signo;
-    interrupted = 1;
+    int saved_errno = errno;
+    struct timespec now;
+
+    if (!interrupted) {
+        clock_gettime(CLOCK_MONOTONIC, &first_signal_at);
+        interrupted = 1;
+    } else if (clock_gettime(CLOCK_MONOTONIC, &now) != 0 ||
+               (now.tv_sec - first_signal_at.tv_sec) * 1000000000L +
+                       (now.tv_nsec - first_signal_at.tv_nsec) >=
+                   SAME_STOP_NS) {
+        /* Delivered when this handler returns (the signal is blocked while it runs). */
+        signal(signo, SIG_DFL);
+        raise(signo);
+    }
+    errno = saved_errno;
 }
 
 static double now_seconds(void)
@@ -900,7 +921,6 @@ static int install_interrupt_handler(void)
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_interrupt;
-    sa.sa_flags = SA_RESETHAND;
     if (sigemptyset(&sa.sa_mask) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
         sigaction(SIGTERM, &sa, NULL) != 0) {
         fprintf(stderr, "%s: sigaction: %s\n", program_name, strerror(errno));

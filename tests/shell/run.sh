@@ -412,6 +412,45 @@ fi
 dctl "after the cancel: usage" 0 --config "$CFG" usage
 expect "nothing half-made is left" "d['used_bytes'] == 0 and d['unfinished_large_files'] == 0"
 
+# timeout(1) signals destctl and then its process group: the echo, 0.1 s later, is the
+# same stop and must not kill destctl half-way; a signal a second later is an admin's
+# second Ctrl-C and ends it at once (128 + SIGINT). Cancelling the large file takes 3 s
+# here, so destctl is still cleaning up when the second signal comes.
+cancel_twice() { # name, seconds between the signals, expected exit status
+    emu POST faults '{"call": "b2_upload_part", "count": 20, "action": "delay", "millis": 1000}' >/dev/null
+    emu POST faults '{"call": "b2_cancel_large_file", "count": 1, "action": "delay", "millis": 3000}' >/dev/null
+    "$DESTCTL" --config "$TMP/one-at-a-time.json" upload "$TMP/data/big.bin" cancel/twice.bin >"$OUT" 2>"$ERR" </dev/null &
+    DESTCTL_PID=$!
+    for _ in $(seq 1 100); do
+        started=$(emu GET counts | python3 -c 'import json,sys; print(json.load(sys.stdin)["calls"].get("b2_upload_part", 0))')
+        [[ $started -ge 1 ]] && break
+        sleep 0.1
+    done
+    sleep 0.5
+    kill -INT "$DESTCTL_PID" 2>/dev/null || true
+    sleep "$2"
+    kill -INT "$DESTCTL_PID" 2>/dev/null || true
+    rc=0
+    wait "$DESTCTL_PID" || rc=$?
+    emu DELETE faults >/dev/null
+    if [[ $rc -eq $3 ]]; then
+        pass "$1 (exit $rc)"
+    else
+        fail "$1: exit $rc, expected $3"
+        show_last
+    fi
+}
+emu POST counts/reset '{}' >/dev/null
+cancel_twice "a signal repeated within 0.1 s still cancels cleanly" 0.1 11
+dctl "after the repeated signal: usage" 0 --config "$CFG" usage
+expect "the clean cancel left nothing" "d['used_bytes'] == 0 and d['unfinished_large_files'] == 0"
+emu POST counts/reset '{}' >/dev/null
+cancel_twice "a second Ctrl-C a second later ends destctl at once" 1 130
+dctl "after the abrupt end, the upload runs again" 0 --config "$CFG" upload "$TMP/data/big.bin" cancel/twice.bin
+dctl "and is deleted" 0 --config "$CFG" delete cancel
+dctl "after the abrupt end: usage" 0 --config "$CFG" usage
+expect "nothing is left of it" "d['used_bytes'] == 0 and d['unfinished_large_files'] == 0"
+
 # Calls without a progress callback stop on SIGINT / SIGTERM too: every B2 call is held
 # back 20 s, and the signal comes after 2 s. Without the fix destctl finishes the call and
 # exits 0; the status, not the time, is checked.
