@@ -30,8 +30,13 @@ use crate::operation::LogLevel;
 const CALL: &str = "b2_download_file_by_id";
 /// At most this many ranges a file, so the bookkeeping stays small for any size.
 const MAX_RANGES: u64 = 10_000;
-/// Bytes gathered from the network before one write to disk.
-const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes gathered from the network before one write to disk, for each of `streams`
+/// connections: 1 MiB, smaller with many connections so that what is being gathered stays
+/// near 4 MiB in all (at 16 connections 1 MiB each was 16 MiB of the restore's RSS), and
+/// never under 256 KiB, below which the system calls cost more than the memory saves.
+fn write_chunk(streams: usize) -> usize {
+    ((4 << 20) / streams.max(1)).clamp(256 << 10, 1 << 20)
+}
 /// Set (to anything) in tests: use the named temporary file even where `O_TMPFILE` works,
 /// so that the fallback and its clean-up can be tested on any file system.
 pub const NAMED_TEMP_ENV: &str = "B2DEST_TEST_NAMED_TEMP";
@@ -353,7 +358,7 @@ impl DownloadJob<'_> {
     async fn fetch_ranges(&self, temp: &TempFile, ranges: &[(u64, u64)]) -> Result<[u8; 20]> {
         let streams = self.concurrency.clamp(1, ranges.len().max(1));
         let budget = buffer_budget(streams);
-        let order = InOrderSha1::new(temp.file.clone(), ranges, budget, WRITE_CHUNK);
+        let order = InOrderSha1::new(temp.file.clone(), ranges, budget, write_chunk(streams));
         let _stop = StopOnDrop(order.clone());
         let fetches = async {
             let order = &*order;
@@ -483,7 +488,7 @@ impl DownloadJob<'_> {
                         }
                         // Written before it would outgrow its buffer: a grown buffer is a
                         // copy and twice the memory, for every chunk.
-                        if buf.len() + chunk.len() > WRITE_CHUNK {
+                        if buf.len() + chunk.len() > order.chunk() {
                             self.flush(temp, order, &mut buf, &mut pos, written).await?;
                         }
                         buf.extend_from_slice(&chunk);
@@ -566,7 +571,15 @@ fn plan_ranges(size: u64, range_size: u64, streams: usize) -> Vec<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::plan_ranges;
+    use super::{plan_ranges, write_chunk};
+
+    /// What the connections gather before writing stays near 4 MiB in all.
+    #[test]
+    fn write_chunks_shrink_with_more_connections_within_256_kib_to_1_mib() {
+        let kib = |streams| write_chunk(streams) >> 10;
+        assert_eq!([kib(0), kib(1), kib(4), kib(8)], [1024, 1024, 1024, 512]);
+        assert_eq!([kib(16), kib(64)], [256, 256]);
+    }
 
     /// The properties a plan must have, not one plan: every byte once, in order, no
     /// range empty or over the range size, within the call budget (the whole ranges plus

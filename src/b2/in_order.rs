@@ -16,10 +16,19 @@ use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
 /// Bytes of received chunks kept in memory for the hash of one file, all its ranges
-/// together: 6 MiB a connection, at most 24 MiB. A restore of several files at once gives
-/// each its share of the connections, so the operation keeps about the same.
+/// together: 6 MiB a connection up to 24 MiB at 4 connections, then 1 MiB less for each
+/// connection beyond 4 (down to 8 MiB), because each holds about that much of its own (the
+/// HTTP read buffer, a write under way), and with many ranges ahead of the hash most bytes
+/// are read back whatever the budget (86% at 16 connections with 24 MiB). A restore of
+/// several files at once gives each its share of the connections, so the operation keeps
+/// about the same.
 pub fn buffer_budget(streams: usize) -> usize {
-    (streams.max(1) * (6 << 20)).min(24 << 20)
+    match streams.max(1) {
+        streams @ 1..=4 => streams * (6 << 20),
+        streams => (24usize << 20)
+            .saturating_sub((streams - 4) << 20)
+            .max(8 << 20),
+    }
 }
 /// Bytes read back per system call when a chunk was not kept.
 const READ_BACK_CHUNK: usize = 1 << 20;
@@ -132,6 +141,11 @@ impl InOrderSha1 {
             chunk,
             pool: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Bytes a range gathers before it hands them over and writes them.
+    pub fn chunk(&self) -> usize {
+        self.chunk
     }
 
     /// An empty buffer for the next chunk, reused when one is free.
@@ -348,6 +362,21 @@ mod tests {
         let stats = feed(8 << 20, &ranges, 1 << 20, &all);
         assert!(stats.read_back > 0, "{stats:?}");
         assert!(stats.from_memory > 0, "{stats:?}");
+    }
+
+    /// What a restore holds for the hash stays within 24 MiB at any concurrency, and
+    /// shrinks past 4 connections as their own buffers grow (a restore at 16 fits 64 MiB).
+    #[test]
+    fn the_budget_peaks_at_four_connections_and_never_drops_below_8_mib() {
+        let mib = |streams| buffer_budget(streams) >> 20;
+        assert_eq!([mib(0), mib(1), mib(2), mib(4)], [6, 6, 12, 24]);
+        assert_eq!([mib(5), mib(16), mib(20), mib(64)], [23, 12, 8, 8]);
+        for streams in 4..64 {
+            assert!(
+                buffer_budget(streams + 1) <= buffer_budget(streams),
+                "{streams}"
+            );
+        }
     }
 
     #[test]
