@@ -1,7 +1,7 @@
 //! Measures the emulator's sustained upload throughput:
 //! 1. one 1 GiB b2_upload_file with its SHA1 in the header;
 //! 2. a large file of 100 MB parts sent by 4 connections at once;
-//! 3. (for reference) downloading the 1 GiB file back.
+//! 3. downloading the 1 GiB file back in 4 ranges at once.
 //!
 //! The client streams a reused 16 MiB buffer (zero-copy `Bytes` clones), so it never
 //! holds the whole body. Run it in release mode:
@@ -183,18 +183,34 @@ async fn parallel_parts(api: Arc<Api>, bucket_id: &str, block: &Bytes) -> Result
     Ok(elapsed)
 }
 
-async fn download(api: &Api) -> Result<Duration> {
+/// The 1 GiB file back in `CONNECTIONS` ranges at once, as a restore fetches it: one
+/// connection alone is slower than the emulator can send.
+async fn download(api: Arc<Api>) -> Result<Duration> {
     let started = Instant::now();
-    let resp = api
-        .http
-        .get(format!("{}/file/b2dest-test/bench/one-gib.bin", api.url))
-        .header("Authorization", &api.token)
-        .send()
-        .await?;
-    let mut stream = resp.bytes_stream();
-    let mut total = 0u64;
-    while let Some(chunk) = stream.next().await {
-        total += chunk?.len() as u64;
+    let share = GIB / CONNECTIONS as u64;
+    let mut tasks = Vec::new();
+    for worker in 0..CONNECTIONS as u64 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let (first, last) = (worker * share, (worker + 1) * share - 1);
+            let resp = api
+                .http
+                .get(format!("{}/file/b2dest-test/bench/one-gib.bin", api.url))
+                .header("Authorization", &api.token)
+                .header("Range", format!("bytes={first}-{last}"))
+                .send()
+                .await?;
+            let mut stream = resp.bytes_stream();
+            let mut total = 0u64;
+            while let Some(chunk) = stream.next().await {
+                total += chunk?.len() as u64;
+            }
+            Ok::<u64, Box<dyn std::error::Error + Send + Sync>>(total)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
     }
     if total != GIB {
         return Err(format!("downloaded {total} bytes").into());
@@ -259,10 +275,10 @@ fn main() -> Result<()> {
             single.push(mb_per_s(GIB, t));
             let t = parallel_parts(api.clone(), &bucket_id, &block).await?;
             parts.push(mb_per_s(PARTS * PART_SIZE, t));
-            let t = download(&api).await?;
+            let t = download(api.clone()).await?;
             downloads.push(mb_per_s(GIB, t));
             println!(
-                "round {round}: 1 GiB single upload {:.0} MB/s | {PARTS} x 100 MB parts on {CONNECTIONS} connections {:.0} MB/s | 1 GiB download {:.0} MB/s",
+                "round {round}: 1 GiB single upload {:.0} MB/s | {PARTS} x 100 MB parts on {CONNECTIONS} connections {:.0} MB/s | 1 GiB download on {CONNECTIONS} connections {:.0} MB/s",
                 single.last().unwrap(),
                 parts.last().unwrap(),
                 downloads.last().unwrap()
@@ -285,7 +301,7 @@ fn main() -> Result<()> {
             best(&parts)
         );
         println!(
-            "1 GiB download: median {:.0} MB/s, best {:.0} MB/s",
+            "1 GiB download on {CONNECTIONS} connections: median {:.0} MB/s, best {:.0} MB/s",
             median(&downloads),
             best(&downloads)
         );
