@@ -388,17 +388,22 @@ fi
 # cancels, and nothing is left. (The library asks the progress callback, and so learns of
 # the Ctrl-C, only when bytes have moved: here when a part is done.)
 config "$TMP/one-at-a-time.json" '{"concurrency": 1}'
+# Starts a slowed upload of big.bin to the remote path $1 in the background (its pid in
+# DESTCTL_PID) and returns once its first part is on its way, so destctl's handler is
+# surely in place.
+start_slow_upload() {
+    emu POST faults '{"call": "b2_upload_part", "count": 20, "action": "delay", "millis": 1000}' >/dev/null
+    "$DESTCTL" --config "$TMP/one-at-a-time.json" upload "$TMP/data/big.bin" "$1" >"$OUT" 2>"$ERR" </dev/null &
+    DESTCTL_PID=$!
+    for _ in $(seq 1 100); do
+        started=$(emu GET counts | python3 -c 'import json,sys; print(json.load(sys.stdin)["calls"].get("b2_upload_part", 0))')
+        [[ $started -ge 1 ]] && break
+        sleep 0.1
+    done
+    sleep 0.5
+}
 emu POST counts/reset '{}' >/dev/null
-emu POST faults '{"call": "b2_upload_part", "count": 20, "action": "delay", "millis": 1000}' >/dev/null
-"$DESTCTL" --config "$TMP/one-at-a-time.json" upload "$TMP/data/big.bin" cancel/big.bin >"$OUT" 2>"$ERR" </dev/null &
-DESTCTL_PID=$!
-# Interrupt once the first part is on its way (so destctl's handler is surely in place).
-for _ in $(seq 1 100); do
-    started=$(emu GET counts | python3 -c 'import json,sys; print(json.load(sys.stdin)["calls"].get("b2_upload_part", 0))')
-    [[ $started -ge 1 ]] && break
-    sleep 0.1
-done
-sleep 0.5
+start_slow_upload cancel/big.bin
 kill -INT "$DESTCTL_PID" 2>/dev/null || true
 rc=0
 wait "$DESTCTL_PID" || rc=$?
@@ -417,16 +422,8 @@ expect "nothing half-made is left" "d['used_bytes'] == 0 and d['unfinished_large
 # second Ctrl-C and ends it at once (128 + SIGINT). Cancelling the large file takes 3 s
 # here, so destctl is still cleaning up when the second signal comes.
 cancel_twice() { # name, seconds between the signals, expected exit status
-    emu POST faults '{"call": "b2_upload_part", "count": 20, "action": "delay", "millis": 1000}' >/dev/null
     emu POST faults '{"call": "b2_cancel_large_file", "count": 1, "action": "delay", "millis": 3000}' >/dev/null
-    "$DESTCTL" --config "$TMP/one-at-a-time.json" upload "$TMP/data/big.bin" cancel/twice.bin >"$OUT" 2>"$ERR" </dev/null &
-    DESTCTL_PID=$!
-    for _ in $(seq 1 100); do
-        started=$(emu GET counts | python3 -c 'import json,sys; print(json.load(sys.stdin)["calls"].get("b2_upload_part", 0))')
-        [[ $started -ge 1 ]] && break
-        sleep 0.1
-    done
-    sleep 0.5
+    start_slow_upload cancel/twice.bin
     kill -INT "$DESTCTL_PID" 2>/dev/null || true
     sleep "$2"
     kill -INT "$DESTCTL_PID" 2>/dev/null || true
