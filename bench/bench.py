@@ -516,6 +516,7 @@ class Bench:
     def run_set(self, key, title, runs, fns, floor=None):
         """fns: {tool: fn(i) -> (cmd, pre, post, check)}; the tools' runs alternate."""
         self.titles[key] = title
+        self.sample_sha1()
         if floor:
             self.floors[key] = floor
         res = self.results.setdefault(key, {})
@@ -545,12 +546,20 @@ class Bench:
 
     # -- floors -----------------------------------------------------------------------
     def measure_floors(self):
-        c = self.ceilings = {"sha1_mb_per_s": rust_sha1_rate(self.sha1_bin),
+        self.sha1_samples = [rust_sha1_rate(self.sha1_bin)]
+        c = self.ceilings = {"sha1_mb_per_s": self.sha1_samples[0],
                              "python_sha1_mb_per_s": python_sha1_rate(),
                              "ncores": os.cpu_count() or 1}
         log(f"SHA1, one core: sha1 crate {c['sha1_mb_per_s']:.0f} MB/s, OpenSSL (hashlib) {c['python_sha1_mb_per_s']:.0f} MB/s")
         c["emulator"] = emulator_ceilings(self.throughput_bin, self.work, 1 if self.quick else 3)
         log(f"emulator ceilings: {c['emulator']}")
+
+    def sample_sha1(self):
+        """On a shared VM a neighbour can halve the SHA1 rate for minutes: sampled before
+        every scenario, the best sample of the run is the core's rate, and the floors are
+        computed from it when the report is made."""
+        self.sha1_samples.append(rust_sha1_rate(self.sha1_bin))
+        self.ceilings["sha1_mb_per_s"] = max(self.sha1_samples)
 
     def floor_for(self, kind, size, concurrency=None, wan=False, large=None):
         """The fastest this machine could do the scenario. The emulator cannot take in (or
@@ -581,7 +590,7 @@ class Bench:
         else:
             wall, why = max([hashing, *transfer])
         cpu = size / sha * (2 if hash_first else 1)
-        return {"wall": wall, "cpu": cpu, "why": why}
+        return {"wall": wall, "cpu": cpu, "why": why, "args": [kind, size, concurrency, wan, large]}
 
     # -- scenarios --------------------------------------------------------------------
     def scenario_upload(self, key, path, size, tools=("plugin", "rclone", "b2", "rclone-debian"),
@@ -758,6 +767,8 @@ class Bench:
         return min(vals) if vals else (None, None)
 
     def report(self):
+        for key, floor in list(self.floors.items()):
+            self.floors[key] = self.floor_for(*floor["args"])
         B = human_size(self.big)
         tools = [t for t in TOOL_ORDER if t in self.bins]
         rows = []
@@ -817,7 +828,7 @@ class Bench:
                 add(key_now, "wall", "wall", "s", [within_floor])
                 add(key_now, "CPU (user+sys)", "cpu", "s")
                 add(key_now, "peak RSS", "rss_mib", "MiB",
-                    [(f"within 10% of the {B} run", lambda p, b, v: abs(p - big_rss) <= 0.10 * big_rss)])
+                    [(f"≤ 1.1× the {B} run", lambda p, b, v: p <= 1.10 * big_rss)])
             elif key_now == "download":
                 add(key_now, "wall", "wall", "s", [("≤ 0.5× best peer", lambda p, b, v: p <= 0.5 * b), within_floor])
                 add(key_now, "CPU (user+sys)", "cpu", "s")
@@ -827,7 +838,7 @@ class Bench:
                 add(key_now, "CPU (user+sys)", "cpu", "s")
                 add(key_now, "peak RSS", "rss_mib", "MiB",
                     [("≤ 64 MiB", lambda p, b, v: p <= 64),
-                     (f"within 10% of the {B} restore", lambda p, b, v: abs(p - big_down_rss) <= 0.10 * big_down_rss)])
+                     (f"≤ 1.1× the {B} restore", lambda p, b, v: p <= 1.10 * big_down_rss)])
             elif key_now == "dir":
                 add(key_now, "wall", "wall", "s",
                     [("≤ 0.5× rclone", lambda p, b, v: p <= 0.5 * v["rclone"]), within_floor])
@@ -936,7 +947,8 @@ class Bench:
              + (" — the machine was busy, absolute times are noisy; ratios come from interleaved runs" if max(loads) > 0.5 else ""))
             if loads else "- (no runs)",
             f"- Floors: SHA1 on one core {c['sha1_mb_per_s']:.0f} MB/s with the `sha1` crate the library uses "
-            f"(`emulator/examples/sha1_speed.rs`; OpenSSL through Python's hashlib: {c['python_sha1_mb_per_s']:.0f} MB/s); "
+            f"(`emulator/examples/sha1_speed.rs`, its fastest 16 MiB block; the best of {len(self.sha1_samples)} samples, one "
+            f"before each scenario, which ranged {min(self.sha1_samples):.0f}–{max(self.sha1_samples):.0f} MB/s; OpenSSL through Python's hashlib: {c['python_sha1_mb_per_s']:.0f} MB/s); "
             f"emulator {emu_text}. A scenario's floor is the largest of: its bytes through one SHA1 pass on one "
             "core (the whole-file SHA1 is sequential), its bytes at the emulator's ceiling, and on the WAN model "
             "its bytes over the connections' caps; except a large-file upload, whose whole-file SHA1 B2 takes "
@@ -973,7 +985,7 @@ class Bench:
         with open(stem + ".md", "w") as f:
             f.write(text)
         with open(stem + ".json", "w") as f:
-            json.dump({"quick": self.quick, "runs": self.runs, "versions": self.versions, "ceilings": self.ceilings,
+            json.dump({"quick": self.quick, "runs": self.runs, "versions": self.versions, "ceilings": self.ceilings, "sha1_samples": self.sha1_samples,
                        "floors": self.floors, "results": self.results, "failures": self.failures,
                        "notes": self.notes}, f, indent=1)
         print(text)
