@@ -72,7 +72,7 @@ impl Observer for HostObserver {
     }
 
     fn log(&mut self, level: LogLevel, message: &str, tokens: &[String]) {
-        let line = envelope::redact(message, &self.secrets);
+        let line = envelope::redact(&crate::local::one_line(message), &self.secrets);
         logger::deliver(level, &envelope::redact(&line, tokens));
     }
 }

@@ -26,3 +26,5 @@ pub use settings::{ApplicationKey, B2Settings};
 pub const MAX_PART_SIZE: u64 = 5_000_000_000;
 /// B2's most parts in one large file.
 pub const MAX_PARTS: u64 = 10_000;
+/// B2's largest file: 10 TB.
+pub const MAX_FILE_SIZE: u64 = 10_000_000_000_000;

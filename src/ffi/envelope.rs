@@ -7,6 +7,7 @@ use std::ffi::CString;
 use serde_json::{json, Map, Value};
 
 use crate::error::Result;
+use crate::local::one_line;
 use crate::ops::Report;
 use crate::status::DestStatus;
 
@@ -17,19 +18,43 @@ pub(super) fn render(outcome: Result<Report>) -> (DestStatus, Value) {
     };
     let mut body = Map::new();
     body.insert("ok".into(), failure.is_none().into());
-    body.extend(fields);
+    let mut fields = Value::Object(fields);
+    one_line_messages(&mut fields);
+    if let Value::Object(fields) = fields {
+        body.extend(fields);
+    }
+    let warnings: Vec<String> = warnings.iter().map(|w| one_line(w)).collect();
     body.insert("warnings".into(), warnings.into());
     let status = match &failure {
         None => DestStatus::DestOk,
         Some(e) => {
             body.insert(
                 "error".into(),
-                json!({"code": e.status().code_name(), "message": e.to_string(), "retryable": e.retryable()}),
+                json!({"code": e.status().code_name(), "message": one_line(&e.to_string()), "retryable": e.retryable()}),
             );
             e.status()
         }
     };
     (status, Value::Object(body))
+}
+
+/// Every `reason` and `message` below `value` (a skipped file's reason, a failed file's
+/// error) made one line, as the error and the warnings are; data fields keep their bytes.
+fn one_line_messages(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(text) if key == "reason" || key == "message" => {
+                        *text = one_line(text);
+                    }
+                    _ => one_line_messages(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(one_line_messages),
+        _ => {}
+    }
 }
 
 /// The response as the C string handed to the host, with each of `secrets` (the

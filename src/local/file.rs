@@ -192,7 +192,9 @@ impl LocalFile {
             let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
             std::thread::scope(|scope| {
                 let parts = scope.spawn(move || {
-                    let mut parts = Vec::with_capacity(size.div_ceil(part_size) as usize);
+                    // Never an allocation sized by a length the customer controls.
+                    let parts_needed = size.div_ceil(part_size).min(crate::b2::MAX_PARTS);
+                    let mut parts = Vec::with_capacity(parts_needed as usize);
                     let mut sha = Sha1::new();
                     for (buf, ends_part) in full_rx {
                         sha.update(&buf);

@@ -86,8 +86,15 @@ pub fn link_refused(path: &std::path::Path) -> Error {
 /// (`\x0a`), so that a customer's file name cannot start a forged line in the host's log.
 /// Response fields that are data (`local_path`) keep the name itself.
 pub fn shown(path: &Path) -> String {
-    let mut out = String::new();
-    for c in path.to_string_lossy().chars() {
+    one_line(&path.to_string_lossy())
+}
+
+/// `text` with control characters and Unicode line breaks (U+0085, U+2028, U+2029)
+/// escaped: every message and log line passes through it on its way to the host, since
+/// file names (a customer's) and B2's words can reach any of them.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
         match c as u32 {
             0..=31 | 127 => out.push_str(&format!("\\x{:02x}", c as u32)),
             0x85 | 0x2028 | 0x2029 => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),

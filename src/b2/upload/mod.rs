@@ -30,9 +30,10 @@ use super::lock::Retention;
 use super::retry::Failure;
 use super::session::UploadTarget;
 use super::throttle::{paced, Pacing};
-use super::{MAX_PARTS, MAX_PART_SIZE};
+use super::{MAX_FILE_SIZE, MAX_PARTS, MAX_PART_SIZE};
 use crate::error::{Error, Result};
 use crate::local::file::{LocalFile, RangeOutcome, RangeStream};
+use crate::local::shown;
 
 /// B2 file names travel percent-encoded, `/` kept as it is.
 const NAME_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -98,6 +99,15 @@ impl UploadJob<'_> {
     }
 
     pub async fn run(&self) -> Result<UploadedFile> {
+        // A customer's `truncate -s 8E` costs them nothing: refused before a byte is read,
+        // where hashing it would run for ever and its part list would not fit in memory.
+        if self.file.size() > MAX_FILE_SIZE {
+            return Err(Error::InvalidArgument(format!(
+                "{} is {} bytes long, over B2's largest file of {MAX_FILE_SIZE} bytes (10 TB); it was not uploaded: split it, or leave it out of the backup",
+                shown(&self.file.path),
+                self.file.size()
+            )));
+        }
         let part_size = part_size_for(self.file.size(), self.part_size);
         let mut done = if self.file.size() <= part_size {
             SimpleUpload { job: self }.run().await?
