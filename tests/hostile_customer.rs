@@ -236,8 +236,14 @@ fn a_temporary_file_the_customer_swaps_during_a_restore_is_not_renamed_into_plac
         || {
             // The customer's move, made as the library waits for B2's bytes.
             wait_for_call(&emu, "b2_download_file_by_id", before);
-            let temps = temp_names(&home_for_swap);
-            assert_eq!(temps.len(), 1, "the restore's temporary file: {temps:?}");
+            // Whatever the library made beside the target: its temporary file (before the
+            // fix) or the private directory holding it (after).
+            let temps: Vec<String> = std::fs::read_dir(&home_for_swap)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".b2dest-"))
+                .collect();
+            assert_eq!(temps.len(), 1, "the restore's temporary: {temps:?}");
             let temp = home_for_swap.join(&temps[0]);
             std::fs::rename(&temp, home_for_swap.join("stash")).unwrap();
             symlink(&outside_for_swap, &temp).unwrap();
@@ -254,17 +260,28 @@ fn a_temporary_file_the_customer_swaps_during_a_restore_is_not_renamed_into_plac
         target.display(),
         std::fs::read_link(&target).map(|p| p.display().to_string()).unwrap_or_default()
     );
+    assert_eq!(
+        std::fs::read(&outside).unwrap(),
+        b"root:$6$hash:19000:0:99999:7:::\n",
+        "the file the customer's link points to is untouched"
+    );
     if st == OK {
         let m = meta.unwrap();
         assert!(m.is_file(), "{v}");
         assert_eq!(std::fs::read(&target).unwrap(), content(5000, 3), "{v}");
         assert_eq!(m.uid(), 0, "{v}");
+        assert_eq!(v["verified"], true, "{v}");
     } else {
         assert!(
             !planted,
             "a failed restore left the customer's link at the target: {v}"
         );
     }
+    assert!(
+        temp_names(&home).is_empty(),
+        "no temporary file is left named beside the target: {:?}",
+        temp_names(&home)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -421,7 +438,9 @@ fn the_default_unnamed_temporary_is_open_to_the_same_swap_between_link_and_renam
                         continue;
                     }
                     let name = std::ffi::CStr::from_ptr(name_at.cast());
-                    if !name.to_bytes().starts_with(b".f.b2dest-") {
+                    // Every name the library makes beside the target: the hidden temporary
+                    // `.f.b2dest-*.tmp` before the fix, its private directory after.
+                    if !name.to_bytes().windows(7).any(|w| w == b"b2dest-") {
                         continue;
                     }
                     made += 1;
@@ -443,7 +462,11 @@ fn the_default_unnamed_temporary_is_open_to_the_same_swap_between_link_and_renam
             if start.elapsed() > Duration::from_secs(10) {
                 break;
             }
-            let _ = std::fs::remove_file(&target);
+            // Every other restore replaces the file the last one left: both ways of putting a
+            // file in place (a new name, a replaced one) face the watcher.
+            if attempt % 2 == 1 {
+                let _ = std::fs::remove_file(&target);
+            }
             let (st, v) = download(&cfg, "f", &target);
             let planted =
                 std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink());
