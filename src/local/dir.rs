@@ -549,7 +549,7 @@ pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd
 }
 
 /// Takes an exclusive `flock` without waiting: true when taken. A live restore holds one on
-/// its temporary file, and the kernel drops it when the process dies.
+/// its private directory (`Dir::try_lock`), and the kernel drops it when the process dies.
 pub fn try_lock(file: &File) -> bool {
     // SAFETY: a valid fd.
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
