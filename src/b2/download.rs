@@ -1,13 +1,13 @@
-//! Downloads: a file written to a temporary file in its destination directory (an unnamed
-//! `O_TMPFILE` where the file system has it, so a kill leaves nothing), large files as
-//! concurrent ranges written in place, SHA1 checked as the ranges complete, and renamed into
-//! place only once it matched. Every name is resolved relative to the handle of the
-//! directory the caller opened, and no link there is followed.
+//! Downloads: a file written to a temporary file (an unnamed `O_TMPFILE` in its destination
+//! directory where the file system has it, so a kill leaves nothing; else a named one in a
+//! private directory beside the target), large files as concurrent ranges written in place,
+//! SHA1 checked as the ranges complete, and put in place only once it matched, never from a
+//! name the directory's owner could change. Every name is resolved relative to a directory
+//! handle, and no link there is followed.
 
-use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use super::http::{network_failure, read_failure, timed_out};
 use super::in_order::{buffer_budget, InOrderSha1, StopOnDrop, Stopped};
 use super::retry::Failure;
 use crate::error::{Error, Result};
-use crate::local::dir::{identity, try_lock, EntryKind};
+use crate::local::dir::{identity, identity_of_dir, is_link_error, EntryKind};
 use crate::local::file::hex;
 use crate::local::Dir;
 use crate::operation::LogLevel;
@@ -46,9 +46,14 @@ pub const NAMED_TEMP_ENV: &str = "B2DEST_TEST_NAMED_TEMP";
 pub struct DownloadedFile {
     pub size: u64,
     pub sha1: String,
-    /// False only when B2 holds no SHA1 for the file (uploaded by another tool as a large
-    /// file without `large_file_sha1`), so there was nothing to check against.
+    /// False when B2 holds no SHA1 for the file (uploaded by another tool as a large file
+    /// without `large_file_sha1`), so there was nothing to check against, and when the
+    /// target was not the restored file right after it was put there (`in_place`).
     pub verified: bool,
+    /// Whether the target's name held the restored file (device and inode) when checked
+    /// right after the rename. The directory's owner may replace it at any moment; false
+    /// says they already had.
+    pub in_place: bool,
 }
 
 pub struct DownloadJob<'a> {
@@ -62,99 +67,181 @@ pub struct DownloadJob<'a> {
     pub range_size: u64,
 }
 
-/// The hidden name of one of this library's temporary files for `target`:
-/// `.{target}.b2dest-{16 hex}.tmp`, the target cut so the whole stays within NAME_MAX.
-fn temp_name(target: &OsStr) -> OsString {
-    let base = &target.as_bytes()[..target.len().min(200)];
-    let mut name = Vec::with_capacity(base.len() + 32);
-    name.push(b'.');
-    name.extend_from_slice(base);
-    name.extend_from_slice(format!(".b2dest-{:016x}.tmp", fastrand::u64(..)).as_bytes());
-    OsString::from_vec(name)
+/// A private directory's name: `.b2dest-{16 hex}`.
+fn private_name() -> OsString {
+    OsString::from(format!(".b2dest-{:016x}", fastrand::u64(..)))
 }
 
-/// Whether `name` is one of this library's temporary names for `target`.
-fn is_temp_name_of(name: &[u8], target: &OsStr) -> bool {
-    let base = &target.as_bytes()[..target.len().min(200)];
-    let Some(rest) = name
-        .strip_prefix(b".")
-        .and_then(|r| r.strip_prefix(base))
-        .and_then(|r| r.strip_prefix(b".b2dest-"))
-        .and_then(|r| r.strip_suffix(b".tmp"))
-    else {
-        return false;
-    };
-    rest.len() == 16
-        && rest
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+/// Whether `name` has the pattern of `private_name`.
+fn is_private_name(name: &[u8]) -> bool {
+    name.strip_prefix(b".b2dest-").is_some_and(|rest| {
+        rest.len() == 16
+            && rest
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    })
 }
 
-/// Removes, from `dir`, the named temporary files this library left for any of `targets`
-/// when a restore was killed: only regular files, only names of the pattern, and only
-/// those no live restore holds (each live one keeps an `flock` on its file). Returns how
-/// many went.
-pub fn remove_stale_temps(dir: &Dir, targets: &HashSet<OsString>) -> usize {
+/// The name of the temporary file inside its private directory (there is one file in each).
+const INNER: &str = "restoring.b2dest.tmp";
+
+/// Removes, from `dir`, the private directories this library left there when a restore was
+/// killed, and the temporary file in them. Only names of the pattern, opened without
+/// following a link, and only directories owned by this process's user and open to nobody
+/// else (`Dir::open_private`), so that their content can only be this library's: a
+/// customer's directory or link of that name is left alone. Only those no live restore holds
+/// (each keeps an `flock` on its private directory); inside, only `INNER`, a regular file;
+/// the directory itself only while it still is the one checked, and only once empty
+/// (`Dir::remove_dir_if`). Returns how many directories went.
+pub fn remove_stale_temps(dir: &Dir) -> usize {
     let Ok(names) = dir.names() else {
         return 0;
     };
     let mut removed = 0;
     for name in names {
-        if !targets.iter().any(|t| is_temp_name_of(name.as_bytes(), t)) {
+        if !is_private_name(name.as_bytes()) {
             continue;
         }
-        let Ok(Some(stat)) = dir.stat_at(&name) else {
+        let Ok(private) = dir.open_private(&name) else {
             continue;
         };
-        if stat.kind != EntryKind::File {
+        // Held by a live restore (or by another clean-up): left alone. Free: the restore that
+        // made it died.
+        if !private.try_lock() {
             continue;
         }
-        let Ok(file) = dir.open_any(&name) else {
+        let inner = OsStr::new(INNER);
+        if matches!(private.stat_at(inner), Ok(Some(s)) if s.kind == EntryKind::File) {
+            let _ = private.unlink(inner);
+        }
+        let Ok(id) = identity_of_dir(&private) else {
             continue;
         };
-        // The name must still be the file that is locked, and the lock free: its owner died.
-        if identity(&file).ok() == Some((stat.dev, stat.ino))
-            && try_lock(&file)
-            && dir.unlink(&name).is_ok()
-        {
+        if dir.remove_dir_if(&name, id).unwrap_or(false) {
             removed += 1;
         }
     }
     removed
 }
 
-/// A temporary file that disappears unless it was renamed into place.
+/// A directory of this library's own beside the target, `0700`, locked while it lives, and
+/// removed (with the file in it) when dropped. The customer who owns the directory holding
+/// it can rename it there, or remove it once empty, but cannot change what is in it: the
+/// temporary file is named and renamed only relative to this handle, so nothing the
+/// customer can rename is ever the source of the rename onto the target.
+struct PrivateDir {
+    parent: Arc<Dir>,
+    /// Its name in `parent` when it was made: for the removal only, which checks it.
+    name: OsString,
+    dir: Dir,
+    id: (u64, u64),
+}
+
+impl PrivateDir {
+    fn create(parent: &Arc<Dir>) -> Result<PrivateDir> {
+        let failed = |e: &std::io::Error| {
+            Error::local_io("could not create a private directory in", parent.path(), e)
+        };
+        let mut last = None;
+        for _ in 0..16 {
+            let name = private_name();
+            match parent.make_private_dir(&name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(failed(&e)),
+            }
+            // Opened by name once more, and the customer may have swapped the name in
+            // between: `open_private` takes only a private directory of ours (a link or a
+            // directory of theirs fails, and ours, moved away, is left: empty and harmless).
+            // Such a swap is tried again with another name; any other failure is told.
+            let dir = match parent.open_private(&name) {
+                Ok(dir) => dir,
+                Err(e)
+                    if is_link_error(&e)
+                        || matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                        ) =>
+                {
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(failed(&e)),
+            };
+            // Locked before use, and still linked once locked: the clean-up of another
+            // restore may have taken it for a leftover between `mkdirat` and here (it then
+            // removes it; this one starts over).
+            if !dir.try_lock() || dir.is_removed().unwrap_or(true) {
+                continue;
+            }
+            let id = identity_of_dir(&dir).map_err(|e| failed(&e))?;
+            return Ok(PrivateDir {
+                parent: parent.clone(),
+                name,
+                dir,
+                id,
+            });
+        }
+        Err(match last {
+            Some(e) => failed(&e),
+            None => Error::LocalIo(format!(
+                "could not create a private directory in {}",
+                parent.path().display()
+            )),
+        })
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        // Nothing once the file was renamed into place; the file otherwise (a failure, a
+        // cancel, a panic). Then the directory, by name, only if it still is this one.
+        let _ = self.dir.unlink(OsStr::new(INNER));
+        let _ = self.parent.remove_dir_if(&self.name, self.id);
+    }
+}
+
+/// A temporary file that disappears unless it was put in place: an unnamed one has no name
+/// to leave, a named one goes with its private directory.
 struct TempFile {
     dir: Arc<Dir>,
-    /// Its name in `dir`: from the start for the named fallback, from `persist` on for an
-    /// unnamed one.
-    name: Option<OsString>,
-    /// For messages.
+    /// Where the file is named `INNER`: from the start for the named fallback, from
+    /// `persist` on for an unnamed one that replaces a file.
+    private: Option<PrivateDir>,
+    /// For messages: the target's path.
     path: PathBuf,
     file: Arc<File>,
     /// Held around each write: concurrent writes to one file queue for its inode lock,
     /// which the kernel spins on while the holder copies (up to a whole core per waiting
     /// range, measured on a 2-core machine); waiting on this lock sleeps instead.
     write_lock: Arc<std::sync::Mutex<()>>,
-    persisted: bool,
+}
+
+/// What `persist` did.
+struct Persisted {
+    /// The file it replaced was flushed first.
+    flushed: bool,
+    /// Right after the rename (or link), the target's name was the restored file. False
+    /// when the directory's owner had already put something else there: theirs to do, but
+    /// not to be reported as the verified file.
+    in_place: bool,
 }
 
 impl TempFile {
     fn create_in(dir: &Arc<Dir>, target: &OsStr) -> Result<TempFile> {
         let path = dir.display(target);
+        let temp = |private, file| TempFile {
+            dir: dir.clone(),
+            private,
+            path: path.clone(),
+            file: Arc::new(file),
+            write_lock: Arc::default(),
+        };
         if std::env::var_os(NAMED_TEMP_ENV).is_none() {
+            // Unnamed, in the target's directory: nothing there to swap, and a kill leaves
+            // nothing. Its private directory, if it needs one, exists only during `persist`.
             match dir.unnamed_file() {
-                Ok(file) => {
-                    try_lock(&file);
-                    return Ok(TempFile {
-                        dir: dir.clone(),
-                        name: None,
-                        path,
-                        file: Arc::new(file),
-                        write_lock: Arc::default(),
-                        persisted: false,
-                    });
-                }
+                Ok(file) => return Ok(temp(None, file)),
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
@@ -169,94 +256,77 @@ impl TempFile {
                 }
             }
         }
-        for _ in 0..16 {
-            let name = temp_name(target);
-            match dir.create_new(&name) {
-                Ok(file) => {
-                    // Held while the restore lives: the next restore removes it only unheld.
-                    try_lock(&file);
-                    return Ok(TempFile {
-                        dir: dir.clone(),
-                        path: dir.display(&name),
-                        name: Some(name),
-                        file: Arc::new(file),
-                        write_lock: Arc::default(),
-                        persisted: false,
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::local_io(
-                        "could not create a temporary file in",
-                        dir.path(),
-                        &e,
-                    ))
-                }
-            }
-        }
-        Err(Error::LocalIo(format!(
-            "could not create a temporary file in {}",
-            dir.path().display()
-        )))
+        // Named: inside a private directory, for the whole download (a killed restore leaves
+        // it, locked no more, for the next restore's `remove_stale_temps`).
+        let private = PrivateDir::create(dir)?;
+        let file = private
+            .dir
+            .create_new(OsStr::new(INNER))
+            .map_err(|e| Error::local_io("could not create a temporary file in", dir.path(), &e))?;
+        Ok(temp(Some(private), file))
     }
 
-    /// Renames the verified file into place. When it replaces a file, it is flushed to disk
+    /// Puts the verified file at `target`. When it replaces a file, it is flushed to disk
     /// first, so that a crash right after cannot leave neither the old copy nor the new one;
-    /// a new file is left to the kernel's writeback, as other restore tools do. Returns
-    /// whether it flushed.
-    fn persist(mut self, target: &OsStr) -> Result<bool> {
+    /// a new file is left to the kernel's writeback, as other restore tools do.
+    ///
+    /// Never from a name the customer can change: an unnamed file where nothing is at the
+    /// target is linked straight to it (`linkat` creates the name or fails, never replaces);
+    /// otherwise the file is renamed from its private directory's handle onto the target
+    /// (`renameat` replaces a link there, never follows it).
+    fn persist(mut self, target: &OsStr) -> Result<Persisted> {
         let dest = self.dir.display(target);
-        let replaces = matches!(self.dir.stat_at(target), Ok(Some(_)));
+        let moved =
+            |e: &std::io::Error| Error::local_io("could not move the restored file to", &dest, e);
+        let mut replaces = matches!(self.dir.stat_at(target), Ok(Some(_)));
+        if self.private.is_none() && !replaces {
+            match self.dir.link_unnamed(&self.file, target) {
+                Ok(()) => {
+                    return Ok(Persisted {
+                        flushed: false,
+                        in_place: self.is_at(target),
+                    })
+                }
+                // Something came to the target meanwhile: replaced as below.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => replaces = true,
+                Err(e) => return Err(moved(&e)),
+            }
+        }
         if replaces {
             self.file
                 .sync_all()
                 .map_err(|e| Error::local_io("could not flush", &self.path, &e))?;
         }
-        let name = match self.name.clone() {
-            Some(name) => name,
-            None => self.link_hidden()?,
+        let private = match self.private.take() {
+            Some(private) => private,
+            None => {
+                let private = PrivateDir::create(&self.dir)?;
+                private
+                    .dir
+                    .link_unnamed(&self.file, OsStr::new(INNER))
+                    .map_err(|e| {
+                        Error::local_io("could not name the restored file in", self.dir.path(), &e)
+                    })?;
+                private
+            }
         };
-        self.dir
-            .rename(&name, target)
-            .map_err(|e| Error::local_io("could not move the restored file to", &dest, &e))?;
-        self.persisted = true;
-        Ok(replaces)
+        private
+            .dir
+            .rename_into(OsStr::new(INNER), &self.dir, target)
+            .map_err(|e| moved(&e))?;
+        // Dropped here: the now empty directory goes.
+        drop(private);
+        Ok(Persisted {
+            flushed: replaces,
+            in_place: self.is_at(target),
+        })
     }
 
-    /// Gives an unnamed file a hidden name beside the target (`linkat` cannot replace a
-    /// name, `renameat` then can).
-    fn link_hidden(&mut self) -> Result<OsString> {
-        let target = self.path.file_name().unwrap_or_default().to_os_string();
-        for _ in 0..16 {
-            let name = temp_name(&target);
-            match self.dir.link_unnamed(&self.file, &name) {
-                Ok(()) => {
-                    self.name = Some(name.clone());
-                    return Ok(name);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::local_io(
-                        "could not name the restored file in",
-                        self.dir.path(),
-                        &e,
-                    ))
-                }
-            }
-        }
-        Err(Error::LocalIo(format!(
-            "could not name the restored file in {}",
-            self.dir.path().display()
-        )))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.persisted {
-            if let Some(name) = &self.name {
-                let _ = self.dir.unlink(name);
-            }
+    /// Whether `target` is this file (device and inode), not following a link there.
+    fn is_at(&self, target: &OsStr) -> bool {
+        match (self.dir.stat_at(target), identity(&self.file)) {
+            (Ok(Some(s)), Ok(id)) => s.kind == EntryKind::File && (s.dev, s.ino) == id,
+            _ => false,
         }
     }
 }
@@ -329,16 +399,27 @@ impl DownloadJob<'_> {
                 _ => {}
             }
             self.client.op.check_cancelled()?;
-            if temp.persist(self.name)? {
+            let placed = temp.persist(self.name)?;
+            if placed.flushed {
                 self.client.op.log(
                     LogLevel::Debug,
                     format!("flushed {} to disk before replacing it", dest.display()),
                 );
             }
+            if !placed.in_place {
+                self.client.op.log(
+                    LogLevel::Warn,
+                    format!(
+                        "{} was replaced by something else right after the restore put it there",
+                        dest.display()
+                    ),
+                );
+            }
             return Ok(DownloadedFile {
                 size,
                 sha1,
-                verified: expected.is_some(),
+                verified: expected.is_some() && placed.in_place,
+                in_place: placed.in_place,
             });
         }
     }
@@ -571,7 +652,66 @@ fn plan_ranges(size: u64, range_size: u64, streams: usize) -> Vec<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{plan_ranges, write_chunk};
+    use super::{is_private_name, plan_ranges, remove_stale_temps, write_chunk, INNER};
+    use crate::local::Dir;
+    use std::ffi::OsStr;
+
+    /// Only unlocked private directories of ours, and only our file in them, are removed:
+    /// nothing the customer made or could have changed, and nothing a link points to.
+    #[test]
+    fn only_unlocked_private_directories_of_ours_are_removed_as_leftovers() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_named(tmp.path()).unwrap();
+        let p = |n: &str| tmp.path().join(n);
+        let (stale, live, theirs) = (
+            ".b2dest-00000000000000aa",
+            ".b2dest-00000000000000bb",
+            ".b2dest-00000000000000cc",
+        );
+        for name in [stale, live] {
+            root.make_private_dir(OsStr::new(name)).unwrap();
+            std::fs::write(p(name).join(INNER), b"partial").unwrap();
+        }
+        let held = root.open_private(OsStr::new(live)).unwrap();
+        assert!(held.try_lock());
+        // The customer's: a directory (with a file of the inner name), a link, a file.
+        std::fs::create_dir(p(theirs)).unwrap();
+        std::fs::set_permissions(p(theirs), PermissionsExt::from_mode(0o700)).unwrap();
+        std::fs::write(p(theirs).join(INNER), b"theirs").unwrap();
+        let chowned = std::os::unix::fs::chown(p(theirs), Some(4242), None).is_ok();
+        std::os::unix::fs::symlink(p(stale), p(".b2dest-00000000000000dd")).unwrap();
+        std::fs::write(p(".b2dest-00000000000000ee"), b"x").unwrap();
+        // Ours, but not of the pattern.
+        root.make_private_dir(OsStr::new(".b2dest-keep")).unwrap();
+
+        assert_eq!(remove_stale_temps(&root), 1);
+        assert!(!p(stale).exists());
+        assert!(p(live).join(INNER).exists());
+        if chowned {
+            assert!(p(theirs).join(INNER).exists());
+        }
+        assert!(p(".b2dest-00000000000000dd").symlink_metadata().is_ok());
+        assert!(p(".b2dest-00000000000000ee").exists());
+        assert!(p(".b2dest-keep").exists());
+        drop(held);
+        assert_eq!(remove_stale_temps(&root), 1, "no longer held");
+        assert!(!p(live).exists());
+    }
+
+    #[test]
+    fn private_names_are_exactly_the_pattern() {
+        assert!(is_private_name(b".b2dest-0123456789abcdef"));
+        for bad in [
+            &b".b2dest-0123456789abcde"[..],
+            b".b2dest-0123456789abcdef0",
+            b".b2dest-0123456789ABCDEF",
+            b"b2dest-0123456789abcdef",
+            b".f.b2dest-0123456789abcdef.tmp",
+        ] {
+            assert!(!is_private_name(bad), "{bad:?}");
+        }
+    }
 
     /// What the connections gather before writing stays near 4 MiB in all.
     #[test]

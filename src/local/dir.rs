@@ -292,6 +292,89 @@ impl Dir {
         cvt(unsafe { libc::renameat(fd, f.as_ptr(), fd, t.as_ptr()) }).map(|_| ())
     }
 
+    /// Renames `from` in this directory to `to` in `dest`; replaces `to` (a link there is
+    /// replaced, never followed).
+    pub fn rename_into(&self, from: &OsStr, dest: &Dir, to: &OsStr) -> io::Result<()> {
+        let (f, t) = (check_name(from)?, check_name(to)?);
+        // SAFETY: valid fds and C strings.
+        cvt(unsafe {
+            libc::renameat(
+                self.fd.as_raw_fd(),
+                f.as_ptr(),
+                dest.fd.as_raw_fd(),
+                t.as_ptr(),
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Creates the new directory `name`, mode `0700` (less with a strict umask): fails if the
+    /// name exists, a link included. Open it with `open_private`, which checks that what is
+    /// at the name by then is still it.
+    pub fn make_private_dir(&self, name: &OsStr) -> io::Result<()> {
+        let c = check_name(name)?;
+        // SAFETY: a valid dirfd and C string.
+        cvt(unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o700) }).map(|_| ())
+    }
+
+    /// Opens the subdirectory `name` only if it is private to this process's user: a
+    /// directory (not a link), owned by that user, with no permission for group or others.
+    /// Its owner could have put nothing in it and nobody else can, so what is in it stays
+    /// what this process made there, whoever owns the directory that holds it and whatever
+    /// they rename. A default ACL of the parent cannot open it either: the mode's group bits
+    /// are its ACL mask, and 0 there leaves every named entry without effect.
+    pub fn open_private(&self, name: &OsStr) -> io::Result<Dir> {
+        let sub = self.subdir(name)?;
+        let st = sub.fstat()?;
+        if st.st_uid != euid() || st.st_mode & 0o077 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is not a private directory of this process (owner {}, mode {:o})",
+                    sub.path.display(),
+                    st.st_uid,
+                    st.st_mode & 0o7777
+                ),
+            ));
+        }
+        Ok(sub)
+    }
+
+    /// Takes an exclusive `flock` on this directory without waiting: see `try_lock`.
+    pub fn try_lock(&self) -> bool {
+        // SAFETY: a valid fd.
+        unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    }
+
+    /// Whether this directory was removed since it was opened (no link left to it).
+    pub fn is_removed(&self) -> io::Result<bool> {
+        Ok(self.fstat()?.st_nlink == 0)
+    }
+
+    /// Removes the empty subdirectory `name` if it still is the directory `id` (device and
+    /// inode) an instant before; true when it went. What is at a name in a directory the
+    /// customer owns can change between any two calls: the check keeps this from removing
+    /// whatever they put there except in that instant, and even then `rmdir` removes only an
+    /// empty directory, never a link's target nor anything with content.
+    pub fn remove_dir_if(&self, name: &OsStr, id: (u64, u64)) -> io::Result<bool> {
+        match self.stat_at(name)? {
+            Some(s) if s.kind == EntryKind::Dir && (s.dev, s.ino) == id => {}
+            _ => return Ok(false),
+        }
+        let c = check_name(name)?;
+        // SAFETY: a valid dirfd and C string.
+        cvt(unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) })?;
+        Ok(true)
+    }
+
+    fn fstat(&self) -> io::Result<libc::stat> {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: a valid fd and stat buffer.
+        cvt(unsafe { libc::fstat(self.fd.as_raw_fd(), st.as_mut_ptr()) })?;
+        // SAFETY: fstat filled it.
+        Ok(unsafe { st.assume_init() })
+    }
+
     /// Removes the file `name` (not a directory).
     pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
         let c = check_name(name)?;
@@ -321,6 +404,12 @@ impl Dir {
         // SAFETY: a fresh fd that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
+}
+
+/// The user this process acts as.
+fn euid() -> libc::uid_t {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Directories a restore creates: root's, never writable by others whatever the umask
@@ -460,7 +549,7 @@ pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd
 }
 
 /// Takes an exclusive `flock` without waiting: true when taken. A live restore holds one on
-/// its temporary file, and the kernel drops it when the process dies.
+/// its private directory (`Dir::try_lock`), and the kernel drops it when the process dies.
 pub fn try_lock(file: &File) -> bool {
     // SAFETY: a valid fd.
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
@@ -571,6 +660,40 @@ mod tests {
                 assert!(e.to_string().contains("owned by user 4242"), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn only_a_private_directory_of_ours_opens_as_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_named(tmp.path()).unwrap();
+        root.make_private_dir(OsStr::new("mine")).unwrap();
+        assert!(root.make_private_dir(OsStr::new("mine")).is_err());
+        let mine = root.open_private(OsStr::new("mine")).unwrap();
+        assert!(mine.try_lock());
+        assert!(!root.open_private(OsStr::new("mine")).unwrap().try_lock());
+        let id = identity_of_dir(&mine).unwrap();
+        // A link, a directory others may enter, or one of another user's: refused.
+        std::os::unix::fs::symlink("mine", tmp.path().join("link")).unwrap();
+        assert!(root.open_private(OsStr::new("link")).is_err());
+        std::fs::create_dir(tmp.path().join("open")).unwrap();
+        std::fs::set_permissions(tmp.path().join("open"), PermissionsExt::from_mode(0o750))
+            .unwrap();
+        assert!(root.open_private(OsStr::new("open")).is_err());
+        std::fs::create_dir(tmp.path().join("theirs")).unwrap();
+        std::fs::set_permissions(tmp.path().join("theirs"), PermissionsExt::from_mode(0o700))
+            .unwrap();
+        if std::os::unix::fs::chown(tmp.path().join("theirs"), Some(4242), None).is_ok() {
+            let e = root.open_private(OsStr::new("theirs")).unwrap_err();
+            assert!(e.to_string().contains("owner 4242"), "{e}");
+        }
+        // Removed by name only while the name is still that directory.
+        std::fs::rename(tmp.path().join("mine"), tmp.path().join("moved")).unwrap();
+        std::fs::create_dir(tmp.path().join("mine")).unwrap();
+        assert!(!root.remove_dir_if(OsStr::new("mine"), id).unwrap());
+        assert!(tmp.path().join("mine").is_dir());
+        assert!(root.remove_dir_if(OsStr::new("moved"), id).unwrap());
+        assert!(mine.is_removed().unwrap());
     }
 
     #[test]

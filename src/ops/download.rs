@@ -7,8 +7,8 @@
 //! or is cancelled part-way keeps the files it completed (each verified whole) and says
 //! which they are; nothing partial of the others is left.
 
-use std::collections::{HashMap, HashSet};
-use std::ffi::{OsStr, OsString};
+use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,14 +37,14 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
             let dir = Arc::new(Dir::open_or_create_named(parent).map_err(|e| {
                 Error::local_io("could not open or create the directory", parent, &e)
             })?);
-            clean_stale(dest, &dir, HashSet::from([name.to_os_string()]));
+            clean_stale(dest, &dir);
             let got = fetch(dest, &version, &dir, name, concurrency, range_size).await?;
             let mut report = Report::with(json!({
                 "remote_path": path.relative, "size": got.size, "sha1": got.sha1, "verified": got.verified,
             }));
-            if !got.verified {
-                report.warnings.push(unverified_warning(&version.file_name));
-            }
+            report
+                .warnings
+                .extend(unverified_warning(&version.file_name, &got, local));
             return Ok(report);
         }
     }
@@ -57,9 +57,6 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
     }
     let prefix = path.dir_prefix();
     let mut plan: Vec<(&FileVersion, String)> = Vec::new();
-    // The names restored into each directory (by its path below the target), so that each
-    // directory's stale temporaries are looked for once.
-    let mut names_by_dir: HashMap<String, HashSet<OsString>> = HashMap::new();
     for f in &files {
         // The path itself named a file ("x/" given for the file x): it lands in `local`.
         let sub = match f.file_name.strip_prefix(&prefix) {
@@ -73,19 +70,15 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
                 f.file_name
             ))
         })?;
-        let (dir, name) = split_sub(sub);
-        names_by_dir
-            .entry(dir.to_string())
-            .or_default()
-            .insert(OsString::from(name));
         plan.push((f, sub.to_string()));
     }
     let root = Arc::new(
         Dir::open_or_create_named(local)
             .map_err(|e| Error::local_io("could not open or create the directory", local, &e))?,
     );
+    // The directories (by their path below the target) whose leftovers were looked for.
     let cleaned: Mutex<HashSet<String>> = Mutex::default();
-    let (cleaned, names_by_dir, root) = (&cleaned, &names_by_dir, &root);
+    let (cleaned, root) = (&cleaned, &root);
     let per_file = (concurrency / plan.len().min(concurrency)).max(1);
     // After a failure no new file starts; the ones under way finish or clean up after
     // themselves, so that the response can say exactly what is on disk.
@@ -107,9 +100,7 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
                     .map(|mut c| c.insert(dir_sub.to_string()))
                     .unwrap_or(false);
                 if first_visit {
-                    if let Some(names) = names_by_dir.get(dir_sub) {
-                        clean_stale(dest, &dir, names.clone());
-                    }
+                    clean_stale(dest, &dir);
                 }
                 fetch(dest, version, &dir, OsStr::new(name), per_file, range_size).await
             };
@@ -149,8 +140,10 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
     let total: u64 = restored.iter().map(|(_, g)| g.size).sum();
     let unverified: Vec<String> = restored
         .iter()
-        .filter(|(_, g)| !g.verified)
-        .map(|(entry, _)| unverified_warning(entry["path"].as_str().unwrap_or_default()))
+        .filter_map(|(entry, g)| {
+            let sub = entry["path"].as_str().unwrap_or_default();
+            unverified_warning(sub, g, &local.join(sub))
+        })
         .collect();
     let verified = restored.iter().all(|(_, g)| g.verified);
     let entries: Vec<Value> = restored.into_iter().map(|(e, _)| e).collect();
@@ -200,13 +193,13 @@ fn split_target(local: &Path) -> Result<(&Path, &OsStr)> {
     Ok((parent, name))
 }
 
-fn clean_stale(dest: &Destination, dir: &Dir, names: HashSet<OsString>) {
-    let removed = remove_stale_temps(dir, &names);
+fn clean_stale(dest: &Destination, dir: &Dir) {
+    let removed = remove_stale_temps(dir);
     if removed > 0 {
         dest.client.op.log(
             LogLevel::Info,
             format!(
-                "removed {removed} temporary file(s) an interrupted restore had left in {}",
+                "removed {removed} private temporary directory(ies) that interrupted restores had left in {}",
                 dir.path().display()
             ),
         );
@@ -233,6 +226,16 @@ async fn fetch(
     .await
 }
 
-fn unverified_warning(name: &str) -> String {
-    format!("{name} was restored unverified: B2 holds no SHA1 for it (a large file uploaded by another tool without large_file_sha1)")
+/// Why a restored file is `"verified": false`, if it is.
+fn unverified_warning(name: &str, got: &DownloadedFile, local: &Path) -> Option<String> {
+    if !got.in_place {
+        Some(format!(
+            "{name} was restored with its SHA1 checked, but right after it was put at {} something else was there (the directory's owner replaced it): what is there now was not verified",
+            local.display()
+        ))
+    } else if !got.verified {
+        Some(format!("{name} was restored unverified: B2 holds no SHA1 for it (a large file uploaded by another tool without large_file_sha1)"))
+    } else {
+        None
+    }
 }
