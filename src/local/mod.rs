@@ -26,7 +26,7 @@ pub enum Named {
 pub fn open_named(path: &Path) -> Result<Named> {
     // Only the host's own links are followed; O_NONBLOCK: a FIFO there must not hang it.
     let opened = dir::open_trusted(path, dir::Want::Any, false)
-        .map(File::from)
+        .map(|o| File::from(o.fd))
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(format!(
                 "the local path {} does not exist; check the path the backup gave",
