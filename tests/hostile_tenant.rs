@@ -137,6 +137,32 @@ fn a_hard_link_to_another_users_file_is_not_uploaded() {
     assert_eq!(stored.len(), 3, "{stored:?}");
     assert!(stored.iter().all(|n| !n.ends_with("stolen")), "{stored:?}");
     assert!(home.metadata().unwrap().uid() == CUSTOMER);
+
+    // Named by the host itself, the same file is refused the same way; the customer's own
+    // hard link is not. In a directory others can write (a shared or sticky one), even a
+    // file of the directory's owner may be another user's link: refused too.
+    let (st, v) = upload(&cfg, &home.join("stolen"), "named/stolen");
+    assert_eq!(st, LOCAL_IO, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("hard links") && message.contains("not read"),
+        "{message}"
+    );
+    let (st, v) = upload(&cfg, &home.join("mail/cur/2"), "named/mail");
+    assert_eq!(st, OK, "{v}");
+    let shared = base.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::hard_link(&shadow, shared.join("dump.sql")).unwrap();
+    let (st, v) = upload(&cfg, &shared.join("dump.sql"), "named/dump.sql");
+    assert_eq!(st, LOCAL_IO, "{v}");
+    let (st, v) = upload(&cfg, &shared, "shared");
+    assert_eq!(st, OK, "{v}");
+    assert!(v["skipped"].to_string().contains("dump.sql"), "{v}");
+    assert!(emu
+        .file_versions(BUCKET)
+        .iter()
+        .all(|f| f.file_name.ends_with("named/mail") || !f.file_name.contains("named/")));
 }
 
 /// Every human-readable text of a response: the error message, warnings, skip reasons.

@@ -105,11 +105,6 @@ impl Dir {
         &self.path
     }
 
-    /// The user who owns this directory.
-    pub fn owner(&self) -> io::Result<libc::uid_t> {
-        Ok(fstat(&self.fd)?.st_uid)
-    }
-
     /// Who can put names in this directory.
     pub fn holder(&self) -> io::Result<Holder> {
         Ok(Holder::of(&fstat(&self.fd)?))
