@@ -137,6 +137,32 @@ fn a_hard_link_to_another_users_file_is_not_uploaded() {
     assert_eq!(stored.len(), 3, "{stored:?}");
     assert!(stored.iter().all(|n| !n.ends_with("stolen")), "{stored:?}");
     assert!(home.metadata().unwrap().uid() == CUSTOMER);
+
+    // Named by the host itself, the same file is refused the same way; the customer's own
+    // hard link is not. In a directory others can write (a shared or sticky one), even a
+    // file of the directory's owner may be another user's link: refused too.
+    let (st, v) = upload(&cfg, &home.join("stolen"), "named/stolen");
+    assert_eq!(st, LOCAL_IO, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("hard links") && message.contains("not read"),
+        "{message}"
+    );
+    let (st, v) = upload(&cfg, &home.join("mail/cur/2"), "named/mail");
+    assert_eq!(st, OK, "{v}");
+    let shared = base.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::hard_link(&shadow, shared.join("dump.sql")).unwrap();
+    let (st, v) = upload(&cfg, &shared.join("dump.sql"), "named/dump.sql");
+    assert_eq!(st, LOCAL_IO, "{v}");
+    let (st, v) = upload(&cfg, &shared, "shared");
+    assert_eq!(st, OK, "{v}");
+    assert!(v["skipped"].to_string().contains("dump.sql"), "{v}");
+    assert!(emu
+        .file_versions(BUCKET)
+        .iter()
+        .all(|f| f.file_name.ends_with("named/mail") || !f.file_name.contains("named/")));
 }
 
 /// Every human-readable text of a response: the error message, warnings, skip reasons.
@@ -386,4 +412,94 @@ fn a_sparse_file_far_larger_than_its_blocks_is_flagged() {
             .any(|w| w.as_str().unwrap().contains("sparse")),
         "{v}"
     );
+}
+
+/// A symbolic link of the host's, in a directory only the host can write, on the way to
+/// the customer's home (`/home -> /data/home`, `/var/run -> /run`): followed, for a restore
+/// and for an upload, relative or absolute, also below the sticky `/tmp` the test lives in.
+#[test]
+fn a_root_owned_link_in_a_root_only_directory_on_the_named_path_is_followed() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let base = tempfile::tempdir().unwrap();
+    let data_home = base.path().join("data/home");
+    std::fs::create_dir_all(&data_home).unwrap();
+    for d in [base.path().join("data"), data_home.clone()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (real_home, _) = home_and_root_only(&base.path().join("data"));
+    assert_eq!(real_home, data_home.join("alice"));
+    symlink("data/home", base.path().join("home")).unwrap();
+    symlink(base.path().join("data"), base.path().join("run")).unwrap();
+    let keys = write_file(&base.path().join("scratch"), "authorized_keys", 300, 7);
+    assert_eq!(upload(&cfg, &keys, "keys/authorized_keys").0, OK);
+
+    for (via, remote) in [("home/alice/restore", "r1"), ("run/home/alice/again", "r2")] {
+        let target = base.path().join(via);
+        let (st, v) = download(&cfg, "keys/", &target);
+        assert_eq!(st, OK, "{via}: {v}");
+        let real = real_home.join(target.file_name().unwrap());
+        assert_eq!(
+            std::fs::read(real.join("authorized_keys")).unwrap(),
+            content(300, 7)
+        );
+        let (st, v) = upload(&cfg, &target.join("authorized_keys"), remote);
+        assert_eq!(st, OK, "{via}: {v}");
+        let (st, v) = upload(&cfg, &target, &format!("{remote}-dir"));
+        assert_eq!(st, OK, "{via}: {v}");
+    }
+}
+
+/// A link the host owns (root's, as a panel leaves `~/access-logs`) is still refused where a
+/// customer chose its name: in a directory they own, in a directory others can write, and
+/// below any such directory (a root-owned directory in their home they may have renamed).
+#[test]
+fn a_root_owned_link_where_a_customer_could_put_it_is_refused_for_a_restore() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let base = tempfile::tempdir().unwrap();
+    let (home, root_only) = home_and_root_only(base.path());
+    let keys = write_file(&base.path().join("scratch"), "authorized_keys", 300, 7);
+    assert_eq!(upload(&cfg, &keys, "keys/authorized_keys").0, OK);
+
+    // Root's link, in the customer's home (a name with a line break: escaped where the
+    // refusal names it).
+    symlink(&root_only, home.join("site\nx")).unwrap();
+    // Root's directory, root's link, below the customer's home.
+    let panel = home.join("panel");
+    std::fs::create_dir(&panel).unwrap();
+    std::fs::set_permissions(&panel, std::fs::Permissions::from_mode(0o755)).unwrap();
+    symlink(&root_only, panel.join("logs")).unwrap();
+    // Root's link in a root-owned directory everyone (or its group) may write, sticky or not.
+    let mut shared = Vec::new();
+    for (name, mode) in [("shared", 0o777), ("sticky", 0o1777), ("group", 0o775)] {
+        let d = base.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
+        symlink(&root_only, d.join("logs")).unwrap();
+        shared.push((d.join("logs"), "writable by its group or by everyone"));
+    }
+    let cases = [
+        (home.join("site\nx"), "owned by user 4242"),
+        (panel.join("logs"), "no link is followed past"),
+    ];
+    for (link, why) in cases.into_iter().chain(shared) {
+        let file_target = link.join("authorized_keys");
+        for (remote, target) in [
+            ("keys/authorized_keys", &file_target),
+            ("keys/", &link),
+            ("keys/", &link.join("deeper")),
+        ] {
+            let (st, v) = download(&cfg, remote, target);
+            assert_eq!(st, LOCAL_IO, "{}: {v}", target.display());
+            let message = v["error"]["message"].as_str().unwrap();
+            let shown = link.display().to_string().replace('\n', "\\x0a");
+            assert!(message.contains(&shown), "{message}");
+            assert!(message.contains(why), "{message}");
+            assert!(message.contains("not followed"), "{message}");
+        }
+        let (st, v) = upload(&cfg, &file_target, "stolen");
+        assert_eq!(st, LOCAL_IO, "{v}");
+        assert_eq!(std::fs::read_dir(&root_only).unwrap().count(), 0);
+    }
 }

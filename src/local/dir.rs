@@ -82,7 +82,7 @@ impl Dir {
     /// `/home` on a symbolic link): see `open_trusted`.
     pub fn open_named(path: &Path) -> io::Result<Dir> {
         Ok(Dir {
-            fd: open_trusted(path, Want::Dir, false)?,
+            fd: open_trusted(path, Want::Dir, false)?.fd,
             path: path.to_path_buf(),
         })
     }
@@ -91,7 +91,7 @@ impl Dir {
     /// on the way, each relative to its parent's handle.
     pub fn open_or_create_named(path: &Path) -> io::Result<Dir> {
         Ok(Dir {
-            fd: open_trusted(path, Want::Dir, true)?,
+            fd: open_trusted(path, Want::Dir, true)?.fd,
             path: path.to_path_buf(),
         })
     }
@@ -105,13 +105,9 @@ impl Dir {
         &self.path
     }
 
-    /// The user who owns this directory.
-    pub fn owner(&self) -> io::Result<libc::uid_t> {
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: a valid fd and stat buffer.
-        cvt(unsafe { libc::fstat(self.fd.as_raw_fd(), st.as_mut_ptr()) })?;
-        // SAFETY: fstat filled it.
-        Ok(unsafe { st.assume_init() }.st_uid)
+    /// Who can put names in this directory.
+    pub fn holder(&self) -> io::Result<Holder> {
+        Ok(Holder::of(&fstat(&self.fd)?))
     }
 
     /// The path of `name` in this directory, for messages.
@@ -424,9 +420,7 @@ pub enum Want {
     Any,
 }
 
-/// Whether a symbolic link owned by `uid` is the host's own: root's or this process's
-/// user's. A customer can own neither (they cannot chown, nor hard-link another user's link
-/// with `fs.protected_hardlinks`), so a link they planted anywhere in the path is refused.
+/// Whether `uid` is the host's own user: root or this process's user.
 fn trusted_owner(uid: libc::uid_t) -> bool {
     // SAFETY: geteuid cannot fail.
     uid == 0 || uid == unsafe { libc::geteuid() }
@@ -439,14 +433,81 @@ fn open_at(dir: libc::c_int, name: &CStr, flags: libc::c_int) -> io::Result<Owne
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: a valid fd and stat buffer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat filled it.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Why nobody but the host can change what the names in a directory lead to, or None with
+/// the reason someone else can: it is owned by root or this process's user and writable by
+/// nobody else. No exception for the sticky bit: in `/tmp` anyone may add a name, a
+/// hard link to a root-owned symbolic link included.
+fn not_host_only(st: &libc::stat) -> Option<String> {
+    if !trusted_owner(st.st_uid) {
+        Some(format!("is owned by user {}", st.st_uid))
+    } else if st.st_mode & (libc::S_IWGRP | libc::S_IWOTH) != 0 {
+        Some(format!(
+            "is writable by its group or by everyone (mode {:o})",
+            st.st_mode & 0o7777
+        ))
+    } else {
+        None
+    }
+}
+
+/// The path as resolved so far, escaped for a message.
+fn shown(path: &Path) -> String {
+    super::shown(path)
+}
+
+/// Who can put names in a directory: its owner, and others too when its group or everyone
+/// may write it (sticky or not: the sticky bit stops removing, not adding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder {
+    pub owner: libc::uid_t,
+    pub writable_by_others: bool,
+}
+
+impl Holder {
+    fn of(st: &libc::stat) -> Holder {
+        Holder {
+            owner: st.st_uid,
+            writable_by_others: st.st_mode & (libc::S_IWGRP | libc::S_IWOTH) != 0,
+        }
+    }
+}
+
+/// The path the host named, opened; and who could put names in the directory its last
+/// component was found in (after links), for the hard-link check of a named file.
+#[derive(Debug)]
+pub struct Opened {
+    pub fd: OwnedFd,
+    pub dir: Holder,
+}
+
 /// Opens a path the host named one component at a time, each relative to the handle of the
-/// one before and with `O_NOFOLLOW`, following a symbolic link only when `trusted_owner`
-/// owns it (read through a handle on the link itself, so it cannot be swapped between the
-/// check and the read). The named path often lies inside a customer's tree
+/// one before and with `O_NOFOLLOW`. The named path often lies inside a customer's tree
 /// (`/home/alice/public_html`): a plain `open` would follow a link they put there, to
-/// `/root/.ssh` for a restore or `/etc/shadow` for an upload. With `create`, missing
-/// directories are made on the way (`Want::Dir` only).
-pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd> {
+/// `/root/.ssh` for a restore or `/etc/shadow` for an upload.
+///
+/// A symbolic link is followed only when its *name* is the host's: who owns the link says
+/// nothing of who put it at that name, since a customer may rename any entry of a directory
+/// they own (a panel's root-owned `~/access-logs` renamed to `~/restore`) or hard-link a
+/// root-owned link in where `fs.protected_hardlinks` is off. So a link is followed only when
+/// it is owned by the host's user, the directory holding it is `not_host_only`-clean, and no
+/// directory before it on the way was one a customer could have chosen or swapped: once the
+/// resolution enters a directory through a name that someone else could change (found in a
+/// directory that another user owns or that its group or everyone can write), no more links
+/// are followed at all, since a customer can move a root-owned directory holding a root-owned
+/// link within their home. A root-owned entry of a sticky directory (`/tmp/x`) is still the
+/// host's: the sticky bit keeps others from renaming or removing it, and nobody can hard-link
+/// a directory or move one into a new parent without write access to it. The kernel's
+/// `protected_symlinks` reasons the same way. With `create`, missing directories are made on
+/// the way (`Want::Dir` only), and judged as if found there.
+pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<Opened> {
     let bytes = path.as_os_str().as_bytes();
     if bytes.is_empty() {
         return Err(io::Error::from_raw_os_error(libc::ENOENT));
@@ -462,10 +523,17 @@ pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd
             .collect()
     };
     let mut at = start(bytes[0] == b'/')?;
+    // The root and the working directory are the host's.
+    let mut at_st = fstat(&at)?;
+    // Set once `at` was reached through a name someone other than the host could change,
+    // with the path and why; it is never cleared (`..` included: a swapped directory's
+    // parent is wherever the customer moved it).
+    let mut chosen_by_others: Option<String> = None;
     let mut todo: std::collections::VecDeque<Vec<u8>> = split(bytes).into();
-    let mut shown = PathBuf::from(if bytes[0] == b'/' { "/" } else { "" });
+    let mut shown_path = PathBuf::from(if bytes[0] == b'/' { "/" } else { "" });
     let mut links_followed = 0;
     let mut just_made = false;
+    let mut dir = Holder::of(&at_st);
     while let Some(component) = todo.pop_front() {
         let dir_needed = !todo.is_empty() || want == Want::Dir;
         let name = CString::new(component.clone())
@@ -478,8 +546,21 @@ pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd
         let made_before = std::mem::take(&mut just_made);
         match opened {
             Ok(fd) => {
+                let st = fstat(&fd)?;
+                if chosen_by_others.is_none() && component != b".." {
+                    let why = not_host_only(&at_st);
+                    // In a sticky directory others cannot rename or remove the host's entries.
+                    let sticky_kept = at_st.st_mode & libc::S_ISVTX != 0
+                        && trusted_owner(at_st.st_uid)
+                        && trusted_owner(st.st_uid);
+                    if let Some(why) = why.filter(|_| !sticky_kept) {
+                        chosen_by_others = Some(format!("{} {why}", shown(&shown_path)));
+                    }
+                }
+                dir = Holder::of(&at_st);
                 at = fd;
-                shown.push(OsStr::from_bytes(&component));
+                at_st = st;
+                shown_path.push(OsStr::from_bytes(&component));
             }
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
@@ -501,20 +582,32 @@ pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd
             }
             Err(e) if is_link_error(&e) => {
                 let link = open_at(at.as_raw_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW)?;
-                let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-                // SAFETY: a valid fd and stat buffer.
-                cvt(unsafe { libc::fstat(link.as_raw_fd(), st.as_mut_ptr()) })?;
-                // SAFETY: fstat filled it.
-                let st = unsafe { st.assume_init() };
+                let st = fstat(&link)?;
                 if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
                     return Err(e);
                 }
-                shown.push(OsStr::from_bytes(&component));
+                let dir_shown = shown(&shown_path);
+                shown_path.push(OsStr::from_bytes(&component));
+                let refused = |why: String| {
+                    io::Error::other(format!(
+                        "{} is a symbolic link and was not followed: {why}, so a customer may have planted or renamed it there; name the real path (where the link leads) instead",
+                        shown(&shown_path)
+                    ))
+                };
                 if !trusted_owner(st.st_uid) {
-                    return Err(io::Error::other(format!(
-                        "{} is a symbolic link owned by user {}, neither root nor the user the backup runs as, so it was not followed (a customer may have planted it): name the real path",
-                        shown.display(),
+                    return Err(refused(format!(
+                        "it is owned by user {}, neither root nor the user the backup runs as",
                         st.st_uid
+                    )));
+                }
+                if let Some(why) = &chosen_by_others {
+                    return Err(refused(format!(
+                        "it lies below {why}, and no link is followed past such a directory"
+                    )));
+                }
+                if let Some(why) = not_host_only(&at_st) {
+                    return Err(refused(format!(
+                        "the directory {dir_shown} holding it {why}"
                     )));
                 }
                 links_followed += 1;
@@ -535,8 +628,12 @@ pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd
                     return Err(io::Error::last_os_error());
                 }
                 let target = &buf[..n as usize];
+                // Messages name the path as resolved, not the link's name with its target.
+                shown_path.pop();
                 if target.first() == Some(&b'/') {
                     at = start(true)?;
+                    at_st = fstat(&at)?;
+                    shown_path = PathBuf::from("/");
                 }
                 for c in split(target).into_iter().rev() {
                     todo.push_front(c);
@@ -545,7 +642,7 @@ pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<OwnedFd
             Err(e) => return Err(e),
         }
     }
-    Ok(at)
+    Ok(Opened { fd: at, dir })
 }
 
 /// Takes an exclusive `flock` without waiting: true when taken. A live restore holds one on
@@ -644,7 +741,7 @@ mod tests {
             assert_eq!(d.names().unwrap().len(), 2, "{p}");
         }
         let f = open_trusted(&tmp.path().join("abs/f"), Want::Any, false).unwrap();
-        assert!(File::from(f).metadata().unwrap().is_file());
+        assert!(File::from(f.fd).metadata().unwrap().is_file());
         assert!(Dir::open_named(&tmp.path().join("abs/f")).is_err());
         std::os::unix::fs::symlink("loop", tmp.path().join("loop")).unwrap();
         assert!(Dir::open_named(&tmp.path().join("loop")).is_err());

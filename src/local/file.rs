@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use sha1::{Digest, Sha1};
 use tokio::sync::{mpsc, oneshot};
 
-use super::dir::Dir;
+use super::dir::{Dir, Holder};
 use crate::error::{Error, Result};
 use crate::operation::Operation;
 
@@ -96,24 +96,10 @@ impl LocalFile {
                 Error::local_io("could not open", &path, &e)
             }
         })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::local_io("could not read the metadata of", &path, &e))?;
-        // A second name for a file of another user: with fs.protected_hardlinks off, a
-        // customer can link any file of the file system (/etc/shadow) into their tree.
-        let dir_owner = dir
-            .owner()
+        let holder = dir
+            .holder()
             .map_err(|e| Error::local_io("could not read the metadata of", dir.path(), &e))?;
-        if meta.nlink() > 1 && meta.uid() != dir_owner {
-            return Err(Error::LocalIo(format!(
-                "{} is one of {} hard links to a file owned by user {} in a directory owned by user {}: it may be another user's file linked into this tree, so it was not read",
-                path.display(),
-                meta.nlink(),
-                meta.uid(),
-                dir_owner
-            )));
-        }
-        let local = LocalFile::from_open(file, path)?;
+        let local = LocalFile::from_open_in(file, path, holder)?;
         if (local.identity.dev, local.identity.ino) != seen {
             return Err(Error::LocalIo(format!(
                 "{} was replaced by another file after the directory was read; it was not read",
@@ -121,6 +107,36 @@ impl LocalFile {
             )));
         }
         Ok(local)
+    }
+
+    /// `from_open` for a file found in the directory `dir` (by the walk, or at the end of a
+    /// path the host named), refusing what may be a second name for another user's file:
+    /// with fs.protected_hardlinks off, a customer can link any file of the file system
+    /// (/etc/shadow) into a directory they can write, and no `O_NOFOLLOW` sees it. A file
+    /// with more than one link is read only when its owner owns the directory and nobody
+    /// else may add names there. The one place of this rule, for both paths.
+    pub(crate) fn from_open_in(file: File, path: PathBuf, dir: Holder) -> Result<LocalFile> {
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::local_io("could not read the metadata of", &path, &e))?;
+        if meta.is_file() && meta.nlink() > 1 && (meta.uid() != dir.owner || dir.writable_by_others)
+        {
+            let whose = if dir.writable_by_others {
+                format!(
+                    "a directory owned by user {} that others can write",
+                    dir.owner
+                )
+            } else {
+                format!("a directory owned by user {}", dir.owner)
+            };
+            return Err(Error::LocalIo(format!(
+                "{} is one of {} hard links to a file owned by user {} in {whose}: it may be another user's file linked into this tree, so it was not read; back it up by a path where it has a single name, or from its owner's own directory",
+                super::shown(&path),
+                meta.nlink(),
+                meta.uid(),
+            )));
+        }
+        LocalFile::from_open(file, path)
     }
 
     pub(crate) fn from_open(file: File, path: PathBuf) -> Result<LocalFile> {

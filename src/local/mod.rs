@@ -25,15 +25,15 @@ pub enum Named {
 /// file from a directory by the open handle, so nothing can be swapped in between.
 pub fn open_named(path: &Path) -> Result<Named> {
     // Only the host's own links are followed; O_NONBLOCK: a FIFO there must not hang it.
-    let opened = dir::open_trusted(path, dir::Want::Any, false)
-        .map(File::from)
-        .map_err(|e| match e.kind() {
+    let dir::Opened { fd, dir } =
+        dir::open_trusted(path, dir::Want::Any, false).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(format!(
                 "the local path {} does not exist; check the path the backup gave",
                 path.display()
             )),
             _ => Error::local_io("could not open", path, &e),
         })?;
+    let opened = File::from(fd);
     let meta = opened
         .metadata()
         .map_err(|e| Error::local_io("could not read", path, &e))?;
@@ -49,9 +49,11 @@ pub fn open_named(path: &Path) -> Result<Named> {
             path.display()
         )));
     }
-    Ok(Named::File(file::LocalFile::from_open(
+    // The same hard-link check as the walk's, against the directory the file was found in.
+    Ok(Named::File(file::LocalFile::from_open_in(
         opened,
         path.to_path_buf(),
+        dir,
     )?))
 }
 
