@@ -1,6 +1,9 @@
-//! Red-team review: a hostile hosting customer against the root-run library, through the C
-//! ABI and the emulator. Each test here fails because of a weakness of the library, not of
-//! the test: see the report that came with it.
+//! A hostile hosting customer against the root-run library, through the C ABI and the
+//! emulator: the attacks a red-team review found to work (an exabyte sparse file aborting
+//! the host, a restore's temporary name swapped for a link, a root-owned link renamed into
+//! the named path, a named hard link to another user's file, Unicode line breaks forging
+//! log lines). Each failed before its fix. They need root (links and files are given to
+//! the customer's uid) and a tmpfs at /dev/shm.
 
 mod common;
 
