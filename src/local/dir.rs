@@ -146,12 +146,16 @@ impl Dir {
         let c = check_name(name)?;
         // SAFETY: a valid dirfd and C string.
         let made = cvt(unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), DIR_MODE) });
-        match made {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        let made = match made {
+            Ok(_) => true,
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
             Err(e) => return Err(e),
+        };
+        let dir = self.subdir(name)?;
+        if made {
+            made_dir_mode(&dir.fd, fstat(&dir.fd)?)?;
         }
-        self.subdir(name)
+        Ok(dir)
     }
 
     /// Opens the regular file `name` for reading: never through a link, never blocking on
@@ -412,6 +416,21 @@ fn euid() -> libc::uid_t {
 /// (the host gives them to the customer, as it does the files).
 const DIR_MODE: libc::mode_t = 0o755;
 
+/// A directory this process just made gets `DIR_MODE` through its handle (`st` is its
+/// stat; the new one is returned): a host's umask of 077 or a customer's default ACL would
+/// otherwise make it 0700, and a 0700 directory of ours with a `.b2dest-` name (a backed-up
+/// tree can hold one) looks like a restore's private directory to the next clean-up. One
+/// the customer swapped in before it was opened is theirs and left as it is.
+fn made_dir_mode(fd: &OwnedFd, st: libc::stat) -> io::Result<libc::stat> {
+    // SAFETY: geteuid has no preconditions.
+    if st.st_uid != unsafe { libc::geteuid() } || st.st_mode & 0o7777 == DIR_MODE {
+        return Ok(st);
+    }
+    // SAFETY: a valid descriptor.
+    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), DIR_MODE) })?;
+    fstat(fd)
+}
+
 /// What the last component of a named path must be.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Want {
@@ -546,7 +565,10 @@ pub fn open_trusted(path: &Path, want: Want, create: bool) -> io::Result<Opened>
         let made_before = std::mem::take(&mut just_made);
         match opened {
             Ok(fd) => {
-                let st = fstat(&fd)?;
+                let mut st = fstat(&fd)?;
+                if made_before {
+                    st = made_dir_mode(&fd, st)?;
+                }
                 if chosen_by_others.is_none() && component != b".." {
                     let why = not_host_only(&at_st);
                     // In a sticky directory others cannot rename or remove the host's entries.
