@@ -556,3 +556,115 @@ fn a_root_owned_link_the_customer_renamed_into_the_named_path_is_not_followed() 
         "the upload read the root-only directory: {read:?} ({st}: {v})"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Directories a restore makes keep 0755 whatever the umask or a default ACL: a 0700 one of
+// ours named `.b2dest-<16 hex>` (a backed-up tree can hold one) was taken for a restore's
+// private directory by the next clean-up, and the files restored into it were deleted.
+// Found by a second review; both tests failed before the fix.
+// ---------------------------------------------------------------------------------------
+
+const LEFTOVER_LIKE: &str = ".b2dest-0123456789abcdef";
+
+/// A backed-up tree `tree` holding a directory with a leftover's name and a file in it
+/// with the library's temporary name; returns the restore target in a customer's home.
+fn tree_with_a_leftover_like_directory(cfg: &str, base: &Path) -> PathBuf {
+    let tree = base.join("src/tree");
+    write_file(&tree.join(LEFTOVER_LIKE), "restoring.b2dest.tmp", 700, 1);
+    write_file(&tree, "index.html", 300, 2);
+    let (st, v) = upload(cfg, &tree, "tree");
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["file_count"], 2, "{v}");
+    customer_home(base).join("restore")
+}
+
+/// The restore answered OK, and what it restored inside the leftover-like directory is
+/// still there, in a 0755 directory.
+fn assert_restored_and_kept(st: i32, v: &Value, target: &Path, how: &str) {
+    assert_eq!(st, OK, "{v}");
+    let restored = target.join(LEFTOVER_LIKE).join("restoring.b2dest.tmp");
+    assert!(
+        restored.is_file(),
+        "the restore reported {} but {} is gone: the directory it made ({how}) was taken for a leftover private directory and removed by the clean-up",
+        v["files"],
+        restored.display()
+    );
+    let mode = std::fs::metadata(target.join(LEFTOVER_LIKE))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o755, "{how}: restored directories are 0755");
+}
+
+/// Not a test of its own: the host process of
+/// `with_a_strict_umask_a_restored_directory_is_not_taken_for_a_leftover`, run with the
+/// umask a root daemon often has.
+#[test]
+#[ignore]
+fn redteam_child_restore_with_umask_077() {
+    let cfg = std::env::var("REDTEAM_CHILD_CONFIG").expect("run by its parent test");
+    let target = std::env::var("REDTEAM_CHILD_TARGET").unwrap();
+    // SAFETY: umask cannot fail; this process is the test's child alone.
+    unsafe { libc::umask(0o077) };
+    let (st, v) = download(&cfg, "tree/", Path::new(&target));
+    println!("RESULT {st} {v}");
+}
+
+#[test]
+fn with_a_strict_umask_a_restored_directory_is_not_taken_for_a_leftover() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 1}));
+    let base = tempfile::tempdir().unwrap();
+    let target = tree_with_a_leftover_like_directory(&cfg, base.path());
+    let (_, result, stderr, _) = run_child(
+        "redteam_child_restore_with_umask_077",
+        &[
+            ("REDTEAM_CHILD_CONFIG", cfg.as_str()),
+            ("REDTEAM_CHILD_TARGET", target.to_str().unwrap()),
+        ],
+        Duration::from_secs(60),
+        || {},
+    );
+    let (st, v) = result.unwrap_or_else(|| panic!("the host printed no result: {stderr}"));
+    assert_restored_and_kept(st, &v, &target, "umask 077");
+}
+
+/// The customer's `setfacl -d -m g::---,o::--- DIR` on a directory they own: a default ACL
+/// with no named entry, so that what is made in it gets no group or other bits, whatever
+/// the mode asked for and the umask (written as the kernel's xattr, no setfacl needed).
+fn set_default_acl_owner_only(dir: &Path) {
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 0), (0x20, 0)] {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    // SAFETY: valid C strings and a buffer of its length.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"system.posix_acl_default".as_ptr(),
+            acl.as_ptr().cast(),
+            acl.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_restored_directory_under_the_customers_default_acl_is_not_taken_for_a_leftover() {
+    // No help from the host needed: any owner may put a default ACL on their directory,
+    // and it replaces the umask for what is made in it.
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 1}));
+    let base = tempfile::tempdir().unwrap();
+    let target = tree_with_a_leftover_like_directory(&cfg, base.path());
+    std::fs::create_dir(&target).unwrap();
+    std::os::unix::fs::chown(&target, Some(CUSTOMER), Some(CUSTOMER)).unwrap();
+    set_default_acl_owner_only(&target);
+    let (st, v) = download(&cfg, "tree/", &target);
+    assert_restored_and_kept(st, &v, &target, "the customer's default ACL");
+}
