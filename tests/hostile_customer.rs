@@ -2,7 +2,8 @@
 //! emulator: the attacks a red-team review found to work (an exabyte sparse file aborting
 //! the host, a restore's temporary name swapped for a link, a root-owned link renamed into
 //! the named path, a named hard link to another user's file, Unicode line breaks forging
-//! log lines). Each failed before its fix. They need root (links and files are given to
+//! log lines, a restored directory taken for a leftover under a strict umask or a default
+//! ACL). Each failed before its fix. They need root (links and files are given to
 //! the customer's uid) and a tmpfs at /dev/shm.
 
 mod common;
