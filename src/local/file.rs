@@ -65,7 +65,9 @@ pub struct LocalFile {
 }
 
 impl LocalFile {
-    /// Opens the file the host named (links in its path are the host's to trust).
+    /// Opens a file of the library's own (validate's probe, in its private scratch
+    /// directory) by its path, links followed: never for a path in a customer's tree, which
+    /// goes through `open_named` or the walk's `open_in`.
     pub fn open(path: &Path) -> Result<LocalFile> {
         // O_NONBLOCK: a FIFO there must not hang the backup.
         let file = std::fs::OpenOptions::new()
