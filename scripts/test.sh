@@ -28,6 +28,25 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# b2sdk's RawSimulator, Backblaze's own in-memory B2, is a second server for
+# tests/simulator.rs (served by tests/simulator/b2sdk_front.py): a venv with the pinned b2sdk.
+B2SDK_VERSION=2.13.2
+B2SDK_VENV=target/venv-b2sdk
+if ! "$B2SDK_VENV/bin/python" -c "import b2sdk.version as v, sys; sys.exit(v.VERSION != '$B2SDK_VERSION')" 2>/dev/null; then
+  echo "== installing b2sdk $B2SDK_VERSION into $B2SDK_VENV"
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && have apt-get; then
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+  fi
+  rm -rf "$B2SDK_VENV"
+  python3 -m venv "$B2SDK_VENV"
+  "$B2SDK_VENV/bin/pip" install -q "b2sdk==$B2SDK_VERSION"
+fi
+export B2DEST_SIMULATOR_PYTHON="$PWD/$B2SDK_VENV/bin/python"
+export B2DEST_REQUIRE_SIMULATOR=1
+
 # A clean build has nothing to gain from incremental data, which is a third of target/.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 echo "== disk free where target/ goes: $(df -h --output=avail . | tail -1 | tr -d ' ')"

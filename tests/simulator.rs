@@ -1,0 +1,324 @@
+//! The core scenarios through the C ABI against a second B2 server: b2sdk's RawSimulator
+//! (Backblaze's own in-memory B2), served over HTTP by `tests/simulator/b2sdk_front.py`.
+//! What the simulator holds is read from it directly (`/sim/files`), never through the
+//! library. Its quirks are listed at the top of the front.
+//!
+//! Needs the python of a venv with the pinned b2sdk in `B2DEST_SIMULATOR_PYTHON`
+//! (scripts/test.sh makes `target/venv-b2sdk` and sets it). Without it each test says so
+//! loudly and passes, unless `B2DEST_REQUIRE_SIMULATOR=1`.
+
+mod common;
+#[path = "simulator/front.rs"]
+mod front;
+
+use common::lock::{now_ms, DAY_MS, LOCKED};
+use common::*;
+use front::{assert_no_simulator_secret, Simulator, LOCKED_BUCKET, SIM_BUCKET};
+use serde_json::{json, Value};
+
+/// Parts far below B2's 5 MB: the simulator's minimum is 200 bytes.
+const SIM_PART: u64 = 10_000;
+const LARGE: usize = 5 * SIM_PART as usize + 123;
+const DIR: &str = "backups/server1/";
+
+fn sim_config(sim: &Simulator, extra: Value) -> String {
+    sim.config(SIM_BUCKET, SIM_PART, extra)
+}
+
+fn upload_ok(cfg: &str, local: &std::path::Path, remote: &str) -> Value {
+    let (st, v) = upload(cfg, local, remote);
+    assert_eq!(st, OK, "{v}");
+    assert_no_simulator_secret(&v);
+    v
+}
+
+fn restore_matches(cfg: &str, remote: &str, original: &std::path::Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let back = dir.path().join("back");
+    let (st, v) = download(cfg, remote, &back);
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_no_simulator_secret(&v);
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(original).unwrap()
+    );
+}
+
+#[test]
+fn validate_passes_against_the_simulator() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let (st, v) = validate(&sim_config(&sim, json!({})));
+    assert_no_simulator_secret(&v);
+    assert_eq!(st, OK, "{v}");
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true),
+        "{v}"
+    );
+    // The probe went up and came away again.
+    assert!(
+        sim.files(SIM_BUCKET).is_empty(),
+        "{:?}",
+        sim.files(SIM_BUCKET)
+    );
+}
+
+#[test]
+fn a_small_file_goes_up_lists_restores_counts_and_is_deleted() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "db.sql.gz", 1_234, 1);
+    let up = upload_ok(&cfg, &f, "night/db.sql.gz");
+    assert_eq!(up["size"], 1_234);
+    assert_eq!(up["sha1"], sha1_hex(&content(1_234, 1)));
+    let held = sim.files(SIM_BUCKET);
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["fileName"], format!("{DIR}night/db.sql.gz"));
+    assert_eq!(held[0]["action"], "upload");
+    assert_eq!(held[0]["contentLength"], 1_234);
+    assert_eq!(sim.calls("b2_upload_file"), 1);
+
+    let (st, listed) = list(&cfg, "night");
+    assert_eq!(st, OK, "{listed}");
+    let entries = listed["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["size"], 1_234);
+    assert_eq!(entries[0]["file_id"], up["file_id"]);
+
+    restore_matches(&cfg, "night/db.sql.gz", &f);
+
+    let (st, used) = usage(&cfg);
+    assert_eq!(st, OK, "{used}");
+    assert_eq!(
+        (used["used_bytes"].as_u64(), used["versions"].as_u64()),
+        (Some(1_234), Some(1)),
+        "{used}"
+    );
+    let (st, del) = delete(&cfg, "night");
+    assert_eq!(st, OK, "{del}");
+    assert_eq!(
+        (
+            del["deleted_versions"].as_u64(),
+            del["bytes_freed"].as_u64()
+        ),
+        (Some(1), Some(1_234)),
+        "{del}"
+    );
+    assert!(sim.files(SIM_BUCKET).is_empty());
+}
+
+#[test]
+fn a_large_file_goes_up_in_parts_and_restores_in_parallel_ranges() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({"concurrency": 4}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "home.tar", LARGE, 2);
+    let up = upload_ok(&cfg, &f, "home.tar");
+    assert_eq!(up["size"], LARGE);
+    assert_eq!(sim.calls("b2_start_large_file"), 1);
+    assert_eq!(sim.calls("b2_upload_part"), 6, "5 full parts and the rest");
+    assert_eq!(sim.calls("b2_finish_large_file"), 1);
+    assert_eq!(sim.bytes_received(), LARGE as u64, "each byte once");
+    let held = sim.files(SIM_BUCKET);
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["contentLength"], LARGE);
+
+    sim.reset_counts();
+    restore_matches(&cfg, "home.tar", &f);
+    assert_eq!(sim.calls("b2_download_file_by_id"), 6, "one range a part");
+    assert_eq!(sim.bytes_sent(), LARGE as u64);
+}
+
+#[test]
+fn a_large_upload_cut_off_part_way_is_completed_by_the_next_try() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({"concurrency": 1, "upload_retries": 0}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "big", LARGE, 3);
+    // Two parts go through, then B2 is busy for good: a passing failure.
+    sim.fail("b2_upload_part", 2, 100, 503, "service_unavailable");
+    let (st, v) = upload(&cfg, &f, "big");
+    assert_eq!(st, REMOTE, "{v}");
+    assert_eq!(v["error"]["retryable"], true, "{v}");
+    let unfinished: Vec<Value> = sim
+        .files(SIM_BUCKET)
+        .into_iter()
+        .filter(|f| f["action"] == "start")
+        .collect();
+    assert_eq!(unfinished.len(), 1, "the parts were kept: {unfinished:?}");
+    assert_eq!(unfinished[0]["parts"], 2);
+    sim.clear_faults();
+
+    sim.reset_counts();
+    let v = upload_ok(&cfg, &f, "big");
+    // The simulator dates the unfinished file 1970 (its timestamps are a counter), so it
+    // is past any resume window: the library cancels it and sends the file afresh rather
+    // than trusting parts it cannot date. Against B2 the same call resumes (see
+    // idempotence.rs).
+    assert_eq!(v["resumed_bytes"].as_u64().unwrap_or(0), 0, "{v}");
+    assert_eq!(sim.calls("b2_cancel_large_file"), 1);
+    assert_eq!(sim.calls("b2_upload_part"), 6);
+    let held = sim.files(SIM_BUCKET);
+    assert_eq!(held.len(), 1, "nothing unfinished is left: {held:?}");
+    assert_eq!(held[0]["action"], "upload");
+    restore_matches(&cfg, "big", &f);
+}
+
+#[test]
+fn a_delete_of_a_tree_cancels_its_unfinished_large_files() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({"concurrency": 1, "upload_retries": 0}));
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "tree/a", 700, 4);
+    write_file(dir.path(), "tree/sub/b", 900, 5);
+    upload_ok(&cfg, &dir.path().join("tree"), "acct");
+    // A large upload whose second part is refused for good, and whose cancel fails too:
+    // its first part stays on B2.
+    let big = write_file(dir.path(), "big", LARGE, 6);
+    sim.fail("b2_upload_part", 1, 1, 400, "bad_request");
+    sim.fail("b2_cancel_large_file", 0, 100, 500, "internal_error");
+    let (st, v) = upload(&cfg, &big, "acct/big");
+    assert_eq!(st, REMOTE, "{v}");
+    sim.clear_faults();
+    let started = sim
+        .files(SIM_BUCKET)
+        .into_iter()
+        .filter(|f| f["action"] == "start")
+        .count();
+    assert_eq!(started, 1);
+
+    let (st, used) = usage(&cfg);
+    assert_eq!(st, OK, "{used}");
+    assert_eq!(used["unfinished_large_files"], 1, "{used}");
+    assert_eq!(used["used_bytes"], 700 + 900 + SIM_PART, "{used}");
+
+    sim.reset_counts();
+    let (st, del) = delete(&cfg, "acct");
+    assert_eq!(st, OK, "{del}");
+    assert_no_simulator_secret(&del);
+    assert_eq!(
+        (
+            del["deleted_versions"].as_u64(),
+            del["cancelled_large_files"].as_u64(),
+            del["bytes_freed"].as_u64()
+        ),
+        (Some(2), Some(1), Some(700 + 900 + SIM_PART)),
+        "{del}"
+    );
+    assert!(
+        sim.files(SIM_BUCKET).is_empty(),
+        "{:?}",
+        sim.files(SIM_BUCKET)
+    );
+}
+
+#[test]
+fn object_lock_uploads_are_locked_and_their_delete_is_refused() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim.config(
+        LOCKED_BUCKET,
+        SIM_PART,
+        json!({"object_lock": {"mode": "governance", "retention_days": 7}, "concurrency": 2}),
+    );
+    let (st, v) = validate(&cfg);
+    assert_eq!(st, OK, "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_file(dir.path(), "small", 1_000, 7);
+    let big = write_file(dir.path(), "big", LARGE, 8);
+    let before = now_ms();
+    let small_up = upload_ok(&cfg, &small, "night/small");
+    let big_up = upload_ok(&cfg, &big, "night/big");
+    let after = now_ms();
+    // validate's probe stays too: it is written locked, and its delete must be refused.
+    let night = |sim: &Simulator| -> Vec<Value> {
+        sim.files(LOCKED_BUCKET)
+            .into_iter()
+            .filter(|f| {
+                f["fileName"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{DIR}night/"))
+            })
+            .collect()
+    };
+    let held = night(&sim);
+    assert_eq!(held.len(), 2, "{held:?}");
+    for held in held {
+        assert_eq!(held["action"], "upload", "{held}");
+        assert_eq!(held["retentionMode"], "governance", "{held}");
+        let until = held["retainUntil"].as_u64().unwrap();
+        assert!(
+            until >= before + 7 * DAY_MS && until <= after + 7 * DAY_MS,
+            "{held}"
+        );
+    }
+    assert_eq!(small_up["retention_mode"], "governance", "{small_up}");
+    assert_eq!(big_up["retention_mode"], "governance", "{big_up}");
+
+    sim.reset_counts();
+    let (st, v) = delete(&cfg, "night");
+    assert_eq!(st, LOCKED, "{v}");
+    assert_eq!(v["error"]["code"], "locked", "{v}");
+    assert_eq!(
+        (
+            v["deleted_versions"].as_u64(),
+            v["locked_versions"].as_u64()
+        ),
+        (Some(0), Some(2)),
+        "{v}"
+    );
+    assert_eq!(night(&sim).len(), 2, "both versions stay");
+    restore_matches(&cfg, "night/big", &big);
+}
+
+#[test]
+fn sse_c_backups_restore_with_their_key_and_never_without_it() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let key = CUSTOMER_KEYS[0];
+    let cfg = sim_config(
+        &sim,
+        json!({"encryption": {"mode": "SSE-C", "customer_key": key}, "concurrency": 4}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_file(dir.path(), "small", 1_500, 9);
+    let big = write_file(dir.path(), "big", LARGE, 10);
+    upload_ok(&cfg, &small, "small");
+    upload_ok(&cfg, &big, "big");
+    for held in sim.files(SIM_BUCKET) {
+        assert_eq!(held["sseMode"], "SSE-C", "{held}");
+    }
+    restore_matches(&cfg, "small", &small);
+    restore_matches(&cfg, "big", &big);
+
+    let other = sim_config(
+        &sim,
+        json!({"encryption": {"mode": "SSE-C", "customer_key": CUSTOMER_KEYS[1]}}),
+    );
+    let target = tempfile::tempdir().unwrap();
+    let (st, v) = download(&other, "big", &target.path().join("big"));
+    assert_eq!(st, ENCRYPTION_KEY, "{v}");
+    assert_eq!(
+        std::fs::read_dir(target.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}

@@ -1,0 +1,195 @@
+//! Runs `b2sdk_front.py` (b2sdk's RawSimulator over HTTP) as a child process, and reads
+//! what the simulator holds through the front's `/sim/` calls, never through the library.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+/// The simulator's bucket made without the lock flag (its `isFileLockEnabled` is null),
+/// and one made with Object Lock on.
+pub const SIM_BUCKET: &str = "b2dest-test";
+pub const LOCKED_BUCKET: &str = "b2dest-locked";
+
+/// What the simulator's master key and tokens look like: no response may hold one.
+const SIM_SECRETS: [&str; 2] = ["masterKey-", "auth_token_"];
+
+pub struct Simulator {
+    child: Child,
+    url: String,
+    account_id: String,
+    application_key: String,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The venv's python: `B2DEST_SIMULATOR_PYTHON`, else the one scripts/test.sh makes.
+fn python() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("B2DEST_SIMULATOR_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let made = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv-b2sdk/bin/python");
+    made.exists().then_some(made)
+}
+
+fn unavailable(why: &str) -> Option<Simulator> {
+    if std::env::var("B2DEST_REQUIRE_SIMULATOR").as_deref() == Ok("1") {
+        panic!("B2DEST_REQUIRE_SIMULATOR=1 but the b2sdk simulator cannot run: {why}");
+    }
+    eprintln!(
+        "\n*** SKIPPED: the b2sdk simulator cannot run ({why}); set B2DEST_SIMULATOR_PYTHON \
+         to a python with b2sdk (bash scripts/test.sh makes one) ***\n"
+    );
+    None
+}
+
+impl Simulator {
+    /// A fresh simulator with `SIM_BUCKET` and `LOCKED_BUCKET`, or None (after a loud
+    /// skip line) when no python with b2sdk is there.
+    pub fn start() -> Option<Simulator> {
+        let Some(python) = python() else {
+            return unavailable("B2DEST_SIMULATOR_PYTHON is not set");
+        };
+        let front =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/simulator/b2sdk_front.py");
+        let child = Command::new(&python)
+            .arg(front)
+            .args(["--bucket", SIM_BUCKET, "--locked-bucket", LOCKED_BUCKET])
+            // The front exits when its stdin closes: it never outlives the test process.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => return unavailable(&format!("{}: {e}", python.display())),
+        };
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut field = |name: &str| -> Option<String> {
+            let line = lines.next()?.ok()?;
+            line.strip_prefix(&format!("{name}=")).map(str::to_string)
+        };
+        let started = (|| {
+            Some((
+                field("B2_SIMULATOR_URL")?,
+                field("B2_SIMULATOR_ACCOUNT_ID")?,
+                field("B2_SIMULATOR_APPLICATION_KEY")?,
+            ))
+        })();
+        let Some((url, account_id, application_key)) = started else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return unavailable(&format!(
+                "{} did not start the front (is b2sdk installed in it?)",
+                python.display()
+            ));
+        };
+        Some(Simulator {
+            child,
+            url,
+            account_id,
+            application_key,
+        })
+    }
+
+    /// A destination on `bucket` of the simulator, with `extra` fields merged in.
+    pub fn config(&self, bucket: &str, part_size: u64, extra: Value) -> String {
+        let mut base = json!({
+            "name": "simulator destination",
+            "account_id": self.account_id,
+            "application_key": self.application_key,
+            "bucket": bucket,
+            "backup_directory": "backups/server1",
+            "api_url": self.url,
+            "part_size_bytes": part_size,
+            "retry_initial_delay_ms": 5,
+            "timeout_seconds": 10,
+        });
+        if let (Value::Object(b), Value::Object(e)) = (&mut base, extra) {
+            b.extend(e);
+        }
+        base.to_string()
+    }
+
+    /// One request to the front's control calls; the answer's JSON.
+    fn control(&self, method: &str, path: &str, body: Value) -> Value {
+        let addr = self.url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).expect("the front is listening");
+        let body = body.to_string();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, json) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        serde_json::from_str(json).expect("JSON")
+    }
+
+    /// Every file the simulator holds in `bucket` (uploads, hide markers, unfinished large
+    /// files), in B2's listing order: `fileName`, `action`, `contentLength`, `parts`,
+    /// `retentionMode`, `retainUntil`, `sseMode`.
+    pub fn files(&self, bucket: &str) -> Vec<Value> {
+        let v = self.control("GET", &format!("/sim/files?bucket={bucket}"), json!({}));
+        v.as_array().unwrap().clone()
+    }
+
+    fn counts(&self) -> Value {
+        self.control("GET", "/sim/counts", json!({}))
+    }
+
+    /// How many times `call` reached the simulator since the start or the last reset.
+    pub fn calls(&self, call: &str) -> u64 {
+        self.counts()["calls"][call].as_u64().unwrap_or(0)
+    }
+
+    /// Upload bodies received (files and parts).
+    pub fn bytes_received(&self) -> u64 {
+        self.counts()["bytes"]["received"].as_u64().unwrap()
+    }
+
+    /// Download bodies sent.
+    pub fn bytes_sent(&self) -> u64 {
+        self.counts()["bytes"]["sent"].as_u64().unwrap()
+    }
+
+    pub fn reset_counts(&self) {
+        self.control("POST", "/sim/reset_counts", json!({}));
+    }
+
+    /// Lets `after` requests of `call` through, then answers the next `count` with
+    /// `status` and `code` (the front's, not the simulator's: it has no such faults).
+    pub fn fail(&self, call: &str, after: u32, count: u32, status: u16, code: &str) {
+        self.control(
+            "POST",
+            "/sim/fail",
+            json!({"call": call, "after": after, "count": count, "status": status, "code": code}),
+        );
+    }
+
+    pub fn clear_faults(&self) {
+        self.control("POST", "/sim/clear_faults", json!({}));
+    }
+}
+
+/// The simulator's key and tokens are secrets too: checked beside `take_response`'s own.
+pub fn assert_no_simulator_secret(v: &Value) {
+    let text = v.to_string();
+    for s in SIM_SECRETS {
+        assert!(
+            !text.contains(s),
+            "a simulator secret ({s}...) leaked: {text}"
+        );
+    }
+}
