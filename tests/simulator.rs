@@ -136,8 +136,9 @@ fn a_large_file_goes_up_in_parts_and_restores_in_parallel_ranges() {
 
     sim.reset_counts();
     restore_matches(&cfg, "home.tar", &f);
-    assert_eq!(sim.calls("b2_download_file_by_id"), 6, "one range a part");
-    assert_eq!(sim.bytes_sent(), LARGE as u64);
+    // Ranges ramp up to the part size over the first `concurrency` of them (plan_ranges).
+    assert_eq!(sim.calls("b2_download_file_by_id"), 7);
+    assert_eq!(sim.bytes_sent(), LARGE as u64, "each byte once");
 }
 
 #[test]
@@ -164,13 +165,19 @@ fn a_large_upload_cut_off_part_way_is_completed_by_the_next_try() {
 
     sim.reset_counts();
     let v = upload_ok(&cfg, &f, "big");
-    // The simulator dates the unfinished file 1970 (its timestamps are a counter), so it
-    // is past any resume window: the library cancels it and sends the file afresh rather
-    // than trusting parts it cannot date. Against B2 the same call resumes (see
-    // idempotence.rs).
-    assert_eq!(v["resumed_bytes"].as_u64().unwrap_or(0), 0, "{v}");
-    assert_eq!(sim.calls("b2_cancel_large_file"), 1);
-    assert_eq!(sim.calls("b2_upload_part"), 6);
+    assert_eq!(v["resumed_bytes"], 2 * SIM_PART, "{v}");
+    assert_eq!(
+        sim.calls("b2_start_large_file"),
+        0,
+        "resumed, not started again"
+    );
+    assert_eq!(sim.calls("b2_cancel_large_file"), 0);
+    assert_eq!(
+        sim.calls("b2_upload_part"),
+        4,
+        "only the four missing parts"
+    );
+    assert_eq!(sim.bytes_received(), LARGE as u64 - 2 * SIM_PART);
     let held = sim.files(SIM_BUCKET);
     assert_eq!(held.len(), 1, "nothing unfinished is left: {held:?}");
     assert_eq!(held[0]["action"], "upload");
@@ -202,11 +209,6 @@ fn a_delete_of_a_tree_cancels_its_unfinished_large_files() {
         .count();
     assert_eq!(started, 1);
 
-    let (st, used) = usage(&cfg);
-    assert_eq!(st, OK, "{used}");
-    assert_eq!(used["unfinished_large_files"], 1, "{used}");
-    assert_eq!(used["used_bytes"], 700 + 900 + SIM_PART, "{used}");
-
     sim.reset_counts();
     let (st, del) = delete(&cfg, "acct");
     assert_eq!(st, OK, "{del}");
@@ -225,6 +227,46 @@ fn a_delete_of_a_tree_cancels_its_unfinished_large_files() {
         "{:?}",
         sim.files(SIM_BUCKET)
     );
+}
+
+#[test]
+fn usage_counts_a_tree_and_cancels_an_unfinished_upload_dated_1970() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({"concurrency": 1, "upload_retries": 0}));
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "tree/a", 700, 11);
+    write_file(dir.path(), "tree/sub/b", 900, 12);
+    upload_ok(&cfg, &dir.path().join("tree"), "acct");
+    let big = write_file(dir.path(), "big", LARGE, 13);
+    sim.fail("b2_upload_part", 1, 1, 400, "bad_request");
+    sim.fail("b2_cancel_large_file", 0, 100, 500, "internal_error");
+    assert_eq!(upload(&cfg, &big, "acct/big").0, REMOTE);
+    sim.clear_faults();
+
+    sim.reset_counts();
+    let (st, used) = usage(&cfg);
+    assert_eq!(st, OK, "{used}");
+    // The simulator's upload timestamps count from 5000 ms after 1970: its unfinished file
+    // is far past the resume window, and none of its parts is dated (they carry no
+    // uploadTimestamp), so usage takes it for abandoned and cancels it, as it would on B2
+    // a day later.
+    assert_eq!(
+        (
+            used["used_bytes"].as_u64(),
+            used["files"].as_u64(),
+            used["cancelled_large_files"].as_u64(),
+            used["unfinished_large_files"].as_u64()
+        ),
+        (Some(700 + 900), Some(2), Some(1), Some(0)),
+        "{used}"
+    );
+    assert_eq!(sim.calls("b2_cancel_large_file"), 1);
+    assert!(sim
+        .files(SIM_BUCKET)
+        .iter()
+        .all(|f| f["action"] == "upload"));
 }
 
 #[test]
