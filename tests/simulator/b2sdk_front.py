@@ -34,7 +34,9 @@ RawSimulator is a Python object, not a server:
   `Bucket.ls` always calls it (B2's meaning of the request): the simulator, given no start,
   stops at the first name that sorts before the prefix and answers an empty page.
 - `/sim/...` control calls for the tests (not B2): counts of B2 calls and upload bytes,
-  the files a bucket holds as the simulator stores them, and injected failures.
+  the files a bucket holds as the simulator stores them, injected failures and lost
+  answers (the simulator acts, the connection closes unanswered), keys made with
+  the simulator's own b2_create_key, and its own expiry of every token.
 - One lock around the simulator: RawSimulator is not made for threads. Uploads are read
   whole before the call (the simulator takes a stream and reads it twice).
 
@@ -151,7 +153,8 @@ def error_for(call, e):
 
 
 def injected(call):
-    """A failure injected with /sim/fail for this call, or None."""
+    """A failure injected with /sim/fail for this call, or None. Status 0 is a lost answer:
+    the simulator acts, and the connection is closed before any answer."""
     with LOCK:
         for fault in FAULTS[call]:
             if fault[0] > 0:
@@ -338,13 +341,16 @@ class Front(http.server.BaseHTTPRequestHandler):
         with LOCK:
             COUNTS[call] += 1
         fault = injected(call)
-        if fault:
+        if fault and fault[0] != 0:
             return self.answer(*fault)
         try:
             with LOCK:
                 result = fn()
         except Exception as e:  # every failure becomes B2's error body
             return self.answer(*error_for(call, e))
+        if fault:
+            self.close_connection = True
+            return None
         if result is None:
             return self.answer(*b2_error(404, "not_found", "no such call: %s" % call))
         return self.answer(200, result)
@@ -385,6 +391,21 @@ class Front(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 COUNTS.clear()
                 BYTES.update(received=0, sent=0)
+            return self.answer(200, {})
+        if path == "/sim/create_key":
+            p = json.loads(raw)
+            with LOCK:
+                bucket_ids = [SIM.bucket_name_to_bucket[b].bucket_id for b in p["buckets"]] \
+                    if p.get("buckets") is not None else None
+                key = SIM.create_key(
+                    SIM.API_URL, ACCOUNT["token"], ACCOUNT["id"], p["capabilities"], "testkey",
+                    None, bucket_ids, p.get("namePrefix"),
+                )
+            return self.answer(200, key)
+        if path == "/sim/expire_tokens":
+            with LOCK:
+                for token in list(SIM.auth_token_to_key):
+                    SIM.expire_auth_token(token)
             return self.answer(200, {})
         if path == "/sim/clear_faults":
             with LOCK:
@@ -516,6 +537,7 @@ def main():
     # Buckets are made with the simulator's own calls, as b2sdk's tests make them: without
     # the lock flag (its None is what b2_list_buckets then shows) or with it on.
     token = SIM.authorize_account(BASE, account_id, master_key)["authorizationToken"]
+    ACCOUNT["token"] = token
     for name in args.bucket:
         SIM.create_bucket(SIM.API_URL, token, account_id, name, "allPrivate")
     for name in args.locked_bucket:

@@ -99,12 +99,47 @@ impl Simulator {
         })
     }
 
-    /// A destination on `bucket` of the simulator, with `extra` fields merged in.
+    /// A destination on `bucket` of the simulator (its master key), with `extra` merged in.
     pub fn config(&self, bucket: &str, part_size: u64, extra: Value) -> String {
+        let key = (self.account_id.clone(), self.application_key.clone());
+        self.config_with_key(bucket, &key, part_size, extra)
+    }
+
+    /// A key made by the simulator's own `b2_create_key`: (keyID, application key).
+    pub fn create_key(
+        &self,
+        capabilities: &[&str],
+        buckets: Option<&[&str]>,
+        name_prefix: Option<&str>,
+    ) -> (String, String) {
+        let key = self.control(
+            "POST",
+            "/sim/create_key",
+            json!({"capabilities": capabilities, "buckets": buckets, "namePrefix": name_prefix}),
+        );
+        (
+            key["applicationKeyId"].as_str().unwrap().to_string(),
+            key["applicationKey"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// The simulator's own token expiry, for every token it has given out.
+    pub fn expire_tokens(&self) {
+        self.control("POST", "/sim/expire_tokens", json!({}));
+    }
+
+    /// `config` under another key.
+    pub fn config_with_key(
+        &self,
+        bucket: &str,
+        key: &(String, String),
+        part_size: u64,
+        extra: Value,
+    ) -> String {
         let mut base = json!({
             "name": "simulator destination",
-            "account_id": self.account_id,
-            "application_key": self.application_key,
+            "account_id": key.0,
+            "application_key": key.1,
             "bucket": bucket,
             "backup_directory": "backups/server1",
             "api_url": self.url,
@@ -176,6 +211,12 @@ impl Simulator {
             "/sim/fail",
             json!({"call": call, "after": after, "count": count, "status": status, "code": code}),
         );
+    }
+
+    /// Lets `after` requests of `call` through, then lets the simulator act on the next
+    /// one and closes the connection before its answer.
+    pub fn lose_answer(&self, call: &str, after: u32) {
+        self.fail(call, after, 1, 0, "");
     }
 
     pub fn clear_faults(&self) {
