@@ -36,7 +36,8 @@ RawSimulator is a Python object, not a server:
 - `/sim/...` control calls for the tests (not B2): counts of B2 calls and upload bytes,
   the files a bucket holds as the simulator stores them, injected failures and lost
   answers (the simulator acts, the connection closes unanswered), keys made with
-  the simulator's own b2_create_key, and its own expiry of every token.
+  the simulator's own b2_create_key, names hidden with its own b2_hide_file (as another
+  tool would), and its own expiry of every token.
 - One lock around the simulator: RawSimulator is not made for threads. Uploads are read
   whole before the call (the simulator takes a stream and reads it twice).
 
@@ -92,6 +93,7 @@ from b2sdk._internal.encryption.types import EncryptionAlgorithm, EncryptionMode
 from b2sdk._internal.file_lock import FileRetentionSetting, LegalHold, RetentionMode
 from b2sdk._internal.raw_api import MetadataDirectiveMode
 from b2sdk._internal.raw_simulator import RawSimulator
+from b2sdk.version import VERSION as B2SDK_VERSION
 
 # The version this front and its list of quirks were written against (scripts/test.sh
 # installs exactly this one).
@@ -402,6 +404,12 @@ class Front(http.server.BaseHTTPRequestHandler):
                     None, bucket_ids, p.get("namePrefix"),
                 )
             return self.answer(200, key)
+        if path == "/sim/hide":
+            p = json.loads(raw)
+            with LOCK:
+                bucket_id = SIM.bucket_name_to_bucket[p["bucket"]].bucket_id
+                SIM.hide_file(SIM.API_URL, ACCOUNT["token"], bucket_id, p["fileName"])
+            return self.answer(200, {})
         if path == "/sim/expire_tokens":
             with LOCK:
                 for token in list(SIM.auth_token_to_key):
@@ -529,6 +537,12 @@ def main():
     parser.add_argument("--locked-bucket", action="append", default=[])
     args = parser.parse_args()
 
+    if B2SDK_VERSION != PINNED_B2SDK:
+        print(
+            "b2sdk_front: b2sdk %s, not the pinned %s: the simulator's quirks listed here may"
+            " differ" % (B2SDK_VERSION, PINNED_B2SDK),
+            file=sys.stderr,
+        )
     account_id, master_key = SIM.create_account()
     ACCOUNT.update(id=account_id, key=master_key)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Front)

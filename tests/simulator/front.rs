@@ -1,5 +1,6 @@
 //! Runs `b2sdk_front.py` (b2sdk's RawSimulator over HTTP) as a child process, and reads
 //! what the simulator holds through the front's `/sim/` calls, never through the library.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -8,10 +9,17 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
+use crate::common::{download, upload, OK};
+
 /// The simulator's bucket made without the lock flag (its `isFileLockEnabled` is null),
 /// and one made with Object Lock on.
 pub const SIM_BUCKET: &str = "b2dest-test";
 pub const LOCKED_BUCKET: &str = "b2dest-locked";
+
+/// Parts far below B2's 5 MB: the simulator's minimum is 200 bytes.
+pub const SIM_PART: u64 = 10_000;
+pub const LARGE: usize = 5 * SIM_PART as usize + 123;
+pub const DIR: &str = "backups/server1/";
 
 /// What the simulator's master key and tokens look like: no response may hold one.
 const SIM_SECRETS: [&str; 2] = ["masterKey-", "auth_token_"];
@@ -121,6 +129,15 @@ impl Simulator {
             key["applicationKeyId"].as_str().unwrap().to_string(),
             key["applicationKey"].as_str().unwrap().to_string(),
         )
+    }
+
+    /// Hides `file_name` with the simulator's own `b2_hide_file`, as another tool would.
+    pub fn hide(&self, bucket: &str, file_name: &str) {
+        self.control(
+            "POST",
+            "/sim/hide",
+            json!({"bucket": bucket, "fileName": file_name}),
+        );
     }
 
     /// The simulator's own token expiry, for every token it has given out.
@@ -233,4 +250,29 @@ pub fn assert_no_simulator_secret(v: &Value) {
             "a simulator secret ({s}...) leaked: {text}"
         );
     }
+}
+
+/// A destination on `SIM_BUCKET` with the master key.
+pub fn sim_config(sim: &Simulator, extra: Value) -> String {
+    sim.config(SIM_BUCKET, SIM_PART, extra)
+}
+
+pub fn upload_ok(cfg: &str, local: &std::path::Path, remote: &str) -> Value {
+    let (st, v) = upload(cfg, local, remote);
+    assert_eq!(st, OK, "{v}");
+    assert_no_simulator_secret(&v);
+    v
+}
+
+pub fn restore_matches(cfg: &str, remote: &str, original: &std::path::Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let back = dir.path().join("back");
+    let (st, v) = download(cfg, remote, &back);
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_no_simulator_secret(&v);
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(original).unwrap()
+    );
 }
