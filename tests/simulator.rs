@@ -61,6 +61,7 @@ fn a_small_file_goes_up_lists_restores_counts_and_is_deleted() {
 
     let (st, listed) = list(&cfg, "night");
     assert_eq!(st, OK, "{listed}");
+    assert_read_whole(&listed);
     let entries = listed["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{listed}");
     assert_eq!(entries[0]["size"], 1_234);
@@ -70,6 +71,7 @@ fn a_small_file_goes_up_lists_restores_counts_and_is_deleted() {
 
     let (st, used) = usage(&cfg);
     assert_eq!(st, OK, "{used}");
+    assert_read_whole(&used);
     assert_eq!(
         (used["used_bytes"].as_u64(), used["versions"].as_u64()),
         (Some(1_234), Some(1)),
@@ -77,6 +79,7 @@ fn a_small_file_goes_up_lists_restores_counts_and_is_deleted() {
     );
     let (st, del) = delete(&cfg, "night");
     assert_eq!(st, OK, "{del}");
+    assert_read_whole(&del);
     assert_eq!(
         (
             del["deleted_versions"].as_u64(),
@@ -184,7 +187,7 @@ fn a_delete_of_a_tree_cancels_its_unfinished_large_files() {
     sim.reset_counts();
     let (st, del) = delete(&cfg, "acct");
     assert_eq!(st, OK, "{del}");
-    assert_no_simulator_secret(&del);
+    assert_read_whole(&del);
     assert_eq!(
         (
             del["deleted_versions"].as_u64(),
@@ -315,6 +318,7 @@ fn a_name_uploaded_twice_keeps_both_versions_until_its_delete() {
     restore_matches(&cfg, "v/x", &new);
     let (st, used) = usage(&cfg);
     assert_eq!(st, OK, "{used}");
+    assert_read_whole(&used);
     assert_eq!(
         (
             used["used_bytes"].as_u64(),
@@ -415,6 +419,7 @@ fn a_name_hidden_by_another_tool_is_not_listed_is_counted_and_is_deleted_whole()
     assert_eq!(st, NOT_FOUND, "{v}");
     let (st, used) = usage(&cfg);
     assert_eq!(st, OK, "{used}");
+    assert_read_whole(&used);
     assert_eq!(
         (
             used["used_bytes"].as_u64(),
