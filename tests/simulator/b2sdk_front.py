@@ -26,6 +26,8 @@ RawSimulator is a Python object, not a server:
   not match data received"; ...). Where the simulator fails with a bare KeyError (an
   unknown file id) the front answers as for FileNotPresent; an AssertionError of the
   simulator's (a request it does not expect) is 400 bad_request naming it.
+- A token the simulator never gave (an account token, or an upload URL's) is answered
+  401 `bad_auth_token`, as B2 does; the simulator only asserts.
 - Request parsing: headers and JSON bodies are read into the simulator's argument types
   (EncryptionSetting, FileRetentionSetting, LegalHold); file names and info values are
   percent-decoded as B2 does.
@@ -72,6 +74,8 @@ b2dest's tests; none of it is bent to in the library):
   the same ids, and the id-to-bucket map points at the last bucket that used one.
 - An expired token's code is `auth_token_expired` (B2: `expired_auth_token`).
 - `b2_copy_file` answers `action: "copy"`.
+- `b2_hide_file` of a name that has no version stores a hide marker (B2: 400
+  `no_such_file`).
 """
 
 import argparse
@@ -119,8 +123,10 @@ def error_for(call, e):
         "b2_delete_file_version": (400, "file_not_present"),
         "b2_hide_file": (400, "no_such_file"),
     }.get(call, (404, "not_found"))
-    if isinstance(e, (b2exc.FileNotPresent, KeyError)):
-        return b2_error(*not_found, "file not present: %s" % (e,))
+    if isinstance(e, b2exc.FileNotPresent):
+        return b2_error(*not_found, str(e))
+    if isinstance(e, KeyError):
+        return b2_error(*not_found, "File not present: %s" % (e,))
     if isinstance(e, b2exc.NonExistentBucket):
         return b2_error(400, "bad_bucket_id", str(e))
     if isinstance(e, b2exc.AccessDenied):
@@ -386,6 +392,8 @@ class Front(http.server.BaseHTTPRequestHandler):
             except ValueError:
                 return self.answer(*b2_error(400, "bad_json", "the body is not JSON"))
             token = self.headers.get("Authorization", "")
+            if token not in SIM.auth_token_to_key:
+                return self.refuse_token(m.group(1))
             return self.run(m.group(1), lambda: api_call(m.group(1), token, params))
         if path.startswith("/upload/"):
             return self.upload(urllib.parse.unquote(path[len("/upload/"):]), raw)
@@ -429,6 +437,12 @@ class Front(http.server.BaseHTTPRequestHandler):
             return self.answer(200, {})
         self.answer(*b2_error(404, "not_found", "no such path"))
 
+    def refuse_token(self, call):
+        """Invented: the simulator asserts on a token it never gave; B2 answers this."""
+        with LOCK:
+            COUNTS[call] += 1
+        return self.answer(*b2_error(401, "bad_auth_token", "Invalid authorization token"))
+
     def authorize(self):
         def call():
             auth = self.headers.get("Authorization", "")
@@ -446,6 +460,8 @@ class Front(http.server.BaseHTTPRequestHandler):
     def upload(self, sim_url, raw):
         h = self.headers
         token = h.get("Authorization", "")
+        if token != sim_url:  # the simulator's upload token is its upload URL
+            return self.refuse_token("b2_upload_part" if "/part/" in sim_url else "b2_upload_file")
         sha1 = h.get("X-Bz-Content-Sha1", "")
         sse = sse_from_headers(h)
         with LOCK:
