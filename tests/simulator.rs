@@ -159,6 +159,76 @@ fn a_large_upload_cut_off_part_way_is_completed_by_the_next_try() {
     restore_matches(&cfg, "big", &f);
 }
 
+/// Run only as the child of `a_killed_upload_is_resumed_by_the_next_try`.
+#[test]
+#[ignore]
+fn upload_child_for_kill() {
+    let (Ok(cfg), Ok(local)) = (
+        std::env::var("B2DEST_KILL_CHILD_CONFIG"),
+        std::env::var("B2DEST_KILL_CHILD_FILE"),
+    ) else {
+        return;
+    };
+    upload(&cfg, std::path::Path::new(&local), "big");
+}
+
+#[test]
+fn a_killed_upload_is_resumed_by_the_next_try() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({"concurrency": 1}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "big", LARGE, 14);
+    // Two parts go through; the third hangs while the host process is killed.
+    sim.hang("b2_upload_part", 2, 1, 20_000);
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "upload_child_for_kill",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("B2DEST_KILL_CHILD_CONFIG", &cfg)
+        .env("B2DEST_KILL_CHILD_FILE", &f)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while sim.calls("b2_upload_part") < 3 {
+        assert!(start.elapsed().as_secs() < 60, "the third part never came");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+    let unfinished: Vec<Value> = sim
+        .files(SIM_BUCKET)
+        .into_iter()
+        .filter(|f| f["action"] == "start")
+        .collect();
+    assert_eq!(unfinished.len(), 1, "{unfinished:?}");
+    assert_eq!(unfinished[0]["parts"], 2);
+
+    sim.reset_counts();
+    let v = upload_ok(&cfg, &f, "big");
+    assert_eq!(v["resumed_bytes"], 2 * SIM_PART, "{v}");
+    assert_eq!(
+        sim.calls("b2_start_large_file"),
+        0,
+        "resumed, not started again"
+    );
+    assert_eq!(
+        sim.calls("b2_upload_part"),
+        4,
+        "only the four missing parts"
+    );
+    assert_eq!(sim.bytes_received(), LARGE as u64 - 2 * SIM_PART);
+    let held = sim.files(SIM_BUCKET);
+    assert_eq!(held.len(), 1, "nothing unfinished is left: {held:?}");
+    restore_matches(&cfg, "big", &f);
+}
+
 #[test]
 fn a_delete_of_a_tree_cancels_its_unfinished_large_files() {
     let Some(sim) = Simulator::start() else {

@@ -88,6 +88,7 @@ import os
 import re
 import sys
 import threading
+import time
 import traceback
 import urllib.parse
 
@@ -162,7 +163,9 @@ def error_for(call, e):
 
 def injected(call):
     """A failure injected with /sim/fail for this call, or None. Status 0 is a lost answer:
-    the simulator acts, and the connection is closed before any answer."""
+    the simulator acts, and the connection is closed before any answer. A delay holds the
+    request that long first (a hung server, for a test to kill its client meanwhile)."""
+    chosen = None
     with LOCK:
         for fault in FAULTS[call]:
             if fault[0] > 0:
@@ -170,8 +173,12 @@ def injected(call):
                 return None
             if fault[1] > 0:
                 fault[1] -= 1
-                return b2_error(fault[2], fault[3], "injected by the test (b2sdk front)")
-    return None
+                chosen = fault
+                break
+    if chosen is None:
+        return None
+    time.sleep(chosen[4] / 1000.0)
+    return b2_error(chosen[2], chosen[3], "injected by the test (b2sdk front)")
 
 
 def sse_from_json(d):
@@ -432,7 +439,7 @@ class Front(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 FAULTS[p["call"]].append(
                     [p.get("after", 0), p.get("count", 1), p.get("status", 503),
-                     p.get("code", "service_unavailable")]
+                     p.get("code", "service_unavailable"), p.get("delay_ms", 0)]
                 )
             return self.answer(200, {})
         self.answer(*b2_error(404, "not_found", "no such path"))

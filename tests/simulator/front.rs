@@ -230,6 +230,17 @@ impl Simulator {
         );
     }
 
+    /// Lets `after` requests of `call` through, then holds the next `count` for `millis`
+    /// and answers them 503 (the simulator never sees them): a hung server.
+    pub fn hang(&self, call: &str, after: u32, count: u32, millis: u64) {
+        self.control(
+            "POST",
+            "/sim/fail",
+            json!({"call": call, "after": after, "count": count, "status": 503,
+                   "code": "service_unavailable", "delay_ms": millis}),
+        );
+    }
+
     /// Lets `after` requests of `call` through, then lets the simulator act on the next
     /// one and closes the connection before its answer.
     pub fn lose_answer(&self, call: &str, after: u32) {
