@@ -4,7 +4,7 @@
 # warnings as errors, the shell harness and the PHP tests, the install into a prefix with
 # pkg-config, the cPanel transport, and the header check.
 # Installs what it lacks (rclone, php-cli, valgrind, gcc, make, pkg-config, binutils) with
-# apt-get when it can.
+# apt-get when it can, and b2sdk (for its B2 simulator) into target/venv-b2sdk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
