@@ -145,3 +145,66 @@ fn an_expired_token_in_the_simulators_words_is_not_taken_for_one() {
     assert_eq!(sim.calls("b2_authorize_account"), 0);
     assert!(sim.files(SIM_BUCKET).is_empty());
 }
+
+static LOG_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn keep_log(
+    _level: i32,
+    message: *const std::ffi::c_char,
+    _user: *mut std::ffi::c_void,
+) {
+    let text = unsafe { std::ffi::CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    LOG_LINES.lock().unwrap().push(text);
+}
+
+#[test]
+fn the_customer_key_the_simulator_echoes_reaches_no_response_or_log_line() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    // Debug lines too; the callback is process-wide, so other tests' lines come along,
+    // and they must be as clean.
+    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
+    let key = CUSTOMER_KEYS[0];
+    let cfg = sim_config(
+        &sim,
+        json!({"encryption": {"mode": "SSE-C", "customer_key": key}, "concurrency": 2}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_file(dir.path(), "small", 1_500, 40);
+    let big = write_file(dir.path(), "big", LARGE, 41);
+    // The simulator answers uploads, starts and parts with `customerKey` itself (B2 only
+    // ever answers its MD5); a part refused once puts an answer in the retry's log line.
+    sim.fail("b2_upload_part", 1, 1, 503, "service_unavailable");
+    let (st, v) = validate(&cfg);
+    assert_eq!(st, OK, "{v}");
+    upload_ok(&cfg, &small, "small");
+    upload_ok(&cfg, &big, "big");
+    assert_eq!(list(&cfg, "").0, OK);
+    restore_matches(&cfg, "big", &big);
+    let wrong = sim_config(
+        &sim,
+        json!({"encryption": {"mode": "SSE-C", "customer_key": CUSTOMER_KEYS[1]}}),
+    );
+    assert_eq!(
+        download(&wrong, "small", &dir.path().join("wrong")).0,
+        ENCRYPTION_KEY
+    );
+    assert_eq!(usage(&cfg).0, OK);
+    for name in ["small", "big"] {
+        let (st, v) = delete(&cfg, name);
+        assert_eq!(st, OK, "{v}");
+    }
+    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
+    let lines = LOG_LINES.lock().unwrap().clone();
+    assert!(
+        lines.iter().any(|l| l.contains("b2_upload_part")),
+        "the refused part was logged: {lines:#?}"
+    );
+    for line in &lines {
+        assert_no_secret(line);
+        assert_no_simulator_secret(&json!(line));
+    }
+}
