@@ -331,6 +331,11 @@ fn object_lock_uploads_are_locked_and_their_delete_is_refused() {
         (Some(0), Some(2)),
         "{v}"
     );
+    assert_eq!(
+        sim.calls("b2_delete_file_version"),
+        0,
+        "B2 is not asked what it must refuse"
+    );
     assert_eq!(night(&sim).len(), 2, "both versions stay");
     restore_matches(&cfg, "night/big", &big);
 }
@@ -361,8 +366,11 @@ fn sse_c_backups_restore_with_their_key_and_never_without_it() {
         json!({"encryption": {"mode": "SSE-C", "customer_key": CUSTOMER_KEYS[1]}}),
     );
     let target = tempfile::tempdir().unwrap();
+    sim.reset_counts();
     let (st, v) = download(&other, "big", &target.path().join("big"));
     assert_eq!(st, ENCRYPTION_KEY, "{v}");
+    // Known from the key's MD5 the upload recorded: nothing is asked of B2.
+    assert_eq!(sim.calls("b2_download_file_by_id"), 0);
     assert_eq!(
         std::fs::read_dir(target.path()).unwrap().count(),
         0,
