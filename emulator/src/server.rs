@@ -186,6 +186,7 @@ async fn route(
     shared.wan.delay_request().await;
     let mut corrupt = false;
     let mut lose_answer = false;
+    let mut garble = false;
     let mut damage = false;
     let mut req = req;
     if let Some(action) = shared
@@ -218,6 +219,7 @@ async fn route(
             }
             FaultAction::Corrupt => corrupt = true,
             FaultAction::LoseAnswer => lose_answer = true,
+            FaultAction::GarbleAnswer => garble = true,
             FaultAction::DamageUpload => damage = true,
         }
     }
@@ -244,6 +246,9 @@ async fn route(
     };
     if lose_answer {
         return Err(DropConnection);
+    }
+    if garble && resp.status().is_success() {
+        return Ok(crate::http::garbled());
     }
     Ok(resp)
 }
