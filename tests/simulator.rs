@@ -519,3 +519,38 @@ fn a_name_hidden_by_another_tool_is_not_listed_is_counted_and_is_deleted_whole()
     );
     assert!(sim.files(SIM_BUCKET).is_empty());
 }
+
+#[test]
+fn a_listing_longer_than_a_page_is_followed_to_its_end() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    // dest_list asks for pages of 1,000: the simulator's next page starts at the last name
+    // of the page plus a space, which sorts before the next name.
+    const FILES: usize = 1_001;
+    for i in 0..FILES {
+        write_file(dir.path(), &format!("tree/f{i:04}"), 10, i as u64);
+    }
+    let up = upload_ok(&cfg, &dir.path().join("tree"), "many");
+    assert_eq!(up["file_count"], FILES);
+    sim.reset_counts();
+    let (st, listed) = list(&cfg, "many");
+    assert_eq!(st, OK, "{}", listed["error"]);
+    assert_read_whole(&listed);
+    assert_eq!(listed["count"], FILES);
+    let mut paths: Vec<&str> = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    paths.dedup();
+    assert_eq!(paths.len(), FILES, "each name once");
+    assert_eq!(sim.calls("b2_list_file_names"), 2, "two pages");
+    let (st, del) = delete(&cfg, "many");
+    assert_eq!(st, OK, "{}", del["error"]);
+    assert_eq!(del["deleted_versions"], FILES);
+    assert!(sim.files(SIM_BUCKET).is_empty());
+}
