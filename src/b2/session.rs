@@ -243,6 +243,9 @@ pub struct B2Session {
     /// `now_millis()` of the last call made through this session.
     pub(super) last_used: AtomicU64,
     pub(super) buckets: Mutex<HashMap<String, BucketInfo>>,
+    /// Held while a bucket is looked up, so that threads starting together make one
+    /// `b2_list_buckets`, not one each.
+    pub(super) bucket_lookup: tokio::sync::Mutex<()>,
     pub(super) upload_targets: Mutex<HashMap<String, Vec<UploadTarget>>>,
     pub(super) upload_retries: u32,
     pub(super) retry_initial_delay: Duration,
@@ -264,6 +267,7 @@ impl B2Session {
             authorized: AtomicBool::new(false),
             last_used: AtomicU64::new(now_millis()),
             buckets: Mutex::default(),
+            bucket_lookup: tokio::sync::Mutex::new(()),
             upload_targets: Mutex::default(),
             upload_retries: settings.upload_retries,
             retry_initial_delay: settings.retry_initial_delay,
