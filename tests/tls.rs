@@ -186,3 +186,45 @@ fn an_expired_certificate_is_refused_once_and_says_check_the_clock() {
 fn a_certificate_for_another_name_is_refused_once_and_says_api_url() {
     refused_once(TlsCert::WrongName, "wrong name", "\"api_url\"");
 }
+
+#[test]
+fn a_restart_on_the_same_data_dir_keeps_the_ca_clients_were_given() {
+    let data = tempfile::tempdir().unwrap();
+    let start = || {
+        emulator_with(|c| {
+            c.tls = Some(TlsCert::Valid);
+            c.data_dir = Some(data.path().to_path_buf());
+        })
+    };
+    let emu = start();
+    let ca = std::fs::read(emu.ca_pem_path().unwrap()).unwrap();
+    let kept = data.path().join("given-ca.pem");
+    std::fs::write(&kept, &ca).unwrap();
+    emu.stop();
+    let emu = start();
+    assert_eq!(std::fs::read(emu.ca_pem_path().unwrap()).unwrap(), ca);
+    let mut cfg: Value = serde_json::from_str(&config(&emu, json!({}))).unwrap();
+    cfg["ca_file"] = json!(kept.to_str().unwrap());
+    let (st, v) = validate(&cfg.to_string());
+    assert_eq!(st, OK, "{v}");
+}
+
+#[test]
+fn plain_http_to_an_https_emulator_reaches_its_control_api_only() {
+    use std::io::{Read, Write};
+    let emu = https_emulator(TlsCert::Valid);
+    let addr = emu.url().trim_start_matches("https://").to_string();
+    let ask = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(ask("/__emulator/counts").starts_with("HTTP/1.1 200"));
+    let refused = ask("/b2api/v3/b2_authorize_account");
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(refused.contains("https only"), "{refused}");
+    assert_eq!(emu.tls_handshakes(), 0);
+}
