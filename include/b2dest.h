@@ -90,7 +90,9 @@ enum DestStatus
    */
   DEST_ERR_LOCAL_IO = 7,
   /**
-   * B2 could not be reached (connection refused, DNS, TLS, timeout).
+   * B2 could not be reached (connection refused, DNS, TLS, timeout). When this machine
+   * refused B2's certificate (unknown issuer, expired, wrong name), `"retryable"` is false
+   * and the message says what to fix (`ca_file`, the clock, `api_url`).
    */
   DEST_ERR_NETWORK = 8,
   /**

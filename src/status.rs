@@ -25,7 +25,9 @@ pub enum DestStatus {
     DestErrLimit = 6,
     /// Reading or writing a local file failed, or a local file changed while it was read.
     DestErrLocalIo = 7,
-    /// B2 could not be reached (connection refused, DNS, TLS, timeout).
+    /// B2 could not be reached (connection refused, DNS, TLS, timeout). When this machine
+    /// refused B2's certificate (unknown issuer, expired, wrong name), `"retryable"` is false
+    /// and the message says what to fix (`ca_file`, the clock, `api_url`).
     DestErrNetwork = 8,
     /// B2 kept failing after the retries, or refused the request.
     DestErrRemote = 9,

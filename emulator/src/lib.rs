@@ -19,6 +19,7 @@ mod server;
 mod sse;
 mod state;
 mod store;
+mod tls;
 mod unsupported;
 mod upload;
 mod wan;
@@ -34,6 +35,7 @@ pub use auth::KeySpec;
 pub use faults::{Counts, Fault, FaultAction};
 pub use sse::Sse;
 pub use store::StoredVersion;
+pub use tls::TlsCert;
 pub use wan::WanModel;
 
 use state::Shared;
@@ -64,6 +66,9 @@ pub struct Config {
     /// The default encryption given to `buckets` at start: `Some(Some(Sse::B2))` for
     /// SSE-B2, `Some(None)` for none; `None` leaves them as they are.
     pub bucket_encryption: Option<Option<Sse>>,
+    /// HTTPS with this certificate (the URLs handed out are then https); `None`: plain
+    /// HTTP. The CA's PEM is at `Emulator::ca_pem_path`.
+    pub tls: Option<TlsCert>,
 }
 
 impl Default for Config {
@@ -80,6 +85,7 @@ impl Default for Config {
             token_lifetime: Duration::from_secs(24 * 3600),
             wan: WanModel::default(),
             bucket_encryption: None,
+            tls: None,
         }
     }
 }
@@ -92,6 +98,7 @@ pub struct Emulator {
     application_key: String,
     shared: Arc<Shared>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    ca_pem_path: Option<PathBuf>,
     thread: Option<JoinHandle<()>>,
     /// Dropped after the server thread has stopped, deleting the temp data dir.
     _temp_dir: Option<tempfile::TempDir>,
@@ -152,7 +159,14 @@ impl Emulator {
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        let url = format!("http://{}", SocketAddr::new(host, addr.port()));
+        let tls = match config.tls {
+            Some(cert) => Some(tls::set_up(&data_dir, cert)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", SocketAddr::new(host, addr.port()));
+        let ca_pem_path = tls.as_ref().map(|t| t.ca_pem_path.clone());
+        let acceptor = tls.map(|t| t.acceptor);
 
         let shared = Arc::new(Shared {
             store,
@@ -163,6 +177,7 @@ impl Emulator {
             recommended_part_size: config.recommended_part_size,
             wan: config.wan,
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            tls_handshakes: Default::default(),
         });
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
@@ -187,7 +202,7 @@ impl Emulator {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => {
                             let _ = ready_tx.send(Ok(()));
-                            server::serve(listener, thread_shared, shutdown_rx).await;
+                            server::serve(listener, thread_shared, acceptor, shutdown_rx).await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -207,14 +222,29 @@ impl Emulator {
             application_key: config.application_key,
             shared,
             shutdown,
+            ca_pem_path,
             thread: Some(thread),
             _temp_dir: temp_dir,
         })
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` with `tls`), no trailing slash.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The PEM of the CA an HTTPS emulator's certificate is signed by (`tls/ca.pem` in
+    /// the data directory); `None` for plain HTTP.
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.ca_pem_path.as_deref()
+    }
+
+    /// TLS handshakes begun since the start, failed ones included (a client that refuses
+    /// the certificate makes no B2 call the counts would show).
+    pub fn tls_handshakes(&self) -> u64 {
+        self.shared
+            .tls_handshakes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn data_dir(&self) -> &Path {

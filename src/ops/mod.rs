@@ -37,6 +37,7 @@ impl From<&DestinationConfig> for B2Settings {
             encryption: config.encryption.clone(),
             bandwidth_limit: config.bandwidth_limit,
             object_lock: config.object_lock,
+            extra_roots: config.ca_file.clone(),
         }
     }
 }
