@@ -328,10 +328,10 @@ PY
     rc=0
     "$DESTCTL" --config "$TMP/untrusting.json" validate >"$TMP/response.json" || rc=$?
     python3 "$TMP/show.py" validate "$TMP/response.json" || cat "$TMP/response.json"
-    [[ $rc == 8 ]] || die "validate without the CA exited $rc, not 8 (DEST_ERR_NETWORK)"
+    [[ $rc == 15 ]] || die "validate without the CA exited $rc, not 15 (DEST_ERR_TLS)"
     [[ $(json 'd["error"]["retryable"]') == False ]] || die "a refused certificate is said to be retryable"
     json 'd["error"]["message"]' | grep -q "unknown issuer" || die "the message does not name the unknown issuer"
-    printf '  %srefused once, not retryable: exit 8 (DEST_ERR_NETWORK)%s\n' "$GREEN" "$RESET"
+    printf '  %srefused once, not retryable: exit 15 (DEST_ERR_TLS)%s\n' "$GREEN" "$RESET"
 fi
 
 header "Demo finished"

@@ -101,7 +101,7 @@ fn every_operation_works_over_https_with_the_ca_in_ca_file() {
 fn without_the_ca_the_emulators_certificate_is_refused() {
     let emu = https_emulator(TlsCert::Valid);
     let (st, v) = validate(&config(&emu, json!({})));
-    assert_eq!(st, NETWORK, "{v}");
+    assert_eq!(st, TLS, "{v}");
     assert_eq!(v["error"]["retryable"], false, "{v}");
     assert!(text(&v).contains("unknown issuer"), "{v}");
     assert_eq!(emu.tls_handshakes(), 1);
@@ -159,8 +159,8 @@ fn refused_once(cert: TlsCert, reason: &str, fix: &str) {
         ("validate", validate(&cfg)),
         ("upload", upload(&cfg, &f, "f")),
     ] {
-        assert_eq!(st, NETWORK, "{what}: {v}");
-        assert_eq!(v["error"]["code"], "network", "{v}");
+        assert_eq!(st, TLS, "{what}: {v}");
+        assert_eq!(v["error"]["code"], "tls", "{v}");
         assert_eq!(v["error"]["retryable"], false, "{what}: {v}");
         let message = text(&v);
         println!("{what}: {message}");
