@@ -33,8 +33,8 @@ pub enum Error {
     /// A cancel that came part-way through a directory: the message says what was kept.
     #[error("the operation was cancelled by the progress callback; {0}")]
     CancelledPartway(String),
-    /// A download whose bytes did not match twice, with different results each time: the
-    /// damage was on the way, so a later try may well succeed.
+    /// A download whose bytes did not match B2's SHA1 twice, B2 reporting no damage: a
+    /// later try may well succeed.
     #[error("{0}")]
     DamagedInTransit(String),
     #[error("internal error: {0}; please report this as a bug")]

@@ -459,12 +459,20 @@ fn a_download_corrupted_once_is_fetched_again_and_succeeds() {
             "one more whole download, no more: {name}"
         );
     }
-    // Damaged on B2: the same wrong bytes twice are final.
+    // Damaged on B2: the same wrong bytes twice are said so, and left to the host to try
+    // again, since B2 itself reported no damage.
     emu.corrupt_file(BUCKET, "backups/server1/small");
     let before = emu.counts().get("b2_download_file_by_id");
     let (st, v) = download(&cfg, "small", &dir.path().join("again"));
     assert_eq!(st, INTEGRITY, "{v}");
-    assert_eq!(v["error"]["retryable"], false, "{v}");
+    assert_eq!(v["error"]["retryable"], true, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the same bytes arrived both times"),
+        "{v}"
+    );
     assert_eq!(emu.counts().get("b2_download_file_by_id") - before, 2);
 }
 

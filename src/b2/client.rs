@@ -13,7 +13,7 @@ use super::api::AuthorizeResponse;
 use super::calls::{GetUploadUrl, ListBuckets};
 use super::encryption::Encryption;
 use super::http::exchange_json;
-use super::retry::{B2Failure, Failure, RetryPolicy};
+use super::retry::{gave_up, B2Failure, Failure, RetryPolicy};
 use super::session::{take_fresh, Authorization, B2Session, BucketInfo, UploadTarget};
 use super::throttle::Throttle;
 use crate::error::{Error, Result};
@@ -25,6 +25,10 @@ const AUTH_MAX_AGE: Duration = Duration::from_secs(20 * 3600);
 /// Fresh tokens B2 may refuse as expired in a row before a call gives up (one refused as
 /// bad gets a single renewal).
 const MAX_REAUTHORIZATIONS: u32 = 3;
+/// New upload URLs a request may take in a row, at once and uncounted, for upload tokens
+/// that expired; past this, a server that expires every token gets the back-off and the
+/// retry bound of any failure.
+pub const MAX_FRESH_UPLOAD_URLS: u32 = 3;
 
 /// A session as one operation uses it: with that operation's cancellation, logs and
 /// retry bounds.
@@ -198,11 +202,22 @@ impl B2Client {
                 Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
                     retry_after
                 }
-                Failure::Reauthorize | Failure::Fatal => return Err(failed.error),
+                Failure::FreshUploadUrl | Failure::Reauthorize | Failure::Fatal => {
+                    return Err(failed.error)
+                }
             };
             match self.calls.delay(attempt, started.elapsed(), retry_after) {
-                Some(wait) => self.sleep(call, wait).await?,
-                None => return Err(failed.error),
+                Some(wait) => {
+                    self.log_retry(
+                        call,
+                        &failed.error,
+                        wait,
+                        attempt + 1,
+                        self.calls.max_attempts,
+                    );
+                    self.sleep(wait).await?
+                }
+                None => return Err(gave_up(failed.failure, failed.error, attempt)),
             }
         }
     }
@@ -222,14 +237,7 @@ impl B2Client {
         }
     }
 
-    pub async fn sleep(&self, call: &str, wait: Duration) -> Result<()> {
-        self.op.log(
-            LogLevel::Debug,
-            format!(
-                "{call}: waiting {} ms before trying again",
-                wait.as_millis()
-            ),
-        );
+    pub async fn sleep(&self, wait: Duration) -> Result<()> {
         self.op
             .or_cancel(async {
                 tokio::time::sleep(wait).await;
@@ -238,9 +246,29 @@ impl B2Client {
             .await
     }
 
-    /// Runs `attempt` under the retry rules of `policy`: re-authorizes on an expired token
-    /// (up to `MAX_REAUTHORIZATIONS` times: B2 may expire a fresh token too), backs off on
-    /// transient failures, gives up on the rest.
+    /// Says that a failed request is tried again, as what happened and what comes next:
+    /// the final failure alone says the retries ran out.
+    fn log_retry(&self, call: &str, error: &Error, wait: Duration, next: u32, of: u32) {
+        let what = error.to_string();
+        let what = if what.contains(call) {
+            what
+        } else {
+            format!("{call}: {what}")
+        };
+        self.op.log(
+            LogLevel::Warn,
+            format!(
+                "{what}; trying again in {} ms (attempt {next} of {of})",
+                wait.as_millis()
+            ),
+        );
+    }
+
+    /// Runs `attempt` under the retry rules of `policy`: re-authorizes on an expired
+    /// account token (up to `MAX_REAUTHORIZATIONS` times: B2 may expire a fresh token too),
+    /// takes a new upload URL at once on an expired upload token (up to
+    /// `MAX_FRESH_UPLOAD_URLS` times, uncounted), backs off on transient failures, gives up
+    /// on the rest.
     pub async fn with_retries<T, F, Fut>(
         &self,
         call: &str,
@@ -253,10 +281,11 @@ impl B2Client {
     {
         let started = Instant::now();
         let mut reauthorizations = 0;
+        let mut fresh_urls = 0;
+        // Attempts counted against the policy: an expired upload URL's is not.
         let mut tries = 0;
         let mut auth = self.authorization().await?;
         loop {
-            tries += 1;
             let failed = match self
                 .op
                 .or_cancel(async { Ok(attempt(auth.clone()).await) })
@@ -265,8 +294,19 @@ impl B2Client {
                 Ok(v) => return Ok(v),
                 Err(f) => f,
             };
-            match failed.failure {
+            let retry_after = match failed.failure {
                 Failure::Fatal => return Err(failed.error),
+                Failure::FreshUploadUrl if fresh_urls < MAX_FRESH_UPLOAD_URLS => {
+                    fresh_urls += 1;
+                    self.op.log(
+                        LogLevel::Info,
+                        format!(
+                            "{}; taking a new upload URL at once (not counted against the retries)",
+                            failed.error
+                        ),
+                    );
+                    continue;
+                }
                 // A fresh token refused as bad (not expired) gets one renewal only.
                 Failure::Reauthorize
                     if reauthorizations
@@ -276,22 +316,27 @@ impl B2Client {
                             MAX_REAUTHORIZATIONS
                         } =>
                 {
+                    tries += 1;
                     reauthorizations += 1;
                     auth = self.reauthorize(&auth).await?;
                     continue;
                 }
-                Failure::Reauthorize => return Err(failed.error),
-                Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
-                    self.op
-                        .log(LogLevel::Warn, format!("{}; retrying", failed.error));
-                    match policy.delay(tries, started.elapsed(), retry_after) {
-                        Some(wait) => self.sleep(call, wait).await?,
-                        None => return Err(failed.error),
-                    }
-                    // A long back-off may outlive the token.
-                    auth = self.authorization().await?;
+                Failure::Reauthorize => {
+                    return Err(gave_up(failed.failure, failed.error, tries + 1))
                 }
-            }
+                Failure::FreshUploadUrl => None,
+                Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
+                    retry_after
+                }
+            };
+            tries += 1;
+            let Some(wait) = policy.delay(tries, started.elapsed(), retry_after) else {
+                return Err(gave_up(failed.failure, failed.error, tries));
+            };
+            self.log_retry(call, &failed.error, wait, tries + 1, policy.max_attempts);
+            self.sleep(wait).await?;
+            // A long back-off may outlive the token.
+            auth = self.authorization().await?;
         }
     }
 
@@ -409,6 +454,15 @@ impl B2Client {
         }
         let got = self.get_upload_url(&GetUploadUrl { bucket_id }).await?;
         Ok(UploadTarget::new(got))
+    }
+
+    /// After `expired`'s token was refused as expired: the pooled URLs no newer go too.
+    pub fn drop_expired_upload_targets(&self, bucket_id: &str, expired: &UploadTarget) {
+        if let Ok(mut m) = self.session.upload_targets.lock() {
+            if let Some(pool) = m.get_mut(bucket_id) {
+                UploadTarget::drop_older_than(pool, expired);
+            }
+        }
     }
 
     /// Gives back an upload URL whose last upload succeeded, for the next upload.

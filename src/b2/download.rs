@@ -398,15 +398,18 @@ impl DownloadJob<'_> {
                         self.version.file_name,
                         dest.display()
                     );
-                    return Err(if *first == sha1 {
-                        Error::Integrity(format!(
-                            "{text}: the same wrong bytes twice, so the copy on B2 is most likely damaged; restore another backup"
-                        ))
+                    // B2 reported no damage of its own (it answered both downloads), so the
+                    // host may try again: the same wrong bytes twice hint at, but do not
+                    // prove, a damaged copy.
+                    return Err(Error::DamagedInTransit(if *first == sha1 {
+                        format!(
+                            "{text}: the same bytes arrived both times, although B2 reported no damage; try again, and if it keeps failing the copy on B2 may be damaged: restore another backup"
+                        )
                     } else {
-                        Error::DamagedInTransit(format!(
+                        format!(
                             "{text}: different bytes each time, so they were damaged on the way: try again"
-                        ))
-                    });
+                        )
+                    }));
                 }
                 _ => {}
             }

@@ -93,13 +93,20 @@ pub async fn failure_from_response(call: &str, resp: reqwest::Response) -> Faile
 /// B2's error answer, not yet decided (the caller adds what it knows of the request).
 pub async fn read_failure(call: &str, resp: reqwest::Response) -> B2Failure {
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("Retry-After")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let retry_after = header("Retry-After");
+    // A `Retry-After` date is in the server's clock: read it against the answer's `Date`.
+    let now_ms = header("Date")
+        .as_deref()
+        .and_then(http_date_ms)
+        .unwrap_or_else(super::upload::now_ms);
     let body = resp.bytes().await.unwrap_or_default();
-    B2Failure::answered(call, status, &body, retry_after.as_deref())
+    B2Failure::answered_at(call, status, &body, retry_after.as_deref(), now_ms)
 }
 
 pub fn network_failure(call: &str, e: &reqwest::Error) -> Failed {

@@ -65,12 +65,26 @@ impl B2Failure {
     }
 
     /// An error answer: its status, its `{status, code, message}` body (as bytes, perhaps
-    /// not JSON) and its `Retry-After` header.
+    /// not JSON) and its `Retry-After` header, a date in it read against this machine's
+    /// clock.
     pub fn answered(
         call: &str,
         status: u16,
         body: &[u8],
         retry_after_header: Option<&str>,
+    ) -> B2Failure {
+        let now_ms = super::upload::now_ms();
+        B2Failure::answered_at(call, status, body, retry_after_header, now_ms)
+    }
+
+    /// `answered`, with `now_ms` the answer's own time (its `Date`, when it has one: a
+    /// `Retry-After` date is in the server's clock).
+    pub fn answered_at(
+        call: &str,
+        status: u16,
+        body: &[u8],
+        retry_after_header: Option<&str>,
+        now_ms: u64,
     ) -> B2Failure {
         let body: super::api::ErrorBody = serde_json::from_slice(body).unwrap_or_default();
         B2Failure {
@@ -78,9 +92,7 @@ impl B2Failure {
             http_status: Some(status),
             code: body.code,
             message: body.message.chars().take(500).collect(),
-            retry_after: retry_after_header
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs),
+            retry_after: retry_after_header.and_then(|v| retry_after(v, now_ms)),
             sent_in_full: true,
             customer_key_sent: false,
         }
@@ -106,6 +118,7 @@ impl B2Failure {
             Retry::NewUploadUrl => Failure::NewUploadUrl {
                 retry_after: self.retry_after,
             },
+            Retry::FreshUploadUrl => Failure::FreshUploadUrl,
             Retry::Reauthorize => Failure::Reauthorize,
             Retry::Never => Failure::Fatal,
         };
@@ -121,6 +134,10 @@ pub enum Failure {
     /// Back off, then send it again to a new upload URL: B2 says a failed upload URL may
     /// be busy or broken (the upload code never reuses the URL of a failed attempt).
     NewUploadUrl { retry_after: Option<Duration> },
+    /// The upload URL's own token expired (or was refused): a new upload URL at once, with
+    /// no back-off and not counted against the retries (a few times in a row at most; then
+    /// as `NewUploadUrl`). Only the account token's expiry re-authorizes.
+    FreshUploadUrl,
     /// The account token expired or was refused: authorize once more, then try again.
     Reauthorize,
     /// No point trying again.
@@ -131,6 +148,7 @@ pub enum Failure {
 enum Retry {
     SameUrl,
     NewUploadUrl,
+    FreshUploadUrl,
     Reauthorize,
     Never,
 }
@@ -195,12 +213,12 @@ struct Rule {
 }
 
 const CHECK_KEY: &str = "check the Account ID (keyID) and Application Key of this destination";
-const RETRIES_SPENT: &str = "B2 kept failing after the retries, try again later";
 
 /// First match wins. B2's rules (b2-notes.md, "Errors and retries"): no answer, 408, 429
 /// and 5xx are retried after a back-off (uploads on a new URL); 401 `expired_auth_token` /
-/// `bad_auth_token` re-authorize (an upload URL's own token: a new URL); everything else
-/// is final.
+/// `bad_auth_token` re-authorize (an upload URL's own token: a new URL at once);
+/// everything else is final. What a rule says is what happened, true of every attempt:
+/// `gave_up` adds what the host reads once the retries are over.
 const RULES: &[Rule] = &[
     Rule {
         calls: Calls::Only(CallKind::Upload),
@@ -246,31 +264,31 @@ const RULES: &[Rule] = &[
         told: Told::Auth,
         says: Says::Only("B2 rejected the Account ID (keyID) and Application Key: check both in the destination settings, and that the key was not deleted"),
     },
-    // An upload URL's token is its own: a new URL, not a new account token.
+    // An upload URL's token is its own: a new URL at once, not a new account token.
     Rule {
         calls: Calls::Only(CallKind::Upload),
         status: Status::Is(401),
         code: Code::Is("expired_auth_token"),
-        retry: Retry::NewUploadUrl,
+        retry: Retry::FreshUploadUrl,
         told: Told::Remote { retryable: true },
-        says: Says::Detail("the token kept expiring although a new one was obtained each time (the Account ID and Application Key were accepted): try again later"),
+        says: Says::Detail("the upload URL's token expired"),
     },
     Rule {
         calls: Calls::Only(CallKind::Upload),
         status: Status::Is(401),
         code: Code::Is("bad_auth_token"),
-        retry: Retry::NewUploadUrl,
+        retry: Retry::FreshUploadUrl,
         told: Told::Auth,
         says: Says::Detail(CHECK_KEY),
     },
-    // Seen by the host only after fresh tokens were refused too: the key was accepted.
+    // Seen by the host only after fresh tokens were refused too (`gave_up` says so).
     Rule {
         calls: Calls::Any,
         status: Status::Is(401),
         code: Code::Is("expired_auth_token"),
         retry: Retry::Reauthorize,
         told: Told::Remote { retryable: true },
-        says: Says::Detail("the token kept expiring although a new one was obtained each time (the Account ID and Application Key were accepted): try again later"),
+        says: Says::Detail("the account's token expired"),
     },
     Rule {
         calls: Calls::Any,
@@ -375,7 +393,7 @@ const RULES: &[Rule] = &[
         code: Code::Any,
         retry: Retry::NewUploadUrl,
         told: Told::Remote { retryable: true },
-        says: Says::Detail(RETRIES_SPENT),
+        says: Says::Detail(""),
     },
     Rule {
         calls: Calls::Only(CallKind::Upload),
@@ -383,7 +401,7 @@ const RULES: &[Rule] = &[
         code: Code::Any,
         retry: Retry::NewUploadUrl,
         told: Told::Remote { retryable: true },
-        says: Says::Detail(RETRIES_SPENT),
+        says: Says::Detail(""),
     },
     Rule {
         calls: Calls::Only(CallKind::Upload),
@@ -391,7 +409,7 @@ const RULES: &[Rule] = &[
         code: Code::Any,
         retry: Retry::NewUploadUrl,
         told: Told::Remote { retryable: true },
-        says: Says::Detail(RETRIES_SPENT),
+        says: Says::Detail(""),
     },
     Rule {
         calls: Calls::Any,
@@ -399,7 +417,7 @@ const RULES: &[Rule] = &[
         code: Code::Any,
         retry: Retry::SameUrl,
         told: Told::Remote { retryable: true },
-        says: Says::Detail(RETRIES_SPENT),
+        says: Says::Detail(""),
     },
     Rule {
         calls: Calls::Any,
@@ -407,7 +425,7 @@ const RULES: &[Rule] = &[
         code: Code::Any,
         retry: Retry::SameUrl,
         told: Told::Remote { retryable: true },
-        says: Says::Detail(RETRIES_SPENT),
+        says: Says::Detail(""),
     },
     Rule {
         calls: Calls::Any,
@@ -415,7 +433,7 @@ const RULES: &[Rule] = &[
         code: Code::Any,
         retry: Retry::SameUrl,
         told: Told::Remote { retryable: true },
-        says: Says::Detail(RETRIES_SPENT),
+        says: Says::Detail(""),
     },
 ];
 
@@ -496,6 +514,41 @@ fn sha1_mismatch(f: &B2Failure) -> bool {
         && f.message
             .to_ascii_lowercase()
             .contains("did not match data received")
+}
+
+/// `Retry-After` (RFC 7231 7.1.3): whole seconds, or an HTTP date (the IMF-fixdate form
+/// servers send) read against `now_ms`, a date already past meaning at once. Anything else
+/// is ignored, and the back-off alone decides. Either form is bounded where the back-off
+/// is: by the policy's `max_elapsed`.
+pub fn retry_after(value: &str, now_ms: u64) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at_ms = super::http::http_date_ms(value)?;
+    Some(Duration::from_millis(at_ms.saturating_sub(now_ms)))
+}
+
+/// What the host reads once `with_retries` gives up on `failure` after `tries` counted
+/// tries: the last attempt's error, and that it kept happening. A retry's log line has
+/// the error alone.
+pub fn gave_up(failure: Failure, error: Error, tries: u32) -> Error {
+    const ACCEPTED: &str = "(the Account ID and Application Key were accepted): try again later";
+    let note = match (failure, &error) {
+        (Failure::Fatal, _) | (_, Error::Auth(_)) => return error,
+        (Failure::FreshUploadUrl, _) => format!(
+            "the upload URL's token kept expiring although a new upload URL was obtained each time {ACCEPTED}"
+        ),
+        (Failure::Reauthorize, _) => {
+            format!("the token kept expiring although a new one was obtained each time {ACCEPTED}")
+        }
+        (_, Error::Remote { .. }) => {
+            format!("B2 kept failing after the retries ({tries} tries in all), try again later")
+        }
+        (_, Error::Network(_)) => format!("still no answer after {tries} tries"),
+        _ => format!("the same after {tries} tries"),
+    };
+    error.with_note(&note)
 }
 
 /// Bounds and back-off of retries: exponential from `initial_delay` by 1.5, capped at 64 s,

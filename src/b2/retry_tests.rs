@@ -22,7 +22,7 @@ fn expected(name: &str) -> (Failure, DestStatus, bool) {
         "upload_sha1_mismatch" => (new_url, DestErrIntegrity, false),
         "part_checksum_mismatch" => (new_url, DestErrIntegrity, false),
         "upload_bad_hex_sha1" => (Failure::Fatal, DestErrRemote, false),
-        "upload_expired_url_token" => (new_url, DestErrRemote, true),
+        "upload_expired_url_token" => (Failure::FreshUploadUrl, DestErrRemote, true),
         "upload_service_unavailable" => (new_url, DestErrRemote, true),
         "upload_request_timeout" => (new_url, DestErrRemote, true),
         "upload_storage_cap_exceeded" => (Failure::Fatal, DestErrLimit, false),
@@ -166,4 +166,121 @@ fn back_off_is_jittered() {
     assert!(delays.len() > 25, "{delays:?}");
     let spread = *delays.last().unwrap() - *delays.first().unwrap();
     assert!(spread >= Duration::from_millis(100), "{delays:?}");
+}
+
+#[test]
+fn retry_after_is_read_in_seconds_or_as_an_http_date() {
+    // Fri, 01 Jan 2027 00:00:00 GMT.
+    let now = 1_798_761_600_000;
+    assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+    assert_eq!(retry_after(" 0 ", now), Some(Duration::ZERO));
+    assert_eq!(
+        retry_after("Fri, 01 Jan 2027 00:01:30 GMT", now),
+        Some(Duration::from_secs(90))
+    );
+    // A date already past: at once.
+    assert_eq!(
+        retry_after("Thu, 31 Dec 2026 23:59:00 GMT", now),
+        Some(Duration::ZERO)
+    );
+    for garbage in [
+        "",
+        "soon",
+        "-5",
+        "1.5",
+        "99999999999999999999999",
+        "Fri, 01 Jan 2027 00:01:30",
+        "Fri, 01 Foo 2027 00:01:30 GMT",
+        "Friday, 01-Jan-27 00:01:30 GMT",
+    ] {
+        assert_eq!(retry_after(garbage, now), None, "{garbage:?}");
+    }
+    let body = br#"{"status": 503, "code": "service_unavailable", "message": "busy"}"#;
+    let f = B2Failure::answered_at(
+        "b2_upload_file",
+        503,
+        body,
+        Some("Fri, 01 Jan 2027 00:00:05 GMT"),
+        now,
+    );
+    assert_eq!(
+        f.decide().0,
+        Failure::NewUploadUrl {
+            retry_after: Some(Duration::from_secs(5))
+        }
+    );
+}
+
+#[test]
+fn a_far_retry_after_is_bounded_as_the_back_off_is() {
+    let p = RetryPolicy::for_calls(Duration::from_secs(1));
+    let far = retry_after("Fri, 01 Jan 2100 00:00:00 GMT", 1_798_761_600_000);
+    assert_eq!(p.delay(1, Duration::ZERO, far), Some(p.max_elapsed));
+    let elapsed = Duration::from_secs(60);
+    assert_eq!(
+        p.delay(1, elapsed, Some(Duration::from_secs(u64::MAX))),
+        Some(p.max_elapsed - elapsed)
+    );
+}
+
+#[test]
+fn an_expired_upload_token_takes_a_new_url_at_once_and_only_the_final_failure_says_the_retries_ran_out(
+) {
+    let body = br#"{"status": 401, "code": "expired_auth_token", "message": "Authorization token has expired"}"#;
+    for call in ["b2_upload_file", "b2_upload_part"] {
+        let (retry, error) = B2Failure::answered(call, 401, body, None).decide();
+        assert_eq!(retry, Failure::FreshUploadUrl, "{call}");
+        assert!(!error.to_string().contains("kept"), "{error}");
+        let last = gave_up(retry, error, 4).to_string();
+        assert!(last.contains("upload URL's token kept expiring"), "{last}");
+    }
+    let (retry, _) = B2Failure::answered(
+        "b2_upload_part",
+        401,
+        br#"{"code": "bad_auth_token"}"#,
+        None,
+    )
+    .decide();
+    assert_eq!(retry, Failure::FreshUploadUrl);
+    // The account's token: a new authorization.
+    let (retry, error) = B2Failure::answered("b2_list_file_names", 401, body, None).decide();
+    assert_eq!(retry, Failure::Reauthorize);
+    assert!(gave_up(retry, error, 4)
+        .to_string()
+        .contains("kept expiring"));
+    // Busy: the failure says what B2 answered; only the last one says it kept failing.
+    let busy = br#"{"status": 503, "code": "service_unavailable", "message": "c001 is too busy"}"#;
+    let (retry, error) = B2Failure::answered("b2_upload_file", 503, busy, None).decide();
+    let once = error.to_string();
+    assert!(
+        once.contains("503 service_unavailable") && !once.contains("kept failing"),
+        "{once}"
+    );
+    let last = gave_up(retry, error, 4);
+    assert!(last.retryable());
+    assert!(
+        last.to_string()
+            .contains("kept failing after the retries (4 tries"),
+        "{last}"
+    );
+    // A refusal is told as it is.
+    let (retry, error) = B2Failure::answered(
+        "b2_list_file_names",
+        400,
+        br#"{"code": "bad_request"}"#,
+        None,
+    )
+    .decide();
+    assert_eq!(
+        gave_up(retry, error, 1).to_string(),
+        B2Failure::answered(
+            "b2_list_file_names",
+            400,
+            br#"{"code": "bad_request"}"#,
+            None
+        )
+        .decide()
+        .1
+        .to_string()
+    );
 }

@@ -74,6 +74,12 @@ impl UploadTarget {
     pub fn is_fresh(&self) -> bool {
         self.obtained.elapsed() < UPLOAD_URL_MAX_AGE
     }
+
+    /// Drops from `pool` the URLs obtained no later than `expired`, whose token B2 just
+    /// called expired: theirs are as old, and each would cost a failed upload to find out.
+    pub fn drop_older_than(pool: &mut Vec<UploadTarget>, expired: &UploadTarget) {
+        pool.retain(|t| t.obtained > expired.obtained);
+    }
 }
 
 /// Bucket facts looked up once per session.
@@ -94,6 +100,11 @@ struct SessionKey {
     test_mode: Option<String>,
     /// The extra roots' digest: a session trusts what its HTTP client trusts.
     extra_roots: Option<[u8; 20]>,
+    /// The session holds the retry bounds: destinations on one key with other bounds
+    /// must not get the first one's.
+    upload_retries: u32,
+    retry_initial_delay: Duration,
+    resume_window: Duration,
 }
 
 /// What one bandwidth limit covers: one bucket of one account's key. Not the session's
@@ -147,6 +158,9 @@ impl SessionKey {
             timeout_secs: settings.timeout.as_secs(),
             test_mode: settings.test_mode.clone(),
             extra_roots: settings.extra_roots.as_ref().map(|r| r.digest),
+            upload_retries: settings.upload_retries,
+            retry_initial_delay: settings.retry_initial_delay,
+            resume_window: settings.resume_window,
         }
     }
 }

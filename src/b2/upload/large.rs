@@ -20,6 +20,7 @@ use crate::b2::calls::{
 };
 use crate::b2::client::Failed;
 use crate::b2::list;
+use crate::b2::retry::Failure;
 use crate::b2::session::{take_fresh, UploadTarget};
 use crate::error::{Error, Result};
 use crate::local::file::hex;
@@ -452,7 +453,14 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                             secret_headers,
                         )
                         .await
-                        .map_err(|(failed, _)| failed)?;
+                        .map_err(|(failed, _)| {
+                            if failed.failure == Failure::FreshUploadUrl {
+                                if let Ok(mut pool) = self.part_targets.lock() {
+                                    UploadTarget::drop_older_than(&mut pool, &target);
+                                }
+                            }
+                            failed
+                        })?;
                     if part.part_number != number {
                         return Err(Failed::fatal(Error::Remote {
                             message: format!(

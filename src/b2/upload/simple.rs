@@ -77,6 +77,9 @@ impl SimpleUpload<'_, '_> {
                             if let (Some(d), Ok(mut slot)) = (sent, unanswered.lock()) {
                                 *slot = Some(d);
                             }
+                            if failed.failure == Failure::FreshUploadUrl {
+                                client.drop_expired_upload_targets(job.bucket_id, &target);
+                            }
                             failed
                         })?;
                     client.return_upload_target(job.bucket_id, target);

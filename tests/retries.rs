@@ -1,0 +1,233 @@
+//! How failed requests are tried again: an expired upload token costs no retry, the
+//! account token's expiry still re-authorizes, a retry's log line says what happened and
+//! that it is tried again, and only the final failure says the retries ran out.
+
+mod common;
+
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::Mutex;
+
+use b2_emulator::{Emulator, Fault, FaultAction};
+use common::*;
+use serde_json::json;
+
+fn inject(emu: &Emulator, call: &str, count: u32, action: FaultAction) {
+    emu.inject(Fault {
+        call: call.to_string(),
+        count,
+        action,
+    });
+}
+
+fn error(status: u16, code: &str, message: Option<&str>) -> FaultAction {
+    FaultAction::Error {
+        status,
+        code: code.to_string(),
+        retry_after: None,
+        message: message.map(str::to_string),
+    }
+}
+
+/// Uploads `len` bytes as `name` and downloads them back intact.
+fn round_trip(cfg: &str, len: usize, seed: u64, name: &str) -> (i32, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", len, seed);
+    let (st, v) = upload(cfg, &f, name);
+    if st != OK {
+        return (st, v);
+    }
+    let back = dir.path().join("back");
+    let (st2, d) = download(cfg, name, &back);
+    assert_eq!(st2, OK, "{d}");
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&f).unwrap());
+    (st, v)
+}
+
+#[test]
+fn an_expired_upload_token_takes_a_new_url_at_once_without_using_a_retry() {
+    for (call, url_call, len, sends) in [
+        ("b2_upload_file", "b2_get_upload_url", 5_000usize, 2),
+        (
+            "b2_upload_part",
+            "b2_get_upload_part_url",
+            2 * PART as usize + 1,
+            3 + 1,
+        ),
+    ] {
+        let emu = emulator();
+        // No retry at all, and a back-off of a minute were one taken.
+        let cfg = config(
+            &emu,
+            json!({"upload_retries": 0, "concurrency": 1, "retry_initial_delay_ms": 60_000}),
+        );
+        inject(&emu, call, 1, error(401, "expired_auth_token", None));
+        let (st, v) = round_trip(&cfg, len, 1, "f");
+        assert_eq!(st, OK, "{call}: {v}");
+        let counts = emu.counts();
+        assert_eq!(counts.get(call), sends, "{call}: {counts:?}");
+        assert_eq!(counts.get(url_call), 2, "{call}: a new URL: {counts:?}");
+        assert_eq!(
+            counts.get("b2_authorize_account"),
+            1,
+            "{call}: the account token is not renewed for an upload token: {counts:?}"
+        );
+    }
+}
+
+#[test]
+fn an_upload_token_that_expires_every_time_ends_in_the_retry_bound() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"upload_retries": 1}));
+    inject(
+        &emu,
+        "b2_upload_file",
+        100,
+        error(401, "expired_auth_token", None),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 100, 2);
+    let (st, v) = upload(&cfg, &f, "f");
+    assert_eq!(st, REMOTE, "{v}");
+    assert_eq!(v["error"]["retryable"], true, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("upload URL's token kept expiring")
+            && !message.contains("check the Account ID"),
+        "{message}"
+    );
+    // Three new URLs at once, then the normal path: the first try and one retry.
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_upload_file"), 3 + 2, "{counts:?}");
+    assert_eq!(counts.get("b2_get_upload_url"), 3 + 2, "{counts:?}");
+    assert_eq!(counts.get("b2_authorize_account"), 1, "{counts:?}");
+    assert!(emu.file_versions(BUCKET).is_empty());
+}
+
+#[test]
+fn an_expired_account_token_still_reauthorizes_and_the_upload_uses_no_retry() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"upload_retries": 0}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 1_000, 3);
+    assert_eq!(upload(&cfg, &f, "first").0, OK);
+    // Every token so far, the account's and the pooled upload URL's, now expired.
+    emu.expire_tokens();
+    emu.reset_counts();
+    let (st, v) = upload(&cfg, &f, "second");
+    assert_eq!(st, OK, "{v}");
+    let counts = emu.counts();
+    // The pooled URL refused, a new one asked for with the expired account token and
+    // refused, one re-authorization, the new URL, the upload.
+    assert_eq!(counts.get("b2_authorize_account"), 1, "{counts:?}");
+    assert_eq!(counts.get("b2_get_upload_url"), 2, "{counts:?}");
+    assert_eq!(counts.get("b2_upload_file"), 2, "{counts:?}");
+}
+
+static LOG_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn keep_log(_level: i32, message: *const c_char, _user: *mut c_void) {
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    LOG_LINES.lock().unwrap().push(text);
+}
+
+fn lines_with(mark: &str) -> Vec<String> {
+    LOG_LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(mark))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_retry_says_what_happened_and_only_the_final_failure_says_the_retries_ran_out() {
+    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 100, 4);
+
+    // Two failures, then a success.
+    let cfg = config(&emu, json!({"upload_retries": 3}));
+    inject(
+        &emu,
+        "b2_upload_file",
+        2,
+        error(503, "service_unavailable", Some("busy-then-fine")),
+    );
+    let (st, v) = upload(&cfg, &f, "recovers");
+    assert_eq!(st, OK, "{v}");
+
+    // Failures until the retries are over.
+    let cfg = config(&emu, json!({"upload_retries": 1}));
+    inject(
+        &emu,
+        "b2_upload_file",
+        100,
+        error(503, "service_unavailable", Some("busy-for-good")),
+    );
+    let (st, v) = upload(&cfg, &f, "gives-up");
+    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
+    assert_eq!(st, REMOTE, "{v}");
+    assert_eq!(v["error"]["retryable"], true, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("503 service_unavailable: busy-for-good")
+            && message.contains("kept failing after the retries (2 tries in all)"),
+        "{message}"
+    );
+
+    let recovers = lines_with("busy-then-fine");
+    assert_eq!(recovers.len(), 2, "{recovers:#?}");
+    for (line, attempt) in recovers.iter().zip(["attempt 2 of 4", "attempt 3 of 4"]) {
+        assert!(
+            line.contains("B2 answered b2_upload_file with 503")
+                && line.contains("trying again in")
+                && line.contains(attempt)
+                && !line.contains("kept failing"),
+            "{line}"
+        );
+    }
+    let gives_up = lines_with("busy-for-good");
+    assert_eq!(gives_up.len(), 1, "one retry, then the end: {gives_up:#?}");
+    assert!(
+        gives_up[0].contains("attempt 2 of 2") && !gives_up[0].contains("kept failing"),
+        "{gives_up:#?}"
+    );
+    for l in LOG_LINES.lock().unwrap().iter() {
+        assert_no_secret(l);
+    }
+}
+
+#[test]
+fn a_download_damaged_in_transit_twice_says_what_arrived_and_may_be_tried_again() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 5_000, 5);
+    assert_eq!(upload(&cfg, &f, "f").0, OK);
+    let sha1 = sha1_hex(&std::fs::read(&f).unwrap());
+    // The same byte flipped on the wire twice: the same wrong SHA1 twice, B2's copy intact.
+    inject(&emu, "b2_download_file_by_id", 2, FaultAction::Corrupt);
+    emu.reset_counts();
+    let target = dir.path().join("back");
+    let (st, v) = download(&cfg, "f", &target);
+    assert_eq!(st, INTEGRITY, "{v}");
+    assert_eq!(v["error"]["retryable"], true, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "did not match the SHA1 B2 recorded ({sha1}) on two tries"
+        )) && message.contains("the same bytes arrived both times")
+            && !message.contains("most likely damaged"),
+        "{message}"
+    );
+    assert_eq!(emu.counts().get("b2_download_file_by_id"), 2);
+    assert!(!target.exists(), "nothing written");
+    // The host's next try gets the intact copy.
+    let (st, v) = download(&cfg, "f", &target);
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&f).unwrap());
+}
