@@ -231,3 +231,71 @@ fn a_download_damaged_in_transit_twice_says_what_arrived_and_may_be_tried_again(
     assert_eq!(st, OK, "{v}");
     assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&f).unwrap());
 }
+
+/// The versions of `name` (under the test configuration's backup directory) on B2.
+fn versions_of(emu: &Emulator, name: &str) -> Vec<b2_emulator::StoredVersion> {
+    let full = format!("backups/server1/{name}");
+    emu.file_versions(BUCKET)
+        .into_iter()
+        .filter(|v| v.file_name == full && v.action == "upload")
+        .collect()
+}
+
+#[test]
+fn an_upload_b2_stores_after_the_client_gave_up_leaves_one_version() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"timeout_seconds": 1}));
+    // B2 holds the first attempt for 4 s, then stores it: long after the client gave up
+    // on it (1 s), sent it again, and had the second stored.
+    inject(
+        &emu,
+        "b2_upload_file",
+        1,
+        FaultAction::Delay { millis: 4_000 },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 20_000, 6);
+    let began = std::time::Instant::now();
+    let (st, v) = upload(&cfg, &f, "slow");
+    assert_eq!(st, OK, "{v}");
+    assert!(v["warnings"].as_array().unwrap().is_empty(), "{v}");
+    // Whatever B2 was still doing with the first attempt is done by now.
+    std::thread::sleep(std::time::Duration::from_millis(5_000).saturating_sub(began.elapsed()));
+    let stored = versions_of(&emu, "slow");
+    assert_eq!(stored.len(), 1, "exactly one version: {stored:?}");
+    assert_eq!(v["file_id"], stored[0].file_id, "{v}");
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_upload_file"), 2, "{counts:?}");
+    assert_eq!(
+        counts.get("b2_delete_file_version"),
+        1,
+        "the late copy removed: {counts:?}"
+    );
+    let back = dir.path().join("back");
+    assert_eq!(download(&cfg, "slow", &back).0, OK);
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&f).unwrap());
+}
+
+#[test]
+fn an_upload_out_of_retries_whose_stalled_attempt_is_stored_late_is_reported_stored() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"timeout_seconds": 1, "upload_retries": 0}));
+    inject(
+        &emu,
+        "b2_upload_file",
+        1,
+        FaultAction::Delay { millis: 2_500 },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 20_000, 7);
+    let began = std::time::Instant::now();
+    let (st, v) = upload(&cfg, &f, "late");
+    assert_eq!(st, OK, "{v}");
+    std::thread::sleep(std::time::Duration::from_millis(3_500).saturating_sub(began.elapsed()));
+    let stored = versions_of(&emu, "late");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(v["file_id"], stored[0].file_id, "{v}");
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_upload_file"), 1, "{counts:?}");
+    assert_eq!(counts.get("b2_delete_file_version"), 0, "{counts:?}");
+}

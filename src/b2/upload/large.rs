@@ -13,7 +13,7 @@ use super::unfinished::{
     cancel_large_file, is_abandoned, is_live, is_ours, keeps_lock, past_window, same_content,
     utc_time, LIVE_WITHIN,
 };
-use super::{now_ms, UploadJob, UploadedFile, CONTENT_TYPE};
+use super::{now_ms, SendFailed, UploadJob, UploadedFile, CONTENT_TYPE};
 use crate::b2::api::{FileVersion, Part};
 use crate::b2::calls::{
     FinishLargeFile, GetFileInfo, GetUploadPartUrl, StartLargeFile, UploadPart,
@@ -453,7 +453,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                             secret_headers,
                         )
                         .await
-                        .map_err(|(failed, _)| {
+                        .map_err(|SendFailed { failed, .. }| {
                             if failed.failure == Failure::FreshUploadUrl {
                                 if let Ok(mut pool) = self.part_targets.lock() {
                                     UploadTarget::drop_older_than(&mut pool, &target);

@@ -2,11 +2,13 @@
 //! (large.rs) for the rest: parts streamed from the file several at a time, resumable,
 //! cancelled when they fail. unfinished.rs judges the unfinished large files B2 holds.
 
+mod attempts;
 mod large;
 mod retention;
 mod simple;
 mod unfinished;
 
+use super::late::{LateAnswer, SendError};
 use large::LargeFileUpload;
 use simple::SimpleUpload;
 
@@ -27,7 +29,7 @@ use super::api::FileVersion;
 use super::client::{B2Client, Failed};
 use super::http::{failure_from_response, network_failure, read_success, timed_out};
 use super::lock::Retention;
-use super::retry::Failure;
+use super::retry::{B2Failure, Failure};
 use super::session::UploadTarget;
 use super::throttle::{paced, Pacing};
 use super::{MAX_FILE_SIZE, MAX_PARTS, MAX_PART_SIZE};
@@ -129,7 +131,8 @@ impl UploadJob<'_> {
     /// One streamed POST of a range of the file to an upload URL; B2's answer is parsed as `T`.
     /// `known`: the range's SHA1 from a first pass, sent ahead instead of hashing while
     /// sending. A failure after the whole body went out with no answer back (B2 may have
-    /// stored it) comes with the SHA1 of what was sent.
+    /// stored it) comes with the SHA1 of what was sent, and when it was given up for a
+    /// stall, with the request itself, still waiting for B2's answer.
     async fn send_range<T: for<'de> Deserialize<'de>>(
         &self,
         call: &'static str,
@@ -138,7 +141,7 @@ impl UploadJob<'_> {
         known: Option<[u8; 20]>,
         headers: &[(String, String)],
         secret_headers: &[(&'static str, HeaderValue)],
-    ) -> std::result::Result<(T, [u8; 20]), (Failed, Option<[u8; 20]>)> {
+    ) -> std::result::Result<(T, [u8; 20]), SendFailed> {
         let mut stream: RangeStream =
             self.file
                 .stream_range(offset, len, known, self.client.op.clone());
@@ -162,18 +165,30 @@ impl UploadJob<'_> {
             None => reqwest::Body::wrap_stream(chunks),
         };
         let timeout = self.client.session.timeout;
+        // Its own task, so that a request given up for a stall can still be heard out.
+        let mut sending = LateAnswer::spawn(req.body(body));
         let sent = tokio::select! {
-            sent = req.body(body).send() => Some(sent),
+            sent = sending.answer() => Some(sent),
             _ = stalled(&read, &pacing, timeout) => None,
         };
+        let stalled_out = sent.is_none();
+        if stalled_out && read.load(Ordering::Relaxed) < len {
+            // Cut off mid-body: B2 cannot store it, and the reader waits for the request.
+            sending.abort();
+        }
         // Every attempt B2 may have received is billed; a refused connect is not.
-        if !matches!(&sent, Some(Err(e)) if e.is_connect()) {
+        if !matches!(&sent, Some(Err(SendError::Http(e))) if e.is_connect()) {
             self.client.op.count_call(call);
         }
         let answer = match sent {
             Some(Ok(resp)) if resp.status().is_success() => read_success::<T>(call, resp).await,
             Some(Ok(resp)) => Err(failure_from_response(call, resp).await),
-            Some(Err(e)) => Err(network_failure(call, &e)),
+            Some(Err(SendError::Http(e))) => Err(network_failure(call, &e)),
+            Some(Err(SendError::Lost(e))) => Err(Failed::from(B2Failure::unanswered(
+                call,
+                format!("the request {call} was lost: {e}"),
+                true,
+            ))),
             None => Err(timed_out(call, timeout)),
         };
         // The reader ends as soon as the request stops pulling; bounded all the same.
@@ -184,6 +199,9 @@ impl UploadJob<'_> {
             (Err(f), RangeOutcome::Read(digest)) if f.unanswered() => Some(*digest),
             _ => None,
         };
+        // B2 has the whole body and is still at it: its answer may yet say it stored it.
+        // Otherwise the request goes (and its connection with it).
+        let late = (stalled_out && unanswered.is_some()).then_some(sending);
         let failed = match (answer, outcome) {
             (Ok(v), RangeOutcome::Read(digest)) => return Ok((v, digest)),
             (_, RangeOutcome::LocalFailure(kind)) => {
@@ -216,7 +234,11 @@ impl UploadJob<'_> {
             },
             _ => failed,
         };
-        Err((failed, unanswered))
+        Err(SendFailed {
+            failed,
+            unanswered,
+            late,
+        })
     }
 
     /// B2 refused the SHA1 a first pass computed although the file kept its identity (a
@@ -241,6 +263,15 @@ impl UploadJob<'_> {
     }
 }
 
+/// A request of `send_range` that failed.
+struct SendFailed {
+    failed: Failed,
+    /// The SHA1 of a body sent in full whose answer never came: B2 may have stored it.
+    unanswered: Option<[u8; 20]>,
+    /// That request, given up for a stall but still waiting for B2's answer.
+    late: Option<LateAnswer>,
+}
+
 /// Resolves when nothing moved for `timeout`: no body bytes, or no answer once the whole
 /// body was sent. B2 answers only after the whole body, so a whole-request timeout would
 /// fail every large part on a slow link. A body held back by the bandwidth limit is not
@@ -263,9 +294,6 @@ async fn stalled(
         last_paced = paced;
     }
 }
-
-/// How far this machine's clock may be ahead of B2's for the checks that compare them.
-const CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

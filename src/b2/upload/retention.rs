@@ -23,6 +23,8 @@ pub struct KeptCopy {
     pub retain_until_ms: Option<u64>,
     /// B2's refusal.
     pub reason: String,
+    /// A second copy of what was uploaded (an earlier attempt's), not a stray one.
+    pub duplicate: bool,
 }
 
 impl KeptCopy {
@@ -31,6 +33,12 @@ impl KeptCopy {
         let until = self.retain_until_ms.map_or(String::new(), |t| {
             format!(", locked until {} (retain_until_ms {t})", utc_time(t))
         });
+        if self.duplicate {
+            return format!(
+                "B2 refused to remove a second copy that an earlier attempt of this upload stored ({}): version {} of {} stays on B2{until}, identical to the one uploaded",
+                self.reason, self.file_id, self.object_name
+            );
+        }
         format!(
             "B2 refused to remove the copy it had stored ({}): version {} of {} stays on B2{until}; it is not a backup of any state of the file",
             self.reason, self.file_id, self.object_name
@@ -62,6 +70,7 @@ pub(super) async fn delete_version(client: &B2Client, version: &FileVersion) -> 
             .flatten()
             .map(|r| r.retain_until_timestamp),
         reason: e.to_string(),
+        duplicate: false,
     })
 }
 

@@ -1,14 +1,18 @@
 //! A file sent in one `b2_upload_file`, with the check for a version stored by an attempt
-//! whose answer was lost.
+//! whose answer was lost or came late (attempts.rs).
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
+use super::attempts::{
+    attempt_id, family_versions, new_family, remove_other_attempts, ATTEMPT_INFO, LATE_ANSWER_WAIT,
+};
 use super::retention::delete_version;
-use super::{now_ms, UploadJob, UploadedFile, CLOCK_SKEW_MS};
-use crate::b2::api::{Action, FileVersion};
+use super::{UploadJob, UploadedFile};
+use crate::b2::api::FileVersion;
 use crate::b2::calls::UploadFile;
 use crate::b2::client::Failed;
-use crate::b2::list::FileLister;
+use crate::b2::late::LateAnswer;
 use crate::b2::retry::{B2Failure, Failure};
 use crate::error::{Error, Result};
 use crate::local::file::hex;
@@ -33,17 +37,25 @@ impl SimpleUpload<'_, '_> {
         let secret_headers = client.encryption.upload_headers();
         let secret_headers = &secret_headers;
         let len = job.file.size();
-        let began_ms = now_ms();
+        let family = new_family();
+        let family = family.as_str();
+        let tries = AtomicU32::new(0);
+        let tries = &tries;
         // The SHA1 of a body sent in full whose answer was lost: B2 may hold it already.
         let unanswered: Mutex<Option<[u8; 20]>> = Mutex::new(None);
         let unanswered = &unanswered;
+        // Attempts given up for a stall, still waiting for B2's answer, with their SHA1.
+        let lates: Mutex<Vec<(LateAnswer, [u8; 20])>> = Mutex::default();
+        let lates = &lates;
+        let any_unanswered = AtomicBool::new(false);
+        let any_unanswered = &any_unanswered;
         let attempts = client
             .with_retries("b2_upload_file", &client.uploads.clone(), |_auth| {
-                let headers = headers.clone();
+                let mut headers = headers.clone();
                 async move {
                     let lost = unanswered.lock().ok().and_then(|mut d| d.take());
                     if let Some(digest) = lost {
-                        match self.stored_by_lost_attempt(&digest, began_ms).await {
+                        match self.stored_by_family(&digest, family).await {
                             Ok(Some(stored)) => return Ok((stored, digest)),
                             Ok(None) => {}
                             Err(e) if e.retryable() => {
@@ -59,6 +71,8 @@ impl SimpleUpload<'_, '_> {
                             Err(_) => {}
                         }
                     }
+                    let n = tries.fetch_add(1, Ordering::Relaxed) + 1;
+                    headers.push((format!("X-Bz-Info-{ATTEMPT_INFO}"), attempt_id(family, n)));
                     let target = client
                         .take_upload_target(job.bucket_id)
                         .await
@@ -73,19 +87,26 @@ impl SimpleUpload<'_, '_> {
                             secret_headers,
                         )
                         .await
-                        .map_err(|(failed, sent)| {
-                            if let (Some(d), Ok(mut slot)) = (sent, unanswered.lock()) {
-                                *slot = Some(d);
+                        .map_err(|f| {
+                            if let Some(d) = f.unanswered {
+                                any_unanswered.store(true, Ordering::Relaxed);
+                                if let Ok(mut slot) = unanswered.lock() {
+                                    *slot = Some(d);
+                                }
+                                if let (Some(late), Ok(mut l)) = (f.late, lates.lock()) {
+                                    l.push((late, d));
+                                }
                             }
-                            if failed.failure == Failure::FreshUploadUrl {
+                            if f.failed.failure == Failure::FreshUploadUrl {
                                 client.drop_expired_upload_targets(job.bucket_id, &target);
                             }
-                            failed
+                            f.failed
                         })?;
                     client.return_upload_target(job.bucket_id, target);
                     if stored.file_id.is_none() || stored.whole_sha1().is_none() {
                         // B2 stored something and did not say what: found as after a lost
                         // answer, never sent a second time unseen.
+                        any_unanswered.store(true, Ordering::Relaxed);
                         if let Ok(mut slot) = unanswered.lock() {
                             *slot = Some(digest);
                         }
@@ -100,22 +121,37 @@ impl SimpleUpload<'_, '_> {
                 }
             })
             .await;
+        if matches!(attempts, Err(Error::Cancelled)) {
+            return attempts.map(|_| unreachable!("an error"));
+        }
+        // Stalled attempts are heard out: B2 had their whole bodies and may store them yet.
+        let pending = std::mem::take(&mut *lates.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut late_stored: Vec<(FileVersion, [u8; 20])> = Vec::new();
+        for (late, digest) in pending {
+            if let Ok(Some(v)) = late.stored(LATE_ANSWER_WAIT).await {
+                late_stored.push((v, digest));
+            }
+        }
         let (stored, digest) = match attempts {
             Ok(done) => done,
-            // The retries ran out on a lost answer: the last attempt may have been stored.
+            // The retries ran out: an attempt heard out late, or one whose answer was lost,
+            // may have stored it.
             Err(e) => {
                 let lost = unanswered.lock().ok().and_then(|mut d| d.take());
-                match lost {
-                    Some(digest) if !matches!(e, Error::Cancelled) => {
-                        match self.stored_by_lost_attempt(&digest, began_ms).await {
-                            Ok(Some(stored)) => (stored, digest),
-                            _ => return Err(e),
-                        }
-                    }
-                    _ => return Err(e),
+                match (late_stored.first(), lost) {
+                    (Some((v, d)), _) => (v.clone(), *d),
+                    (None, Some(digest)) => match self.stored_by_family(&digest, family).await {
+                        Ok(Some(stored)) => (stored, digest),
+                        _ => return Err(e),
+                    },
+                    (None, None) => return Err(e),
                 }
             }
         };
+        if any_unanswered.load(Ordering::Relaxed) {
+            let late: Vec<FileVersion> = late_stored.into_iter().map(|(v, _)| v).collect();
+            remove_other_attempts(job, family, &stored, late).await;
+        }
         let sha1 = hex(&digest);
         if stored.whole_sha1().as_deref() != Some(sha1.as_str()) {
             let what = format!(
@@ -149,30 +185,18 @@ impl SimpleUpload<'_, '_> {
         })
     }
 
-    /// The version an attempt whose answer was lost stored, if B2 has it: the name's newest
-    /// version, with this upload's SHA1, size and file info, uploaded since it began.
-    async fn stored_by_lost_attempt(
+    /// The version an attempt of this upload whose answer was lost stored, if B2 has it:
+    /// the name's newest version of this attempt family, with this upload's SHA1 and size.
+    async fn stored_by_family(
         &self,
         digest: &[u8; 20],
-        began_ms: u64,
+        family: &str,
     ) -> Result<Option<FileVersion>> {
         let job = self.job;
-        let name = job.object_name;
-        let mut lister = FileLister::versions(job.bucket_id, name).starting_at(name, 10);
-        let page = lister.next_page(job.client).await?.unwrap_or_default();
-        let newest = page
-            .into_iter()
-            .find(|v| v.file_name == name && v.action != Action::Start);
-        let mtime = job.file.identity.modified_millis().to_string();
         let sha1 = hex(digest);
-        Ok(newest.filter(|v| {
-            v.is_stored()
-                && v.length() == Some(job.file.size())
+        Ok(family_versions(job, family).await?.into_iter().find(|v| {
+            v.length() == Some(job.file.size())
                 && v.whole_sha1().as_deref() == Some(sha1.as_str())
-                && v.file_info.get("src_last_modified_millis") == Some(&mtime)
-                // Without B2's time, an identical version (same content, same mtime) from
-                // before stands for this one: the host's file is on B2 either way.
-                && v.upload_timestamp.map_or(true, |t| t + CLOCK_SKEW_MS >= began_ms)
                 && job.client.encryption.matches(v)
                 && job.retention.as_ref().map_or(true, |wanted| {
                     v.lock()

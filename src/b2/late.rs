@@ -1,0 +1,64 @@
+//! A request given up for a stall after B2 had all of it: not dropped (which would close
+//! its connection while B2 may still act on it) but kept running, so that B2's answer,
+//! whenever it comes, says what B2 did.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+/// Why a request got no answer from its task.
+pub enum SendError {
+    Http(reqwest::Error),
+    /// The task itself ended without one (aborted, or it panicked).
+    Lost(String),
+}
+
+/// A request running in its own task; dropped, it is aborted (and its connection
+/// closed), as a request future dropped in place would be.
+pub struct LateAnswer(tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>);
+
+impl LateAnswer {
+    pub fn spawn(req: reqwest::RequestBuilder) -> LateAnswer {
+        LateAnswer(tokio::spawn(req.send()))
+    }
+
+    /// B2's answer, or why there is none.
+    pub async fn answer(&mut self) -> std::result::Result<reqwest::Response, SendError> {
+        match (&mut self.0).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(SendError::Http(e)),
+            Err(e) => Err(SendError::Lost(e.to_string())),
+        }
+    }
+
+    pub fn abort(&self) {
+        self.0.abort();
+    }
+
+    /// What B2 says it did, if the answer comes within `wait` and is a success; `Ok(None)`
+    /// when B2 refused the request (so it did nothing); `Err(())` when it is not known (no
+    /// answer, or one that cannot be read), so B2 must be asked.
+    pub async fn stored<T: DeserializeOwned>(
+        mut self,
+        wait: Duration,
+    ) -> std::result::Result<Option<T>, ()> {
+        let resp = match tokio::time::timeout(wait, self.answer()).await {
+            Ok(Ok(resp)) => resp,
+            _ => return Err(()),
+        };
+        if !resp.status().is_success() {
+            // B2 refused it: nothing stored.
+            return Ok(None);
+        }
+        match tokio::time::timeout(wait, resp.bytes()).await {
+            Ok(Ok(body)) => serde_json::from_slice(&body).map(Some).map_err(|_| ()),
+            _ => Err(()),
+        }
+    }
+}
+
+impl Drop for LateAnswer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
