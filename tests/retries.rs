@@ -299,3 +299,37 @@ fn an_upload_out_of_retries_whose_stalled_attempt_is_stored_late_is_reported_sto
     assert_eq!(counts.get("b2_upload_file"), 1, "{counts:?}");
     assert_eq!(counts.get("b2_delete_file_version"), 0, "{counts:?}");
 }
+
+#[test]
+fn a_large_file_start_b2_carries_out_after_the_client_gave_up_is_cancelled() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"timeout_seconds": 1, "concurrency": 1}));
+    // B2 starts the file of the first try 3 s in, long after the client gave up on it and
+    // started a second one.
+    inject(
+        &emu,
+        "b2_start_large_file",
+        1,
+        FaultAction::Delay { millis: 3_000 },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let len = 3 * PART as usize;
+    let f = write_file(dir.path(), "f", len, 8);
+    let began = std::time::Instant::now();
+    let (st, v) = upload(&cfg, &f, "big");
+    assert_eq!(st, OK, "{v}");
+    std::thread::sleep(std::time::Duration::from_millis(4_000).saturating_sub(began.elapsed()));
+    let stored = versions_of(&emu, "big");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(v["file_id"], stored[0].file_id, "{v}");
+    let unfinished = emu.unfinished_large_files(BUCKET);
+    assert!(
+        unfinished.is_empty(),
+        "nothing left started: {unfinished:?}"
+    );
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_start_large_file"), 2, "{counts:?}");
+    assert_eq!(counts.get("b2_upload_part"), 3, "{counts:?}");
+    assert_eq!(counts.get("b2_cancel_large_file"), 1, "{counts:?}");
+    assert_eq!(counts.get("b2_finish_large_file"), 1, "{counts:?}");
+}

@@ -217,7 +217,8 @@ impl B2Client {
     }
 
     /// Before a try that follows a lost answer, `settled` looks for the file B2 may have
-    /// started (see `settle::call_settled`).
+    /// started (see `settle::call_settled`); tries that timed out are kept running, in
+    /// `Called::late`, since B2 may start a file for them still.
     pub async fn start_large_file<S, SFut>(
         &self,
         request: &StartLargeFile<'_>,
@@ -227,7 +228,7 @@ impl B2Client {
         S: Fn() -> SFut,
         SFut: Future<Output = Result<Option<FileVersion>>>,
     {
-        settle::call_settled(self, StartLargeFile::NAME, request, settled).await
+        settle::call_settled_hearing(self, StartLargeFile::NAME, request, settled).await
     }
 
     pub async fn get_upload_part_url(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::client::Failed;
+use super::late::{LateAnswer, SendError};
 use super::retry::B2Failure;
 use crate::operation::Operation;
 
@@ -18,15 +19,27 @@ pub async fn exchange_json<T: DeserializeOwned>(
     timeout: Duration,
     op: &Operation,
 ) -> std::result::Result<T, Failed> {
+    exchange_json_hearing(call, req, timeout, op).await.0
+}
+
+/// `exchange_json`, and when it timed out, the request itself, still waiting for B2's
+/// answer (dropped, it is closed as before).
+pub async fn exchange_json_hearing<T: DeserializeOwned>(
+    call: &str,
+    req: reqwest::RequestBuilder,
+    timeout: Duration,
+    op: &Operation,
+) -> (std::result::Result<T, Failed>, Option<LateAnswer>) {
     let counted = AtomicBool::new(false);
     let count = || {
         if !counted.swap(true, Ordering::Relaxed) {
             op.count_call(call);
         }
     };
+    let mut sending = LateAnswer::spawn(req);
     let exchange = async {
-        let sent = req.send().await;
-        if sent.as_ref().map_or_else(|e| !e.is_connect(), |_| true) {
+        let sent = sending.answer().await;
+        if !matches!(&sent, Err(SendError::Http(e)) if e.is_connect()) {
             count();
         }
         if let Some(b2_ms) = sent
@@ -41,15 +54,21 @@ pub async fn exchange_json<T: DeserializeOwned>(
         match sent {
             Ok(resp) if resp.status().is_success() => read_success(call, resp).await,
             Ok(resp) => Err(failure_from_response(call, resp).await),
-            Err(e) => Err(network_failure(call, &e)),
+            Err(SendError::Http(e)) => Err(network_failure(call, &e)),
+            Err(SendError::Lost(e)) => Err(Failed::from(B2Failure::unanswered(
+                call,
+                format!("the request {call} was lost: {e}"),
+                true,
+            ))),
         }
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result,
+    let result = tokio::time::timeout(timeout, exchange).await;
+    match result {
+        Ok(result) => (result, None),
         Err(_) => {
             // Perhaps still connecting, perhaps received: B2 may bill it.
             count();
-            Err(timed_out(call, timeout))
+            (Err(timed_out(call, timeout)), Some(sending))
         }
     }
 }

@@ -15,24 +15,32 @@ pub enum SendError {
 
 /// A request running in its own task; dropped, it is aborted (and its connection
 /// closed), as a request future dropped in place would be.
-pub struct LateAnswer(tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>);
+/// None once its answer was taken.
+pub struct LateAnswer(Option<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>>);
 
 impl LateAnswer {
     pub fn spawn(req: reqwest::RequestBuilder) -> LateAnswer {
-        LateAnswer(tokio::spawn(req.send()))
+        LateAnswer(Some(tokio::spawn(req.send())))
     }
 
     /// B2's answer, or why there is none.
     pub async fn answer(&mut self) -> std::result::Result<reqwest::Response, SendError> {
-        match (&mut self.0).await {
+        let Some(task) = self.0.as_mut() else {
+            return Err(SendError::Lost("its answer was already taken".into()));
+        };
+        let answer = match task.await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(SendError::Http(e)),
             Err(e) => Err(SendError::Lost(e.to_string())),
-        }
+        };
+        self.0 = None;
+        answer
     }
 
     pub fn abort(&self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 
     /// What B2 says it did, if the answer comes within `wait` and is a success; `Ok(None)`
@@ -59,6 +67,6 @@ impl LateAnswer {
 
 impl Drop for LateAnswer {
     fn drop(&mut self) {
-        self.0.abort();
+        self.abort();
     }
 }

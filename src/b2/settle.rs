@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::client::{B2Client, Failed, API_VERSION};
-use super::http::exchange_json;
+use super::http::exchange_json_hearing;
+use super::late::LateAnswer;
 use super::retry::Failure;
 use crate::error::{Error, Result};
 
@@ -17,6 +19,9 @@ use crate::error::{Error, Result};
 pub struct Called<T> {
     pub result: Result<T>,
     pub unanswered: bool,
+    /// Attempts that timed out, still waiting for B2's answer (`call_settled_hearing`
+    /// only): B2 may still act on them.
+    pub late: Vec<LateAnswer>,
 }
 
 /// `client.call` under the same retry rules, noting unanswered attempts.
@@ -47,17 +52,52 @@ where
     S: Fn() -> SFut,
     SFut: Future<Output = Result<Option<Resp>>>,
 {
+    settle(client, call, body, settled, false).await
+}
+
+/// `call_settled`, keeping the attempts that timed out running (in `Called::late`), so
+/// the caller can hear what B2 did with them, however late.
+pub async fn call_settled_hearing<Req, Resp, S, SFut>(
+    client: &B2Client,
+    call: &'static str,
+    body: &Req,
+    settled: S,
+) -> Called<Resp>
+where
+    Req: Serialize + ?Sized,
+    Resp: DeserializeOwned,
+    S: Fn() -> SFut,
+    SFut: Future<Output = Result<Option<Resp>>>,
+{
+    settle(client, call, body, settled, true).await
+}
+
+async fn settle<Req, Resp, S, SFut>(
+    client: &B2Client,
+    call: &'static str,
+    body: &Req,
+    settled: S,
+    hear_late: bool,
+) -> Called<Resp>
+where
+    Req: Serialize + ?Sized,
+    Resp: DeserializeOwned,
+    S: Fn() -> SFut,
+    SFut: Future<Output = Result<Option<Resp>>>,
+{
     let payload = match serde_json::to_vec(body) {
         Ok(p) => p,
         Err(e) => {
             return Called {
                 result: Err(Error::Internal(format!("could not encode {call}: {e}"))),
                 unanswered: false,
+                late: Vec::new(),
             }
         }
     };
     let unanswered = AtomicBool::new(false);
-    let (unanswered_ref, payload, settled_ref) = (&unanswered, &payload, &settled);
+    let late: Mutex<Vec<LateAnswer>> = Mutex::default();
+    let (unanswered_ref, payload, settled_ref, late_ref) = (&unanswered, &payload, &settled, &late);
     let result = client
         .with_retries(call, &client.calls.clone(), |auth| async move {
             if unanswered_ref.load(Ordering::SeqCst) {
@@ -84,9 +124,13 @@ where
                 )
                 .header("Content-Type", "application/json")
                 .body(payload.clone());
-            let answer = exchange_json(call, req, client.session.timeout, &client.op).await;
+            let (answer, pending) =
+                exchange_json_hearing(call, req, client.session.timeout, &client.op).await;
             if answer.as_ref().is_err_and(Failed::unanswered) {
                 unanswered_ref.store(true, Ordering::SeqCst);
+            }
+            if let (true, Some(pending), Ok(mut l)) = (hear_late, pending, late_ref.lock()) {
+                l.push(pending);
             }
             answer
         })
@@ -99,5 +143,10 @@ where
         },
         other => other,
     };
-    Called { result, unanswered }
+    let late = late.into_inner().unwrap_or_else(|e| e.into_inner());
+    Called {
+        result,
+        unanswered,
+        late,
+    }
 }

@@ -8,9 +8,11 @@
 use std::time::Duration;
 
 use super::retention::delete_version;
+use super::unfinished::cancel_large_file;
 use super::UploadJob;
 use crate::b2::api::FileVersion;
-use crate::b2::list::FileLister;
+use crate::b2::late::LateAnswer;
+use crate::b2::list::{self, FileLister};
 use crate::error::Result;
 use crate::operation::LogLevel;
 
@@ -79,7 +81,7 @@ pub(super) async fn remove_other_attempts(
     };
     let mut removed: Vec<String> = vec![kept.id().to_string()];
     for other in late.into_iter().chain(listed) {
-        if removed.iter().any(|id| id == other.id()) {
+        if other.file_id.is_none() || removed.iter().any(|id| id == other.id()) {
             continue;
         }
         removed.push(other.id().to_string());
@@ -94,6 +96,61 @@ pub(super) async fn remove_other_attempts(
         if let Some(mut refused) = delete_version(job.client, &other).await {
             refused.duplicate = true;
             job.kept(refused);
+        }
+    }
+}
+
+/// The large files a start's attempts made, heard out from `late` (starts that timed out,
+/// still waiting for B2's answer) or listed, all but `ours`, are cancelled: a start B2
+/// carried out after the client gave up on it must not stay behind.
+pub(super) async fn cancel_other_starts(
+    job: &UploadJob<'_>,
+    family: &str,
+    ours: Option<&str>,
+    late: Vec<LateAnswer>,
+) {
+    let client = job.client;
+    let mut others: Vec<String> = Vec::new();
+    for pending in late {
+        if let Ok(Some(started)) = pending.stored::<FileVersion>(LATE_ANSWER_WAIT).await {
+            others.extend(started.file_id);
+        }
+    }
+    match list::unfinished_large_files(client, job.bucket_id, job.object_name).await {
+        Ok(listed) => others.extend(
+            listed
+                .iter()
+                .filter(|f| of_family(f, family))
+                .filter_map(|f| f.file_id.clone()),
+        ),
+        Err(e) => client.op.log(
+            LogLevel::Warn,
+            format!(
+                "could not list the unfinished uploads of {} for files a lost start may have made: {e}",
+                job.object_name
+            ),
+        ),
+    }
+    others.sort();
+    others.dedup();
+    for id in others.iter().filter(|id| Some(id.as_str()) != ours) {
+        client.op.log(
+            LogLevel::Info,
+            format!(
+                "cancelling a second large file of {} ({id}) that a start whose answer was lost or came late made",
+                job.object_name
+            ),
+        );
+        if let Err(e) =
+            cancel_large_file(&client.detached(), job.bucket_id, id, job.object_name).await
+        {
+            client.op.log(
+                LogLevel::Warn,
+                format!(
+                    "could not cancel the second large file of {} ({id}): {e}; a usage or delete after the resume window cancels it",
+                    job.object_name
+                ),
+            );
         }
     }
 }

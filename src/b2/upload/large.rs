@@ -3,12 +3,13 @@
 //! for good.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 
+use super::attempts::{attempt_id, cancel_other_starts, new_family, of_family, ATTEMPT_INFO};
 use super::unfinished::{
     cancel_large_file, is_abandoned, is_live, is_ours, keeps_lock, past_window, same_content,
     utc_time, LIVE_WITHIN,
@@ -19,6 +20,7 @@ use crate::b2::calls::{
     FinishLargeFile, GetFileInfo, GetUploadPartUrl, StartLargeFile, UploadPart,
 };
 use crate::b2::client::Failed;
+use crate::b2::late::LateAnswer;
 use crate::b2::list;
 use crate::b2::retry::Failure;
 use crate::b2::session::{take_fresh, UploadTarget};
@@ -35,6 +37,10 @@ pub(super) struct LargeFileUpload<'a, 'b> {
     stored_parts: AtomicU64,
     /// Each part's SHA1, from the first pass over the file.
     part_sha1s: OnceLock<Vec<[u8; 20]>>,
+    /// Starts that timed out, still waiting for B2's answer.
+    late_starts: Mutex<Vec<LateAnswer>>,
+    /// Whether a start went unanswered: B2 may have started a file for it.
+    start_unanswered: AtomicBool,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +57,8 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             part_targets: Mutex::new(Vec::new()),
             stored_parts: AtomicU64::new(0),
             part_sha1s: OnceLock::new(),
+            late_starts: Mutex::default(),
+            start_unanswered: AtomicBool::new(false),
         }
     }
 
@@ -92,13 +100,37 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         );
         info.insert("b2dest_part_size".to_string(), self.part_size.to_string());
         info.extend(client.encryption.file_info());
+        // The start's attempts are one request sent again: one id for all of them.
+        let family = new_family();
+        info.insert(ATTEMPT_INFO.to_string(), attempt_id(&family, 1));
 
         let (file, kept) = match self.find_resumable(&info).await? {
             Some(found) => found,
-            None => (self.start(&info).await?, BTreeMap::new()),
+            None => match self.start(&info, &family).await {
+                Ok(file) => (file, BTreeMap::new()),
+                Err(e) => {
+                    self.cancel_other_starts(&family, None).await;
+                    return Err(e);
+                }
+            },
         };
         self.stored_parts
             .fetch_add(kept.len() as u64, Ordering::Relaxed);
+        let ours = file.id().to_string();
+        let done = self.send_and_settle(file, kept, &whole).await;
+        // Ours stays, finished or kept for a resume (or already cancelled).
+        self.cancel_other_starts(&family, Some(&ours)).await;
+        done
+    }
+
+    /// Parts and finish of `file`, and what the upload comes to.
+    async fn send_and_settle(
+        &self,
+        file: FileVersion,
+        kept: BTreeMap<u32, String>,
+        whole: &str,
+    ) -> Result<UploadedFile> {
+        let whole = whole.to_string();
         match self.send_and_finish(file.id(), kept).await {
             Ok(mut done) => {
                 done.sha1 = whole;
@@ -162,7 +194,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
     /// needed to cancel the started file would be lost and its parts left behind. After a
     /// lost answer, the file B2 started for this upload is adopted rather than a second one
     /// started (no resumable file of this content existed before the start).
-    async fn start(&self, info: &BTreeMap<String, String>) -> Result<FileVersion> {
+    async fn start(&self, info: &BTreeMap<String, String>, family: &str) -> Result<FileVersion> {
         let job = self.job;
         let client = job.client.detached();
         let body = StartLargeFile {
@@ -180,6 +212,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                 .into_iter()
                 .find(|f| {
                     f.file_id.is_some()
+                        && of_family(f, family)
                         && same_content(f, info)
                         && job.client.encryption.matches(f)
                         && keeps_lock(f, job.retention.as_ref())
@@ -195,14 +228,19 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             }
             Ok(found)
         };
-        let started = client
-            .start_large_file(&body, started_for_us)
-            .await
-            .result?;
+        let called = client.start_large_file(&body, started_for_us).await;
+        if called.unanswered || !called.late.is_empty() {
+            if let Ok(mut late) = self.late_starts.lock() {
+                late.extend(called.late);
+            }
+            self.start_unanswered.store(true, Ordering::Relaxed);
+        }
+        let started = called.result?;
         if started.file_id.is_some() {
             return Ok(started);
         }
         // B2 started a file and did not say which: found as after a lost answer.
+        self.start_unanswered.store(true, Ordering::Relaxed);
         started_for_us().await?.ok_or_else(|| Error::Remote {
             message: format!(
                 "B2 answered b2_start_large_file for {} without a file id, and no started file of this upload was found; try again",
@@ -210,6 +248,16 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             ),
             retryable: true,
         })
+    }
+
+    /// After a start whose answer was lost or late: the other files its attempts started,
+    /// all but `ours`, are cancelled (see attempts.rs).
+    async fn cancel_other_starts(&self, family: &str, ours: Option<&str>) {
+        if !self.start_unanswered.load(Ordering::Relaxed) {
+            return;
+        }
+        let late = std::mem::take(&mut *self.late_starts.lock().unwrap_or_else(|e| e.into_inner()));
+        cancel_other_starts(self.job, family, ours, late).await;
     }
 
     /// The failure of an upload whose parts stay on B2, saying so and for how long.

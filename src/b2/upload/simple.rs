@@ -121,8 +121,8 @@ impl SimpleUpload<'_, '_> {
                 }
             })
             .await;
-        if matches!(attempts, Err(Error::Cancelled)) {
-            return attempts.map(|_| unreachable!("an error"));
+        if let Err(Error::Cancelled) = attempts {
+            return Err(Error::Cancelled);
         }
         // Stalled attempts are heard out: B2 had their whole bodies and may store them yet.
         let pending = std::mem::take(&mut *lates.lock().unwrap_or_else(|e| e.into_inner()));
