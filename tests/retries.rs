@@ -333,3 +333,43 @@ fn a_large_file_start_b2_carries_out_after_the_client_gave_up_is_cancelled() {
     assert_eq!(counts.get("b2_cancel_large_file"), 1, "{counts:?}");
     assert_eq!(counts.get("b2_finish_large_file"), 1, "{counts:?}");
 }
+
+#[test]
+fn a_late_copy_object_lock_keeps_is_reported_in_the_warnings() {
+    let emu = emulator();
+    emu.configure_object_lock(BUCKET, json!({"fileLockEnabled": true}));
+    let cfg = config(
+        &emu,
+        json!({"timeout_seconds": 1,
+               "object_lock": {"mode": "governance", "retention_days": 1}}),
+    );
+    inject(
+        &emu,
+        "b2_upload_file",
+        1,
+        FaultAction::Delay { millis: 3_000 },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 20_000, 9);
+    let (st, v) = upload(&cfg, &f, "locked");
+    assert_eq!(st, OK, "{v}");
+    let stored = versions_of(&emu, "locked");
+    assert_eq!(stored.len(), 2, "the lock keeps the late copy: {stored:?}");
+    let kept = v["kept_on_b2"].as_array().expect("kept_on_b2");
+    assert_eq!(kept.len(), 1, "{v}");
+    assert_ne!(kept[0]["file_id"], v["file_id"], "{v}");
+    assert!(
+        stored
+            .iter()
+            .any(|s| kept[0]["file_id"] == s.file_id.as_str()),
+        "{v}"
+    );
+    let warnings = v["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("second copy")),
+        "{v}"
+    );
+    assert_eq!(emu.counts().get("b2_delete_file_version"), 1);
+}

@@ -2,9 +2,11 @@
 //! its connection while B2 may still act on it) but kept running, so that B2's answer,
 //! whenever it comes, says what B2 did.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
+
+use crate::operation::Operation;
 
 /// Why a request got no answer from its task.
 pub enum SendError {
@@ -15,17 +17,23 @@ pub enum SendError {
 
 /// A request running in its own task; dropped, it is aborted (and its connection
 /// closed), as a request future dropped in place would be.
-/// None once its answer was taken.
-pub struct LateAnswer(Option<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>>);
+pub struct LateAnswer {
+    /// None once its answer was taken.
+    task: Option<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>>,
+    sent: Instant,
+}
 
 impl LateAnswer {
     pub fn spawn(req: reqwest::RequestBuilder) -> LateAnswer {
-        LateAnswer(Some(tokio::spawn(req.send())))
+        LateAnswer {
+            task: Some(tokio::spawn(req.send())),
+            sent: Instant::now(),
+        }
     }
 
     /// B2's answer, or why there is none.
     pub async fn answer(&mut self) -> std::result::Result<reqwest::Response, SendError> {
-        let Some(task) = self.0.as_mut() else {
+        let Some(task) = self.task.as_mut() else {
             return Err(SendError::Lost("its answer was already taken".into()));
         };
         let answer = match task.await {
@@ -33,35 +41,41 @@ impl LateAnswer {
             Ok(Err(e)) => Err(SendError::Http(e)),
             Err(e) => Err(SendError::Lost(e.to_string())),
         };
-        self.0 = None;
+        self.task = None;
         answer
     }
 
     pub fn abort(&self) {
-        if let Some(task) = &self.0 {
+        if let Some(task) = &self.task {
             task.abort();
         }
     }
 
-    /// What B2 says it did, if the answer comes within `wait` and is a success; `Ok(None)`
-    /// when B2 refused the request (so it did nothing); `Err(())` when it is not known (no
-    /// answer, or one that cannot be read), so B2 must be asked.
-    pub async fn stored<T: DeserializeOwned>(
+    /// What B2 says it did, if its answer comes within `within` of the request being sent
+    /// (and before `op` is cancelled) and is a success; `Ok(None)` when B2 refused the
+    /// request (so it did nothing); `Err(())` when it is not known (no answer, or one that
+    /// cannot be read), so B2 must be asked.
+    pub async fn heard_out<T: DeserializeOwned>(
         mut self,
-        wait: Duration,
+        op: &Operation,
+        within: Duration,
     ) -> std::result::Result<Option<T>, ()> {
-        let resp = match tokio::time::timeout(wait, self.answer()).await {
-            Ok(Ok(resp)) => resp,
-            _ => return Err(()),
+        let wait = within.saturating_sub(self.sent.elapsed());
+        let hearing = async {
+            let resp = match tokio::time::timeout(wait, self.answer()).await {
+                Ok(Ok(resp)) => resp,
+                _ => return Ok(Err(())),
+            };
+            if !resp.status().is_success() {
+                // B2 refused it: nothing stored.
+                return Ok(Ok(None));
+            }
+            Ok(match tokio::time::timeout(wait, resp.bytes()).await {
+                Ok(Ok(body)) => serde_json::from_slice(&body).map(Some).map_err(|_| ()),
+                _ => Err(()),
+            })
         };
-        if !resp.status().is_success() {
-            // B2 refused it: nothing stored.
-            return Ok(None);
-        }
-        match tokio::time::timeout(wait, resp.bytes()).await {
-            Ok(Ok(body)) => serde_json::from_slice(&body).map(Some).map_err(|_| ()),
-            _ => Err(()),
-        }
+        op.or_cancel(hearing).await.unwrap_or(Err(()))
     }
 }
 

@@ -19,8 +19,9 @@ use crate::operation::LogLevel;
 /// The file info key that names the attempt that stored a version.
 pub(super) const ATTEMPT_INFO: &str = "b2dest_attempt";
 
-/// How long a settled upload still waits for the answers of its stalled attempts: B2
-/// holds their whole bodies and may still store them.
+/// How long after it was sent a stalled attempt's answer is waited for, once the upload
+/// has settled: B2 may hold its whole body and store it still. A request that B2 never
+/// answers (a link gone dead after the body went into the socket) costs this wait.
 pub(super) const LATE_ANSWER_WAIT: Duration = Duration::from_secs(5 * 60);
 
 /// A new upload's attempt family: random, so no other upload (here or elsewhere) shares it.
@@ -112,7 +113,10 @@ pub(super) async fn cancel_other_starts(
     let client = job.client;
     let mut others: Vec<String> = Vec::new();
     for pending in late {
-        if let Ok(Some(started)) = pending.stored::<FileVersion>(LATE_ANSWER_WAIT).await {
+        if let Ok(Some(started)) = pending
+            .heard_out::<FileVersion>(&client.op, LATE_ANSWER_WAIT)
+            .await
+        {
             others.extend(started.file_id);
         }
     }

@@ -128,7 +128,7 @@ impl SimpleUpload<'_, '_> {
         let pending = std::mem::take(&mut *lates.lock().unwrap_or_else(|e| e.into_inner()));
         let mut late_stored: Vec<(FileVersion, [u8; 20])> = Vec::new();
         for (late, digest) in pending {
-            if let Ok(Some(v)) = late.stored(LATE_ANSWER_WAIT).await {
+            if let Ok(Some(v)) = late.heard_out(&client.op, LATE_ANSWER_WAIT).await {
                 late_stored.push((v, digest));
             }
         }
