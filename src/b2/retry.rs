@@ -543,12 +543,19 @@ pub fn gave_up(failure: Failure, error: Error, tries: u32) -> Error {
             format!("the token kept expiring although a new one was obtained each time {ACCEPTED}")
         }
         (_, Error::Remote { .. }) => {
-            format!("B2 kept failing after the retries ({tries} tries in all), try again later")
+            format!("B2 kept failing after the retries ({} in all), try again later", tries_text(tries))
         }
-        (_, Error::Network(_)) => format!("still no answer after {tries} tries"),
-        _ => format!("the same after {tries} tries"),
+        (_, Error::Network(_)) => format!("still no answer after {}", tries_text(tries)),
+        _ => format!("the same after {}", tries_text(tries)),
     };
     error.with_note(&note)
+}
+
+fn tries_text(tries: u32) -> String {
+    match tries {
+        1 => "1 try".to_string(),
+        n => format!("{n} tries"),
+    }
 }
 
 /// Bounds and back-off of retries: exponential from `initial_delay` by 1.5, capped at 64 s,
