@@ -21,6 +21,7 @@ mod state;
 mod store;
 mod unsupported;
 mod upload;
+mod variants;
 mod wan;
 
 use std::io;
@@ -34,6 +35,7 @@ pub use auth::KeySpec;
 pub use faults::{Counts, Fault, FaultAction};
 pub use sse::Sse;
 pub use store::StoredVersion;
+pub use variants::{Variant, VariantRule};
 pub use wan::WanModel;
 
 use state::Shared;
@@ -64,6 +66,8 @@ pub struct Config {
     /// The default encryption given to `buckets` at start: `Some(Some(Sse::B2))` for
     /// SSE-B2, `Some(None)` for none; `None` leaves them as they are.
     pub bucket_encryption: Option<Option<Sse>>,
+    /// Answer shapes other than the canonical one, per call (`VariantRule`). Default: none.
+    pub variants: Vec<VariantRule>,
 }
 
 impl Default for Config {
@@ -80,6 +84,7 @@ impl Default for Config {
             token_lifetime: Duration::from_secs(24 * 3600),
             wan: WanModel::default(),
             bucket_encryption: None,
+            variants: Vec::new(),
         }
     }
 }
@@ -163,7 +168,11 @@ impl Emulator {
             recommended_part_size: config.recommended_part_size,
             wan: config.wan,
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            variants: variants::Variants::default(),
         });
+        for rule in &config.variants {
+            shared.variants.set(rule);
+        }
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let thread_shared = shared.clone();
@@ -239,6 +248,23 @@ impl Emulator {
 
     pub fn clear_faults(&self) {
         self.shared.faults.clear();
+    }
+
+    /// Makes `rule.call` (or every call, `"*"`) answer in `rule.variants`' shapes from now
+    /// on; an empty list goes back to the canonical shape. Panics on an unknown call name.
+    pub fn set_variants(&self, rule: VariantRule) {
+        if rule.call != "*" && calls::find(&rule.call).is_none() {
+            panic!(
+                "b2-emulator: unknown call name {:?} for variants",
+                rule.call
+            );
+        }
+        self.shared.variants.set(&rule);
+    }
+
+    /// Every call answers in the canonical shape again.
+    pub fn clear_variants(&self) {
+        self.shared.variants.clear();
     }
 
     pub fn counts(&self) -> Counts {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use b2_emulator::{Config, Emulator, KeySpec, Sse, WanModel};
+use b2_emulator::{Config, Emulator, KeySpec, Sse, VariantRule, WanModel};
 use clap::Parser;
 
 /// A strict local Backblaze B2 native-API server.
@@ -59,6 +59,10 @@ struct Args {
     /// (leaves them as they are when not given).
     #[arg(long, value_name = "MODE", value_parser = parse_bucket_encryption)]
     bucket_encryption: Option<BucketEncryption>,
+    /// Answer in other shapes real servers send, repeatable: [CALL=]VARIANT,...[@SEED],
+    /// VARIANT one of null, absent, extra, unknown_enum, v1_size, retry_after_date.
+    #[arg(long = "answer-variants", value_name = "SPEC")]
+    answer_variants: Vec<VariantRule>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -161,6 +165,7 @@ fn main() -> std::process::ExitCode {
         bucket_encryption: args
             .bucket_encryption
             .map(|BucketEncryption(on)| on.then_some(Sse::B2)),
+        variants: args.answer_variants,
     };
     let wan = config.wan;
     // Signal handlers go in before the URL is printed, so a parent that stops us as soon

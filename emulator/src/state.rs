@@ -19,4 +19,6 @@ pub struct Shared {
     pub wan: WanModel,
     /// Added to the time in every answer's `Date`: a test's B2 whose clock is off.
     pub clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// The answer shapes asked for, per call (canonical when none).
+    pub variants: crate::variants::Variants,
 }
