@@ -63,16 +63,11 @@ fn run(rules: &[VariantRule], options: Options) -> Vec<Step> {
     steps
 }
 
-/// The journey under canonical answers (with or without the scripted 503, which drains
-/// one upload body more).
+/// The journey under canonical answers, with the same scripted faults (a 503 drains one
+/// upload body more; a lost answer may cost a call).
 fn canonical(options: Options) -> &'static [Step] {
-    static PLAIN: OnceLock<Vec<Step>> = OnceLock::new();
-    static WITH_RETRY: OnceLock<Vec<Step>> = OnceLock::new();
-    let once = if options.retry_after {
-        &WITH_RETRY
-    } else {
-        &PLAIN
-    };
+    static CANONICAL: [OnceLock<Vec<Step>>; 4] = [const { OnceLock::new() }; 4];
+    let once = &CANONICAL[usize::from(options.retry_after) * 2 + usize::from(options.lost_answers)];
     once.get_or_init(|| {
         let steps = run(&[], options);
         // The reference itself must be a good night, or every comparison is moot.
@@ -131,9 +126,19 @@ fn a_retry_after_date_is_waited_for_and_changes_nothing_else() {
     emu.set_variants(VariantRule::all_calls(&[Variant::RetryAfterDate], 6));
     let dir = tempfile::tempdir().unwrap();
     journey::local_files(dir.path());
-    let steps = journey::plain(&emu, dir.path(), Options { retry_after: true });
+    let steps = journey::plain(
+        &emu,
+        dir.path(),
+        Options {
+            retry_after: true,
+            ..Options::default()
+        },
+    );
     let diffs = journey::differences(
-        &canonical(Options { retry_after: true })[..steps.len()],
+        &canonical(Options {
+            retry_after: true,
+            ..Options::default()
+        })[..steps.len()],
         &steps,
     );
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
@@ -141,6 +146,31 @@ fn a_retry_after_date_is_waited_for_and_changes_nothing_else() {
     let arrivals = &emu.counts().arrivals_ms["b2_upload_file"];
     let waited = arrivals[1] - arrivals[0];
     assert!(waited >= 900, "retried after {waited} ms: {arrivals:?}");
+}
+
+#[test]
+fn lost_answers_are_settled_under_each_shape() {
+    let options = Options {
+        lost_answers: true,
+        ..Options::default()
+    };
+    let want = canonical(options);
+    let mut diffs = Vec::new();
+    for (i, variant) in Variant::ALL.into_iter().enumerate() {
+        let got = run(
+            &[VariantRule::all_calls(&[variant], 10 + i as u64)],
+            options,
+        );
+        for d in journey::differences(want, &got) {
+            diffs.push(format!("{}: {d}", variant.name()));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "after lost answers, {} operation(s) differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }
 
 fn rules_strategy() -> impl Strategy<Value = Vec<VariantRule>> {
@@ -177,9 +207,11 @@ proptest! {
     fn any_mix_of_answer_shapes_per_call_changes_no_outcome(
         rules in rules_strategy(),
         retry_after in prop::bool::weighted(0.25),
+        lost_answers in prop::bool::weighted(0.25),
     ) {
-        let got = run(&rules, Options { retry_after });
-        let diffs = journey::differences(canonical(Options { retry_after }), &got);
+        let options = Options { retry_after, lost_answers };
+        let got = run(&rules, options);
+        let diffs = journey::differences(canonical(options), &got);
         let shown: Vec<String> = rules
             .iter()
             .map(|r| format!("{}={:?}@{}", r.call, r.variants, r.seed))

@@ -31,6 +31,9 @@ pub struct Options {
     /// The first small upload meets a 503 with `Retry-After: 1` (a date under
     /// `retry_after_date`) and must wait for it.
     pub retry_after: bool,
+    /// The answers to the first small upload and to the first large file's finish are
+    /// lost after B2 acted: the library must find out, from B2's answers, what B2 did.
+    pub lost_answers: bool,
 }
 
 /// An emulator for a journey: `BUCKET` plain, `LOCKED_BUCKET` with Object Lock.
@@ -146,6 +149,15 @@ pub fn plain(emu: &Emulator, dir: &Path, options: Options) -> Vec<Step> {
                 message: None,
             },
         });
+    }
+    if options.lost_answers {
+        for call in ["b2_upload_file", "b2_finish_large_file"] {
+            emu.inject(Fault {
+                call: call.into(),
+                count: 1,
+                action: FaultAction::LoseAnswer,
+            });
+        }
     }
     let (st, v) = upload(&cfg, &dir.join("small.bin"), "night/small.bin");
     let out = picked(&v, &["size", "sha1", "resumed_bytes"]);
