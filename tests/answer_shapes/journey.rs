@@ -31,8 +31,9 @@ pub struct Options {
     /// The first small upload meets a 503 with `Retry-After: 1` (a date under
     /// `retry_after_date`) and must wait for it.
     pub retry_after: bool,
-    /// The answers to the first small upload and to the first large file's finish are
-    /// lost after B2 acted: the library must find out, from B2's answers, what B2 did.
+    /// The answers to the first small upload and to the first large file's start and
+    /// finish are lost after B2 acted: the library must find out, from B2's answers, what
+    /// B2 did.
     pub lost_answers: bool,
 }
 
@@ -151,7 +152,11 @@ pub fn plain(emu: &Emulator, dir: &Path, options: Options) -> Vec<Step> {
         });
     }
     if options.lost_answers {
-        for call in ["b2_upload_file", "b2_finish_large_file"] {
+        for call in [
+            "b2_upload_file",
+            "b2_start_large_file",
+            "b2_finish_large_file",
+        ] {
             emu.inject(Fault {
                 call: call.into(),
                 count: 1,
