@@ -171,6 +171,12 @@ impl Emulator {
             variants: variants::Variants::default(),
         });
         for rule in &config.variants {
+            if rule.call != "*" && calls::find(&rule.call).is_none() {
+                return Err(io::Error::other(format!(
+                    "answer variants for an unknown call name {:?}",
+                    rule.call
+                )));
+            }
             shared.variants.set(rule);
         }
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);

@@ -136,3 +136,17 @@ fn variants_are_set_and_cleared_over_the_control_api() {
     let buckets = b2.ok("b2_list_buckets", json!({"accountId": b2.account_id}));
     assert_eq!(buckets["buckets"][0]["bucketType"], "allPrivate");
 }
+
+#[test]
+fn a_rule_for_a_call_b2_does_not_have_is_refused_at_start() {
+    let mut cfg = config();
+    cfg.variants = vec![rule("b2_nope", &[Variant::Null], 0)];
+    let err = b2_emulator::Emulator::start(cfg).err().expect("refused");
+    assert!(err.to_string().contains("b2_nope"), "{err}");
+    let mut cfg = config();
+    cfg.variants = vec!["b2_list_buckets=null@2".parse().unwrap()];
+    let emu = b2_emulator::Emulator::start(cfg).unwrap();
+    let b2 = B2::master(&emu);
+    let buckets = b2.ok("b2_list_buckets", json!({"accountId": b2.account_id}));
+    assert_eq!(buckets["buckets"][0]["bucketType"], Value::Null);
+}
