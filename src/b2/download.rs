@@ -351,7 +351,19 @@ impl DownloadJob<'_> {
             }
             _ => {}
         }
-        let size = self.version.content_length;
+        let size = match (self.version.length(), &self.version.file_id) {
+            (Some(size), Some(_)) => size,
+            _ => {
+                return Err(Error::Remote {
+                    message: format!(
+                        "{}; it cannot be restored and checked without a file id and a length, so nothing was written to {}",
+                        self.version.unreadable().unwrap_or_default(),
+                        dest.display()
+                    ),
+                    retryable: false,
+                })
+            }
+        };
         self.client.op.add_total(size);
         let expected = self.version.whole_sha1();
         // A mismatch is fetched once more: bytes damaged on the way differ from one try to
@@ -510,7 +522,7 @@ impl DownloadJob<'_> {
                 let mut req = client
                     .decorate(client.http().get(url), &auth.token)
                     .query(&[("fileId", url_file_id.as_str())]);
-                if len > 0 && (offset > 0 || len < self.version.content_length || done > 0) {
+                if len > 0 && (offset > 0 || len < self.version.bytes() || done > 0) {
                     req = req.header("Range", format!("bytes={start}-{}", end - 1));
                 }
                 // SSE-C: the key on every request, every range included.

@@ -12,7 +12,7 @@ use std::fmt;
 use base64::Engine;
 use md5::{Digest, Md5};
 use reqwest::header::HeaderValue;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::api::FileVersion;
 use crate::error::Error;
@@ -86,15 +86,6 @@ pub struct StartEncryption<'a> {
     customer_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer_key_md5: Option<&'a str>,
-}
-
-/// `serverSideEncryption` of a file version as B2 shows it (mode and algorithm only).
-#[derive(Deserialize, Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileEncryption {
-    #[serde(default)]
-    pub mode: Option<String>,
-    #[serde(default)]
-    pub algorithm: Option<String>,
 }
 
 fn sensitive(value: &str) -> Option<HeaderValue> {
@@ -295,19 +286,12 @@ mod tests {
             info.insert(KEY_MD5_INFO.to_string(), m.to_string());
         }
         FileVersion {
-            file_id: Some("id".into()),
-            file_name: "f".into(),
-            action: Default::default(),
-            content_length: 0,
-            content_sha1: None,
             file_info: info,
-            upload_timestamp: 0,
-            server_side_encryption: mode.map(|m| FileEncryption {
+            server_side_encryption: mode.map(|m| crate::b2::api::FileEncryption {
                 mode: Some(m.into()),
                 algorithm: Some("AES256".into()),
             }),
-            file_retention: None,
-            legal_hold: None,
+            ..FileVersion::new("id", "f", crate::b2::api::Action::Upload, 0)
         }
     }
 

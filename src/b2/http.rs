@@ -7,8 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::client::Failed;
-use super::retry::{B2Failure, Failure};
-use crate::error::{Error, Result};
+use super::retry::B2Failure;
 use crate::operation::Operation;
 
 /// One request whose answer is JSON, bounded by `timeout` in all (API answers are small).
@@ -40,16 +39,7 @@ pub async fn exchange_json<T: DeserializeOwned>(
             op.note_b2_clock(b2_ms as i64 - super::upload::now_ms() as i64);
         }
         match sent {
-            Ok(resp) if resp.status().is_success() => {
-                read_json(call, resp).await.map_err(|e| match e {
-                    // A success whose body was cut off: the call may simply be made again.
-                    Error::Network(_) => Failed {
-                        failure: Failure::Transient { retry_after: None },
-                        error: e,
-                    },
-                    other => Failed::fatal(other),
-                })
-            }
+            Ok(resp) if resp.status().is_success() => read_success(call, resp).await,
             Ok(resp) => Err(failure_from_response(call, resp).await),
             Err(e) => Err(network_failure(call, &e)),
         }
@@ -72,16 +62,26 @@ pub fn timed_out(call: &str, timeout: Duration) -> Failed {
     Failed::from(B2Failure::unanswered(call, message, true))
 }
 
-pub async fn read_json<T: DeserializeOwned>(call: &str, resp: reqwest::Response) -> Result<T> {
+/// A success answer's JSON. One that is cut off, or that cannot be read, is taken as a
+/// lost answer: B2 acted, and did not say how, so a call that changes something is
+/// settled (`settle.rs`, the upload's check for a stored version) before it is made again.
+pub async fn read_success<T: DeserializeOwned>(
+    call: &str,
+    resp: reqwest::Response,
+) -> std::result::Result<T, Failed> {
     let bytes = resp.bytes().await.map_err(|e| {
-        Error::Network(format!(
+        let message = format!(
             "the answer of B2 to {call} was cut off: {}",
             error_chain(&e)
-        ))
+        );
+        Failed::from(B2Failure::unanswered(call, message, true))
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
-        message: format!("B2 answered {call} with JSON this library does not understand: {e}"),
-        retryable: false,
+    serde_json::from_slice(&bytes).map_err(|e| {
+        // serde's message names the field and position, never a value of the answer.
+        let message = format!(
+            "B2 answered {call} with a success this library cannot read ({e}); B2 may have acted on it"
+        );
+        Failed::from(B2Failure::unanswered(call, message, true))
     })
 }
 

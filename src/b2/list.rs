@@ -1,7 +1,7 @@
 //! Listings, page by page with the largest page B2 allows: file names, file versions,
 //! unfinished large files and parts.
 
-use super::api::{Action, FileVersion, Part};
+use super::api::{FileVersion, Part};
 use super::calls::{ListFileNames, ListFileVersions, ListParts, ListUnfinishedLargeFiles};
 use super::client::B2Client;
 use crate::error::Result;
@@ -103,7 +103,7 @@ pub async fn find_file(
     let page = lister.next_page(client).await?.unwrap_or_default();
     Ok(page
         .into_iter()
-        .find(|f| f.file_name == name && f.action == Action::Upload))
+        .find(|f| f.file_name == name && f.is_stored()))
 }
 
 /// Unfinished large files whose name is exactly `name`.

@@ -4,13 +4,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::lenient;
+
 /// The two retention modes: governance may be shortened or lifted by a key with
-/// `bypassGovernance`; compliance by nobody.
+/// `bypassGovernance`; compliance by nobody. `Unknown` is a mode B2 reported that this
+/// library does not know (its text is kept in `RetentionValue`): it is never sent, and a
+/// version under it counts as held and not bypassable, the safe side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RetentionMode {
     Governance,
     Compliance,
+    Unknown,
 }
 
 impl RetentionMode {
@@ -18,15 +23,26 @@ impl RetentionMode {
         match self {
             RetentionMode::Governance => "governance",
             RetentionMode::Compliance => "compliance",
+            RetentionMode::Unknown => "unknown",
         }
     }
 
-    /// Compliance is the stronger of the two.
+    fn read(text: &str) -> RetentionMode {
+        match text.to_ascii_lowercase().as_str() {
+            "governance" => RetentionMode::Governance,
+            "compliance" => RetentionMode::Compliance,
+            _ => RetentionMode::Unknown,
+        }
+    }
+
+    /// Compliance is the stronger of the two; a known mode is preferred to an unknown one,
+    /// which cannot be sent.
     pub fn strongest(self, other: RetentionMode) -> RetentionMode {
-        if self == RetentionMode::Compliance || other == RetentionMode::Compliance {
-            RetentionMode::Compliance
-        } else {
-            RetentionMode::Governance
+        use RetentionMode::*;
+        match (self, other) {
+            (Compliance, _) | (_, Compliance) => Compliance,
+            (Unknown, Unknown) => Unknown,
+            _ => Governance,
         }
     }
 }
@@ -78,61 +94,97 @@ impl Retention {
 
     /// Whether this retention holds at least as long and as strongly as `wanted`.
     pub fn covers(&self, wanted: &Retention) -> bool {
-        self.retain_until_timestamp >= wanted.retain_until_timestamp
-            && (self.mode == RetentionMode::Compliance || wanted.mode == RetentionMode::Governance)
+        // A mode this library does not know promises nothing it can check.
+        let strong_enough = match self.mode {
+            RetentionMode::Compliance => true,
+            RetentionMode::Governance => wanted.mode == RetentionMode::Governance,
+            RetentionMode::Unknown => false,
+        };
+        self.retain_until_timestamp >= wanted.retain_until_timestamp && strong_enough
     }
 }
 
-/// B2's wrapper of lock settings it shows only to keys allowed to read them.
+/// B2's wrapper of settings it shows only to keys allowed to read them (Object Lock,
+/// default encryption).
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
+#[serde(bound(deserialize = "T: serde::de::DeserializeOwned"))]
 pub struct Readable<T> {
-    #[serde(default)]
-    pub is_client_authorized_to_read: bool,
-    #[serde(default = "Option::default")]
+    /// None: B2 sent null or nothing.
+    #[serde(default, deserialize_with = "lenient::opt")]
+    pub is_client_authorized_to_read: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub value: Option<T>,
 }
 
 impl<T> Readable<T> {
-    /// The value, or None when the key may not read it.
+    /// The value, or None when the key may not read it. A flag that is null or absent is
+    /// read from the value: a value B2 sent is readable, and without one nothing is known.
     pub fn readable(&self) -> Option<&Option<T>> {
-        self.is_client_authorized_to_read.then_some(&self.value)
+        let authorized = self
+            .is_client_authorized_to_read
+            .unwrap_or(self.value.is_some());
+        authorized.then_some(&self.value)
+    }
+
+    /// B2 said the key may not read it.
+    pub fn refused(&self) -> bool {
+        self.is_client_authorized_to_read == Some(false)
     }
 }
 
-/// `fileRetention.value` of a file version: `{"mode": null}` when none.
-#[derive(Deserialize, Debug, Clone, Copy)]
+/// `fileRetention.value` of a file version: `{"mode": null}` when none. A mode this
+/// library does not know is kept as B2 wrote it.
+#[derive(Deserialize, Debug, Clone, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionValue {
-    #[serde(default)]
-    pub mode: Option<RetentionMode>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
+    pub mode: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub retain_until_timestamp: Option<u64>,
+}
+
+impl RetentionValue {
+    /// The retention it describes; None for none (no mode, or no end).
+    pub fn retention(&self) -> Option<Retention> {
+        Some(Retention {
+            mode: RetentionMode::read(self.mode.as_deref()?),
+            retain_until_timestamp: self.retain_until_timestamp?,
+        })
+    }
 }
 
 /// `fileLockConfiguration.value` of a bucket.
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct BucketLockValue {
-    #[serde(default)]
-    pub is_file_lock_enabled: bool,
-    #[serde(default)]
+    /// None when B2 sent null (b2sdk's simulator does for a bucket made without it).
+    #[serde(default, deserialize_with = "lenient::opt")]
+    pub is_file_lock_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub default_retention: Option<DefaultRetention>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct DefaultRetention {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "mode")]
     pub mode: Option<RetentionMode>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt")]
     pub period: Option<Period>,
+}
+
+fn mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RetentionMode>, D::Error> {
+    let text: Option<String> = lenient::opt(d)?;
+    Ok(text.as_deref().map(RetentionMode::read))
 }
 
 #[derive(Deserialize, Debug, Clone)]
 pub struct Period {
-    pub duration: u64,
-    pub unit: String,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    pub duration: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    pub unit: Option<String>,
 }
 
 /// What the key may know of a bucket's Object Lock.
@@ -212,8 +264,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            r.readable().unwrap().unwrap().mode,
-            Some(RetentionMode::Governance)
+            r.readable()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .retention()
+                .unwrap()
+                .mode,
+            RetentionMode::Governance
         );
         let hidden: Readable<RetentionValue> =
             serde_json::from_str(r#"{"isClientAuthorizedToRead": false, "value": null}"#).unwrap();

@@ -9,6 +9,7 @@ pub mod download;
 pub mod encryption;
 pub mod http;
 mod in_order;
+pub mod lenient;
 pub mod list;
 pub mod lock;
 pub mod retry;

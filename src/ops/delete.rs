@@ -22,6 +22,7 @@ struct Freed {
     bytes: u64,
     large_files_cancelled: u64,
     held: Held,
+    odd: super::OddEntries,
 }
 
 /// What became of one version.
@@ -47,6 +48,10 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
         "bytes_freed": freed.bytes,
         "cancelled_large_files": freed.large_files_cancelled,
     }));
+    freed.odd.warn(
+        &mut report,
+        "those with a file id were deleted like any other version",
+    );
     let held = freed.held;
     if dest.object_lock().is_some() || held.versions > 0 {
         if let serde_json::Value::Object(more) = held.fields() {
@@ -111,6 +116,7 @@ async fn remove_all(
         let (hide, mine): (Vec<FileVersion>, Vec<FileVersion>) = page
             .into_iter()
             .filter(|v| v.file_name == file_name || v.file_name.starts_with(&dir_prefix))
+            .inspect(|v| freed.odd.note(v))
             .filter(|v| v.action != Action::Folder)
             .partition(|v| v.action == Action::Hide);
         hides.extend(hide);
@@ -176,11 +182,16 @@ async fn remove(
             },
         );
     }
-    let bytes = if v.action == Action::Upload {
-        v.content_length
-    } else {
-        0
-    };
+    if v.file_id.is_none() {
+        return Err(Error::Remote {
+            message: format!(
+                "{}; it cannot be deleted without one: delete it with Backblaze's web console, or try again later",
+                v.unreadable().unwrap_or_default()
+            ),
+            retryable: false,
+        });
+    }
+    let bytes = if v.is_stored() { v.bytes() } else { 0 };
     let bypass = match lock::delete_plan(v, may_bypass, upload::now_ms()) {
         DeletePlan::Held(until) => return Ok(Removed::Held(bytes, until)),
         DeletePlan::Delete { bypass } => bypass,
@@ -190,15 +201,7 @@ async fn remove(
         ..DeleteFileVersion::of(v)
     };
     let called = client.delete_file_version(&request).await;
-    let freed = Removed::Freed(
-        1,
-        if v.action == Action::Upload {
-            v.content_length
-        } else {
-            0
-        },
-        false,
-    );
+    let freed = Removed::Freed(1, bytes, false);
     match called.result {
         Ok(_) => Ok(freed),
         // Held although the key could not read it so (or it was locked meanwhile).

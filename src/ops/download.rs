@@ -48,7 +48,7 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
             return Ok(report);
         }
     }
-    let files = list::current_files(dest, &bucket.id, &path).await?;
+    let (files, odd) = list::current_files(dest, &bucket.id, &path).await?;
     if files.is_empty() {
         return Err(Error::NotFound(format!(
             "nothing is stored at \"{}\" in the backup directory; list the destination to see what is there",
@@ -152,6 +152,10 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
         "remote_path": path.relative, "size": total, "verified": verified, "file_count": count, "files": entries,
     }));
     report.warnings = unverified;
+    odd.warn(
+        &mut report,
+        "those taken as stored files were restored and checked like any other",
+    );
     if let Some(e) = failure {
         let note = format!(
             "{count} file(s) were restored into {} before it stopped and are kept, each verified whole (listed in \"files\"); the other {} were not restored and nothing partial of them was left (\"failed\", \"not_started\")",

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::{Destination, Report};
-use crate::b2::api::{Action, FileVersion};
+use super::{Destination, OddEntries, Report};
+use crate::b2::api::FileVersion;
 use crate::b2::list::{self, FileLister};
 use crate::error::Result;
 use crate::remote_path::{relative_to, EmptyPath, RemotePath};
@@ -11,7 +11,7 @@ use crate::remote_path::{relative_to, EmptyPath, RemotePath};
 pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
     let mut entry = json!({
         "path": relative_to(&f.file_name, &dest.config.backup_directory).unwrap_or_else(|| f.file_name.clone()),
-        "size": f.content_length,
+        "size": f.length(),
         "sha1": f.whole_sha1(),
         "modified_ms": f.modified_ms(),
         "file_id": f.id(),
@@ -25,30 +25,37 @@ pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
     entry
 }
 
-/// The current files at `path`: the file itself, or everything below it.
+/// The current files at `path`: the file itself, or everything below it, and the entries
+/// B2 listed there that could not be fully read.
 pub async fn current_files(
     dest: &Destination,
     bucket_id: &str,
     path: &RemotePath,
-) -> Result<Vec<FileVersion>> {
+) -> Result<(Vec<FileVersion>, OddEntries)> {
+    let mut odd = OddEntries::default();
     let mut files: Vec<FileVersion> = FileLister::names(bucket_id, &path.dir_prefix())
         .collect_all(&dest.client)
         .await?
         .into_iter()
-        .filter(|f| f.action == Action::Upload)
+        .inspect(|f| odd.note(f))
+        .filter(FileVersion::is_stored)
         .collect();
     if files.is_empty() && !path.relative.is_empty() {
-        files.extend(list::find_file(&dest.client, bucket_id, &path.object_name).await?);
+        let found = list::find_file(&dest.client, bucket_id, &path.object_name).await?;
+        found.iter().for_each(|f| odd.note(f));
+        files.extend(found);
     }
-    Ok(files)
+    Ok((files, odd))
 }
 
 pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
     let path = RemotePath::resolve(remote, &dest.config.backup_directory, EmptyPath::Allowed)?;
     let bucket = dest.bucket().await?;
-    let files = current_files(dest, &bucket.id, &path).await?;
+    let (files, odd) = current_files(dest, &bucket.id, &path).await?;
     let entries: Vec<Value> = files.iter().map(|f| entry(dest, f)).collect();
-    Ok(Report::with(
+    let mut report = Report::with(
         json!({"remote_path": path.relative, "count": entries.len(), "entries": entries}),
-    ))
+    );
+    odd.warn(&mut report, "those taken as stored files are listed");
+    Ok(report)
 }

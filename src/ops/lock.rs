@@ -163,7 +163,7 @@ impl Held {
     /// Counts `v` when it is held at `now` as far as the key can read.
     pub fn count(&mut self, v: &FileVersion, lock: &VersionLock, now: u64) {
         if let Some(until) = lock.held(now) {
-            self.add(v.content_length, until);
+            self.add(v.bytes(), until);
         }
     }
 
@@ -194,10 +194,7 @@ impl Held {
 pub fn entry_fields(v: &FileVersion) -> Vec<(&'static str, Value)> {
     let lock = v.lock();
     let mut fields = Vec::new();
-    if v.file_retention
-        .as_ref()
-        .is_some_and(|r| !r.is_client_authorized_to_read)
-    {
+    if v.file_retention.as_ref().is_some_and(|r| r.refused()) {
         fields.push(("retention_readable", json!(false)));
     }
     if let Some(retention) = lock.retention {
@@ -205,10 +202,61 @@ pub fn entry_fields(v: &FileVersion) -> Vec<(&'static str, Value)> {
             "retain_until_ms",
             json!(retention.map(|r| r.retain_until_timestamp)),
         ));
-        fields.push(("retention_mode", json!(retention.map(|r| r.mode.as_str()))));
+        // A mode this library does not know is shown as B2 wrote it.
+        let mode = v
+            .file_retention
+            .as_ref()
+            .and_then(|r| r.value.as_ref())
+            .and_then(|r| r.mode.clone());
+        let shown = retention.map(|r| match r.mode {
+            RetentionMode::Unknown => mode.unwrap_or_default(),
+            known => known.as_str().to_string(),
+        });
+        fields.push(("retention_mode", json!(shown)));
     }
     if let Some(hold) = lock.legal_hold {
         fields.push(("legal_hold", json!(hold)));
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(retention: Value) -> FileVersion {
+        serde_json::from_value(json!({
+            "fileId": "i", "fileName": "f", "action": "upload", "contentLength": 1,
+            "fileRetention": {"isClientAuthorizedToRead": true, "value": retention}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_retention_mode_b2_adds_is_held_and_never_bypassed() {
+        let v = version(json!({"mode": "frozen", "retainUntilTimestamp": 100}));
+        assert!(matches!(
+            delete_plan(&v, true, 50),
+            DeletePlan::Held(Some(100))
+        ));
+        assert!(matches!(
+            delete_plan(&v, true, 150),
+            DeletePlan::Delete { bypass: false }
+        ));
+        let shown = entry_fields(&v);
+        assert!(
+            shown.contains(&("retention_mode", json!("frozen"))),
+            "{shown:?}"
+        );
+        let v = version(json!({"mode": "governance", "retainUntilTimestamp": 100}));
+        assert!(matches!(
+            delete_plan(&v, true, 50),
+            DeletePlan::Delete { bypass: true }
+        ));
+        assert!(matches!(
+            delete_plan(&v, false, 50),
+            DeletePlan::Held(Some(100))
+        ));
+        assert!(entry_fields(&v).contains(&("retention_mode", json!("governance"))));
+    }
 }

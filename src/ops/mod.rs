@@ -62,6 +62,44 @@ impl Report {
     }
 }
 
+/// Entries of a listing this library could not fully read (`FileVersion::unreadable`):
+/// never dropped in silence, they are counted and the first few named in a warning.
+#[derive(Clone, Debug, Default)]
+pub struct OddEntries {
+    pub count: u64,
+    pub named: Vec<String>,
+}
+
+impl OddEntries {
+    const NAMED: usize = 5;
+
+    pub fn note(&mut self, v: &crate::b2::api::FileVersion) {
+        if let Some(why) = v.unreadable() {
+            self.count += 1;
+            if self.named.len() < Self::NAMED {
+                self.named.push(why);
+            }
+        }
+    }
+
+    /// One warning, saying what the operation did with them.
+    pub fn warn(&self, report: &mut Report, done: &str) {
+        if self.count == 0 {
+            return;
+        }
+        let more = match self.count - self.named.len() as u64 {
+            0 => String::new(),
+            n => format!("; and {n} more"),
+        };
+        report.warnings.push(format!(
+            "{} entr{} of B2's listing could not be fully read ({}{more}); {done}",
+            self.count,
+            if self.count == 1 { "y" } else { "ies" },
+            self.named.join("; "),
+        ));
+    }
+}
+
 /// A configured destination, bound to its B2 session for one operation.
 pub struct Destination {
     pub config: DestinationConfig,

@@ -7,7 +7,7 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
 use super::{Destination, Report};
-use crate::b2::api::{Action, FileVersion};
+use crate::b2::api::FileVersion;
 use crate::b2::calls::UpdateFileRetention;
 use crate::b2::list::FileLister;
 use crate::b2::lock::Retention;
@@ -111,7 +111,7 @@ async fn extend_all(
                 (!path.relative.is_empty() && v.file_name == file_name)
                     || v.file_name.starts_with(&dir_prefix)
             })
-            .filter(|v| v.action == Action::Upload)
+            .filter(|v| v.is_stored())
             .collect();
         let mut work = Vec::new();
         for v in &mine {

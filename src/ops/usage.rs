@@ -82,7 +82,7 @@ pub fn adjust(dest: &Destination, bucket_id: &str, object_name: &str, delta: i64
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Usage {
     pub used_bytes: u64,
     pub files: u64,
@@ -96,6 +96,9 @@ pub struct Usage {
     pub held: super::lock::Held,
     /// Versions whose retention the key may not read (no `readFileRetentions`).
     pub lock_unreadable: u64,
+    /// Entries B2 listed that this library could not fully read: how many, and what was
+    /// wrong with the first few (see `FileVersion::unreadable`).
+    pub odd_entries: super::OddEntries,
 }
 
 /// Lists every version under the backup directory (and the parts of unfinished large
@@ -109,10 +112,11 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
         for v in page {
             // Versions come newest first within a name: the first one says if it is current.
             let first_of_name = last_name.as_deref() != Some(v.file_name.as_str());
+            usage.odd_entries.note(&v);
             match v.action {
-                Action::Upload => {
+                _ if v.is_stored() => {
                     usage.versions += 1;
-                    usage.used_bytes += v.content_length;
+                    usage.used_bytes += v.bytes();
                     let lock = v.lock();
                     if lock.retention.is_none() {
                         usage.lock_unreadable += 1;
@@ -123,7 +127,7 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                     }
                 }
                 Action::Hide => usage.hide_markers += 1,
-                Action::Start => {
+                Action::Start if v.file_id.is_some() => {
                     let parts = list::parts(client, v.id()).await?;
                     let window = dest.config.resume_window;
                     if upload::is_abandoned(&v, &parts, window, upload::now_ms()) {
@@ -146,7 +150,7 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                     usage.unfinished_large_files += 1;
                     usage.used_bytes += parts.iter().map(|p| p.content_length).sum::<u64>();
                 }
-                Action::Folder | Action::Unknown => {}
+                _ => {}
             }
             if v.action != Action::Start {
                 last_name = Some(v.file_name);
@@ -225,6 +229,10 @@ pub async fn run(dest: &Destination) -> Result<Report> {
             ((u.used_bytes as f64 / quota as f64 * 10_000.0).round() / 100.0).into();
     }
     let mut report = Report::with(fields);
+    u.odd_entries.warn(
+        &mut report,
+        "counted in used_bytes with the length B2 gave (0 where none)",
+    );
     if unreadable {
         report.warnings.push(format!(
             "the application key lacks readFileRetentions, so it cannot tell whether {} version(s) are locked (lock_readable: false, the locked figures null): give the key readFileRetentions to see them",

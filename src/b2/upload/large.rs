@@ -14,7 +14,7 @@ use super::unfinished::{
     utc_time, LIVE_WITHIN,
 };
 use super::{now_ms, UploadJob, UploadedFile, CONTENT_TYPE};
-use crate::b2::api::{Action, FileVersion, Part};
+use crate::b2::api::{FileVersion, Part};
 use crate::b2::calls::{
     FinishLargeFile, GetFileInfo, GetUploadPartUrl, StartLargeFile, UploadPart,
 };
@@ -134,8 +134,8 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             .get_file_info(&GetFileInfo { file_id })
             .await
             .ok()?;
-        let same = info.action == Action::Upload
-            && info.content_length == job.file.size()
+        let same = info.is_stored()
+            && info.length() == Some(job.file.size())
             && info.whole_sha1().as_deref() == Some(whole);
         if !same || job.file.check_unchanged().is_err() {
             return None;
@@ -173,12 +173,13 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             file_retention: job.retention.as_ref(),
         };
         let client_ref = &client;
-        client.start_large_file(&body, || async move {
+        let started_for_us = || async move {
             let found = list::unfinished_large_files(client_ref, job.bucket_id, job.object_name)
                 .await?
                 .into_iter()
                 .find(|f| {
-                    same_content(f, info)
+                    f.file_id.is_some()
+                        && same_content(f, info)
                         && job.client.encryption.matches(f)
                         && keeps_lock(f, job.retention.as_ref())
                 });
@@ -192,9 +193,22 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                 );
             }
             Ok(found)
+        };
+        let started = client
+            .start_large_file(&body, started_for_us)
+            .await
+            .result?;
+        if started.file_id.is_some() {
+            return Ok(started);
+        }
+        // B2 started a file and did not say which: found as after a lost answer.
+        started_for_us().await?.ok_or_else(|| Error::Remote {
+            message: format!(
+                "B2 answered b2_start_large_file for {} without a file id, and no started file of this upload was found; try again",
+                job.object_name
+            ),
+            retryable: true,
         })
-        .await
-        .result
     }
 
     /// The failure of an upload whose parts stay on B2, saying so and for how long.
@@ -207,7 +221,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         } else {
             format!(
                 "if no upload of it comes, they are cancelled after {} (the resume window, {} h from the upload's start) by the next upload, usage or delete that sees them",
-                utc_time(file.upload_timestamp + window.as_millis() as u64),
+                utc_time(file.uploaded_ms() + window.as_millis() as u64),
                 window.as_secs() / 3600
             )
         };
@@ -254,6 +268,13 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             other => other?,
         };
         for candidate in unfinished {
+            if candidate.file_id.is_none() {
+                // Nothing can be done with it (no parts to list, nothing to cancel).
+                client
+                    .op
+                    .log(LogLevel::Warn, candidate.unreadable().unwrap_or_default());
+                continue;
+            }
             if candidate.file_name != job.object_name {
                 if is_ours(&candidate) && past_window(&candidate, job.resume_window, now) {
                     let parts = list::parts(client, candidate.id()).await?;
@@ -316,7 +337,8 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
             let (_, len) = self.part_range(part.part_number);
             if part.content_length == len && self.local_part_matches(&part) {
                 client.op.add_done(len);
-                kept.insert(part.part_number, part.content_sha1.to_ascii_lowercase());
+                let sha1 = part.content_sha1.unwrap_or_default().to_ascii_lowercase();
+                kept.insert(part.part_number, sha1);
             }
         }
         client.op.log(
@@ -334,7 +356,8 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
     /// Whether a part on B2 has the SHA1 the first pass found for that part of the file.
     fn local_part_matches(&self, part: &Part) -> bool {
         self.part_sha1(part.part_number)
-            .is_some_and(|local| hex(&local).eq_ignore_ascii_case(&part.content_sha1))
+            .zip(part.content_sha1.as_deref())
+            .is_some_and(|(local, b2)| hex(&local).eq_ignore_ascii_case(b2))
     }
 
     async fn send_and_finish(
@@ -367,14 +390,14 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         let finished: Result<FileVersion> = detached
             .finish_large_file(&body, || async move {
                 match detached_ref.get_file_info(&GetFileInfo { file_id }).await {
-                    Ok(v) if v.action == Action::Upload => Ok(Some(v)),
+                    Ok(v) if v.is_stored() => Ok(Some(v)),
                     Ok(_) | Err(Error::NotFound(_)) => Ok(None),
                     Err(e) => Err(e),
                 }
             })
             .await
             .result;
-        let stored = match finished {
+        let mut stored = match finished {
             Ok(v) => v,
             // A finish retried after a lost answer is refused although the first one
             // worked: ask B2 what became of the file before calling it a failure.
@@ -383,10 +406,12 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
                 .get_file_info(&GetFileInfo { file_id })
                 .await
             {
-                Ok(v) if v.action == Action::Upload => v,
+                Ok(v) if v.is_stored() => v,
                 _ => return Err(e),
             },
         };
+        // The finish answers for the file it was asked to finish, said or not.
+        stored.file_id.get_or_insert_with(|| file_id.to_string());
         Ok(UploadedFile {
             object_name: job.object_name.to_string(),
             size: job.file.size(),

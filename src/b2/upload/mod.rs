@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 
 use super::api::FileVersion;
 use super::client::{B2Client, Failed};
-use super::http::{failure_from_response, network_failure, read_json, timed_out};
+use super::http::{failure_from_response, network_failure, read_success, timed_out};
 use super::lock::Retention;
 use super::retry::Failure;
 use super::session::UploadTarget;
@@ -171,9 +171,7 @@ impl UploadJob<'_> {
             self.client.op.count_call(call);
         }
         let answer = match sent {
-            Some(Ok(resp)) if resp.status().is_success() => {
-                read_json::<T>(call, resp).await.map_err(Failed::fatal)
-            }
+            Some(Ok(resp)) if resp.status().is_success() => read_success::<T>(call, resp).await,
             Some(Ok(resp)) => Err(failure_from_response(call, resp).await),
             Some(Err(e)) => Err(network_failure(call, &e)),
             None => Err(timed_out(call, timeout)),

@@ -9,7 +9,7 @@ use crate::b2::api::{Action, FileVersion};
 use crate::b2::calls::UploadFile;
 use crate::b2::client::Failed;
 use crate::b2::list::FileLister;
-use crate::b2::retry::Failure;
+use crate::b2::retry::{B2Failure, Failure};
 use crate::error::{Error, Result};
 use crate::local::file::hex;
 
@@ -80,6 +80,19 @@ impl SimpleUpload<'_, '_> {
                             failed
                         })?;
                     client.return_upload_target(job.bucket_id, target);
+                    if stored.file_id.is_none() || stored.whole_sha1().is_none() {
+                        // B2 stored something and did not say what: found as after a lost
+                        // answer, never sent a second time unseen.
+                        if let Ok(mut slot) = unanswered.lock() {
+                            *slot = Some(digest);
+                        }
+                        let message = "B2 answered b2_upload_file without the file id or SHA1 of what it stored; looking for it".to_string();
+                        return Err(Failed::from(B2Failure::unanswered(
+                            "b2_upload_file",
+                            message,
+                            true,
+                        )));
+                    }
                     Ok((stored, digest))
                 }
             })
@@ -150,11 +163,13 @@ impl SimpleUpload<'_, '_> {
         let mtime = job.file.identity.modified_millis().to_string();
         let sha1 = hex(digest);
         Ok(newest.filter(|v| {
-            v.action == Action::Upload
-                && v.content_length == job.file.size()
+            v.is_stored()
+                && v.length() == Some(job.file.size())
                 && v.whole_sha1().as_deref() == Some(sha1.as_str())
                 && v.file_info.get("src_last_modified_millis") == Some(&mtime)
-                && v.upload_timestamp + CLOCK_SKEW_MS >= began_ms
+                // Without B2's time, an identical version (same content, same mtime) from
+                // before stands for this one: the host's file is on B2 either way.
+                && v.upload_timestamp.map_or(true, |t| t + CLOCK_SKEW_MS >= began_ms)
                 && job.client.encryption.matches(v)
                 && job.retention.as_ref().map_or(true, |wanted| {
                     v.lock()

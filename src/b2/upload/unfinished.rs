@@ -52,7 +52,7 @@ pub fn is_live(file: &FileVersion, parts: &[Part], now_ms: u64) -> bool {
     let newest = parts
         .iter()
         .map(|p| p.upload_timestamp)
-        .chain([file.upload_timestamp])
+        .chain([file.uploaded_ms()])
         .max()
         .unwrap_or(0);
     newest + LIVE_WITHIN.as_millis() as u64 > now_ms
@@ -60,7 +60,7 @@ pub fn is_live(file: &FileVersion, parts: &[Part], now_ms: u64) -> bool {
 
 /// Whether the resume window of `file`, counted from B2's start of it, is over.
 pub fn past_window(file: &FileVersion, window: std::time::Duration, now_ms: u64) -> bool {
-    file.upload_timestamp + window.as_millis() as u64 <= now_ms
+    file.uploaded_ms() + window.as_millis() as u64 <= now_ms
 }
 
 /// An unfinished large file of this library that nobody resumed within `window` of its
