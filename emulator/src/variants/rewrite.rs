@@ -38,7 +38,6 @@ impl Rng {
 /// told"): b2sdk reads each as optional. Lock flags and values are handled apart, since
 /// there null can mean "no lock" or "not readable".
 const NOT_TOLD: &[&str] = &[
-    "fileInfo",
     "uploadTimestamp",
     "contentSha1",
     "serverSideEncryption",
@@ -148,7 +147,9 @@ fn rewrite_object(map: &mut Map<String, Value>, set: VariantSet, listing: bool, 
             take_away(map, "fileNamePrefix", &how);
         }
     }
-    // Null reads as "no rules" only where there are none (the rules mean something).
+    // Null reads as "no rules" only where there are none (the rules mean something), and
+    // as "no file info" only where there is none (b2sdk reads a null fileInfo as {}; the
+    // info a client stored is what it stored, never dropped).
     if map
         .get("lifecycleRules")
         .and_then(Value::as_array)
@@ -156,6 +157,15 @@ fn rewrite_object(map: &mut Map<String, Value>, set: VariantSet, listing: bool, 
     {
         if let Some(how) = gone(set, rng) {
             take_away(map, "lifecycleRules", &how);
+        }
+    }
+    if map
+        .get("fileInfo")
+        .and_then(Value::as_object)
+        .is_some_and(Map::is_empty)
+    {
+        if let Some(how) = gone(set, rng) {
+            take_away(map, "fileInfo", &how);
         }
     }
     if map.get("isFileLockEnabled") == Some(&Value::Bool(false)) {

@@ -101,14 +101,12 @@ fn no_variant_leaves_the_answer_alone() {
 fn null_makes_the_optional_fields_null_and_keeps_the_locks() {
     let out = shaped("b2_list_file_versions", listing(), &[Variant::Null], 7);
     let locked = &out["files"][0];
-    for key in [
-        "fileInfo",
-        "uploadTimestamp",
-        "contentSha1",
-        "serverSideEncryption",
-    ] {
+    for key in ["uploadTimestamp", "contentSha1", "serverSideEncryption"] {
         assert_eq!(locked[key], Value::Null, "{key}: {locked}");
     }
+    // The info a client stored stays; none may read as null.
+    assert_eq!(locked["fileInfo"], locked_upload()["fileInfo"]);
+    assert_eq!(out["files"][2]["fileInfo"], Value::Null);
     // The retention is told: its value stays, only the flag goes.
     assert_eq!(locked["fileRetention"]["value"]["mode"], "governance");
     assert_eq!(
@@ -183,14 +181,10 @@ fn a_lock_that_is_on_is_never_taken_away() {
 fn absent_removes_what_null_would_null() {
     let out = shaped("b2_get_file_info", locked_upload(), &[Variant::Absent], 9);
     let f = out.as_object().unwrap();
-    for key in [
-        "fileInfo",
-        "uploadTimestamp",
-        "contentSha1",
-        "serverSideEncryption",
-    ] {
+    for key in ["uploadTimestamp", "contentSha1", "serverSideEncryption"] {
         assert!(!f.contains_key(key), "{key}: {out}");
     }
+    assert!(f.contains_key("fileInfo"), "stored info stays: {out}");
     assert_eq!(out["fileRetention"]["value"]["mode"], "governance");
     assert_eq!(out["fileId"], "4_zb1_f0001");
 }
@@ -205,10 +199,10 @@ fn null_and_absent_together_take_both_shapes() {
             &[Variant::Null, Variant::Absent],
             seed,
         );
-        match out.get("fileInfo") {
+        match out.get("uploadTimestamp") {
             Some(Value::Null) => nulls += 1,
             None => gone += 1,
-            Some(other) => panic!("fileInfo kept: {other}"),
+            Some(other) => panic!("uploadTimestamp kept: {other}"),
         }
     }
     assert!(nulls > 0 && gone > 0, "{nulls} null, {gone} absent");
