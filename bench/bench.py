@@ -105,8 +105,10 @@ class Emulator:
 
     def control(self, method, path, body=None, timeout=600):
         data = None if body is None else json.dumps(body).encode()
+        # An HTTPS emulator answers its control API in plain HTTP on the same port.
+        base = self.url.replace("https://", "http://", 1)
         req = urllib.request.Request(
-            f"{self.url}/__emulator/{path}", data=data, method=method,
+            f"{base}/__emulator/{path}", data=data, method=method,
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -358,6 +360,10 @@ class Bench:
             self.bins["rclone-debian"] = args.rclone_debian
         self.sha1_bin = args.sha1_speed
         self.throughput_bin = args.throughput
+        # BENCH_ONLY=tls: only the HTTPS rows (a smoke run of them); BENCH_TLS_MB: their size.
+        self.only = os.environ.get("BENCH_ONLY", "")
+        self.tls_size = int(os.environ.get("BENCH_TLS_MB", "0")) * MIB or self.big
+        self.ca_file = None
         self.results = {}   # scenario key -> {tool: [runs]}
         self.titles = {}    # scenario key -> title
         self.floors = {}    # scenario key -> {"wall": s, "cpu": s, "why": text}
@@ -371,6 +377,8 @@ class Bench:
     def setup(self):
         base = os.environ.get("BENCH_TMPDIR", "/var/tmp")
         need = self.big * 2 + self.huge * 3 + self.wan_size * 2 + self.n_small * self.small_size * 4 + 4 * GIB
+        if self.only == "tls":
+            need = self.tls_size * 3 + GIB
         free = shutil.disk_usage(base).free
         if free < need:
             raise SystemExit(f"bench: {base} has {free / GIB:.1f} GiB free, needs about {need / GIB:.1f} GiB")
@@ -396,6 +404,11 @@ class Bench:
         self.connect(Emulator(self.work, 5_000_000, 100_000_000))
 
         t0 = time.time()
+        if self.only == "tls":
+            self.tls_path = os.path.join(self.work, "tls.bin")
+            self.tls_sha1 = make_big_file(self.tls_path, self.tls_size)
+            log(f"test file made in {time.time() - t0:.1f} s")
+            return
         self.big_path = os.path.join(self.work, "big.bin")
         self.big_sha1 = make_big_file(self.big_path, self.big)
         self.huge_path = os.path.join(self.work, "huge.bin")
@@ -414,9 +427,11 @@ class Bench:
         out = subprocess.run(cmd, capture_output=True, text=True)
         return (out.stdout or out.stderr).strip().splitlines()[0]
 
-    def connect(self, emu):
-        """Points every client at `emu` (configs, rclone remote, b2 CLI realm)."""
+    def connect(self, emu, ca_file=None):
+        """Points every client at `emu` (configs, rclone remote, b2 CLI realm); `ca_file`:
+        the PEM of an HTTPS emulator's CA, which every client is told to trust."""
         self.emu = emu
+        self.ca_file = ca_file
         self.configs = {}
         self.uploaded = set()
         log(f"emulator at {emu.url} (pid {emu.pid})")
@@ -442,6 +457,11 @@ class Bench:
             "B2_APPLICATION_KEY": KEY,
             "B2_ACCOUNT_INFO": os.path.join(self.work, "b2-account-info.sqlite"),
         })
+        if ca_file:
+            # The plugin: ca_file in its config. rclone: --ca-cert (RCLONE_CA_CERT). The b2
+            # CLI (requests): REQUESTS_CA_BUNDLE, and SSL_CERT_FILE for anything else.
+            self.envs["rclone"]["RCLONE_CA_CERT"] = ca_file
+            self.envs["b2"].update({"REQUESTS_CA_BUNDLE": ca_file, "SSL_CERT_FILE": ca_file})
 
     def config(self, directory, concurrency=CONCURRENCY):
         """The plugin's destination config for `directory`; concurrency None = its default."""
@@ -452,6 +472,8 @@ class Bench:
                     "bucket": BUCKET, "backup_directory": directory, "api_url": self.emu.url}
             if concurrency is not None:
                 body["concurrency"] = concurrency
+            if self.ca_file:
+                body["ca_file"] = self.ca_file
             with open(path, "w") as f:
                 json.dump(body, f)
             self.configs[key] = path
@@ -734,8 +756,32 @@ class Bench:
             kind = "upload" if "up" in key else "download"
             self.floors[key] = self.floor_for(kind, size, PLUGIN_DEFAULT_CONCURRENCY, True)
 
+    def scenarios_tls(self):
+        """Upload and restore over HTTPS, as against real B2: an emulator started with
+        --tls, every client trusting its CA. On loopback the difference from the plain
+        HTTP rows is the TLS work, which the CPU per GiB shows."""
+        self.emu.stop()
+        ca = os.path.join(self.work, "emulator-tls-ca.pem")
+        self.connect(Emulator(self.work, 5_000_000, 100_000_000, ["--tls", "--ca-out", ca],
+                              name="emulator-tls"), ca_file=ca)
+        if self.only == "tls":
+            path, sha1 = self.tls_path, self.tls_sha1
+        else:
+            path, sha1 = self.big_path, self.big_sha1
+        size = self.tls_size if self.only == "tls" else self.big
+        self.tls_gib = size / GIB
+        tools = ("plugin", "rclone", "b2")
+        self.scenario_upload("tls-up", path, size, tools,
+                             title=f"HTTPS: upload one {human_size(size)} file, concurrency {CONCURRENCY}")
+        self.scenario_download("tls-down", path, size, sha1, tools,
+                               title=f"HTTPS: restore the {human_size(size)} file + verify, concurrency {CONCURRENCY}")
+
     def run(self):
         self.measure_floors()
+        if self.only == "tls":
+            self.scenarios_tls()
+            self.elapsed = time.time() - self.started
+            return
         self.scenario_upload("up-big", self.big_path, self.big)
         self.scenario_upload("up-huge", self.huge_path, self.huge, ("plugin", "rclone"))
         self.scenario_download("download", self.big_path, self.big, self.big_sha1)
@@ -744,6 +790,8 @@ class Bench:
         self.scenario_many()
         self.scenario_delete()
         self.scenario_usage()
+        if os.environ.get("BENCH_NO_TLS") != "1":
+            self.scenarios_tls()
         if os.environ.get("BENCH_NO_WAN") != "1":
             self.scenarios_wan()
         self.elapsed = time.time() - self.started
@@ -848,6 +896,11 @@ class Bench:
                 add(key_now, "wall", "wall", "s",
                     [("≤ 0.5× rclone", lambda p, b, v: p <= 0.5 * v["rclone"]), within_floor])
                 add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB")
+            elif key_now in ("tls-up", "tls-down"):
+                add(key_now, "wall", "wall", "s")
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "CPU s per GiB", lambda r: r["cpu"] / self.tls_gib, "s")
                 add(key_now, "peak RSS", "rss_mib", "MiB")
             elif key_now.startswith("wan-"):
                 add(key_now, "wall", "wall", "s", [within_floor])
@@ -981,7 +1034,8 @@ class Bench:
         md += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         text = "\n".join(md)
         # A quick run must not overwrite the committed results of a full one.
-        stem = os.path.join(BENCH_DIR, "results-quick" if self.quick else "results")
+        # A partial run (BENCH_ONLY) never replaces the full results.
+        stem = os.path.join(BENCH_DIR, "results-quick" if self.quick or self.only else "results")
         with open(stem + ".md", "w") as f:
             f.write(text)
         with open(stem + ".json", "w") as f:

@@ -9,7 +9,9 @@
 #
 # Environment: BENCH_RUNS, BENCH_WAN_RUNS (runs on the WAN model), BENCH_WAN="40,50" (latency
 # ms, MB/s per connection), BENCH_WAN_CONCURRENCY="1,4,8,16", BENCH_NO_WAN=1, BENCH_TMPDIR
-# (default /var/tmp), BENCH_PLUGIN_ENV.
+# (default /var/tmp), BENCH_PLUGIN_ENV; BENCH_NO_TLS=1 skips the HTTPS rows (upload and
+# restore against an emulator with --tls, each client given its CA), BENCH_ONLY=tls runs
+# only them (BENCH_TLS_MB their size; written to results-quick.*).
 #
 # Builds in release mode (library, emulator, the sha1_speed and throughput examples that
 # measure the floors), compiles bench/driver.c, installs the pinned peers into bench/.venv,
@@ -33,7 +35,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=(--quick) ;;
         --debian-rclone) DEBIAN=1 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $arg (use --quick, --debian-rclone)" >&2; exit 64 ;;
     esac
 done

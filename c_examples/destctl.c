@@ -131,7 +131,8 @@ static void print_usage(FILE *out)
             "4 permission, 5 not found, 6 limit, 7 local I/O, 8 network, 9 remote,\n"
             "10 integrity, 11 cancelled, 12 internal, 13 locked (B2 Object Lock kept some\n"
             "versions; the rest was deleted), 14 encryption key (an SSE-C file and no or\n"
-            "another customer_key); 64 usage error, 66 configuration file unreadable,\n"
+            "another customer_key), 15 TLS (this machine refused the server's certificate);\n"
+            "64 usage error, 66 configuration file unreadable,\n"
             "69 library not loadable.\n",
             program_name);
 }

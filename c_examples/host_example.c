@@ -45,6 +45,7 @@ static const char *status_name(int32_t status)
         "DEST_ERR_LIMIT",  "DEST_ERR_LOCAL_IO",         "DEST_ERR_NETWORK",
         "DEST_ERR_REMOTE", "DEST_ERR_INTEGRITY",        "DEST_ERR_CANCELLED",
         "DEST_ERR_INTERNAL", "DEST_ERR_LOCKED",           "DEST_ERR_ENCRYPTION_KEY",
+        "DEST_ERR_TLS",
     };
     if (status >= 0 && (size_t)status < sizeof names / sizeof names[0] && names[status]) {
         return names[status];

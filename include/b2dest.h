@@ -90,7 +90,8 @@ enum DestStatus
    */
   DEST_ERR_LOCAL_IO = 7,
   /**
-   * B2 could not be reached (connection refused, DNS, TLS, timeout).
+   * B2 could not be reached (connection refused, DNS, a TLS connection cut, timeout).
+   * A certificate this machine refused is `DEST_ERR_TLS` instead.
    */
   DEST_ERR_NETWORK = 8,
   /**
@@ -124,6 +125,14 @@ enum DestStatus
    * one the file was uploaded with: B2 refused to read it. Nothing was written locally.
    */
   DEST_ERR_ENCRYPTION_KEY = 14,
+  /**
+   * This machine refused the server's TLS certificate (unknown issuer, expired or not
+   * yet valid, issued for another name). Retrying changes nothing (`"retryable"` is
+   * false): the message names the host, the reason and the fix (a TLS-inspecting proxy:
+   * its CA in `ca_file` or `SSL_CERT_FILE`; `ca-certificates` out of date; the clock;
+   * `api_url`). Nothing was sent to B2.
+   */
+  DEST_ERR_TLS = 15,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

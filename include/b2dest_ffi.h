@@ -23,6 +23,7 @@ enum DestStatus
   DEST_ERR_INTERNAL = 12,
   DEST_ERR_LOCKED = 13,
   DEST_ERR_ENCRYPTION_KEY = 14,
+  DEST_ERR_TLS = 15,
 };
 typedef int32_t (*dest_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *user_data);
 typedef void (*dest_log_fn)(int32_t level, const char *message, void *user_data);

@@ -12,7 +12,8 @@
 # Where: with B2_ACCOUNT_ID, B2_APPLICATION_KEY and B2_BUCKET all set, against real
 # Backblaze B2, under a fresh backup directory "b2dest-demo-<random>" that is removed
 # again at the end (also when a step fails). Otherwise against a local b2-emulator with a
-# temporary data directory.
+# temporary data directory, over HTTPS as B2 is: the emulator makes its own CA, and the
+# destination trusts it through "ca_file".
 #
 # B2_API_URL overrides the API URL in that mode (default https://api.backblazeb2.com).
 #
@@ -96,7 +97,7 @@ trap 'exit 130' INT TERM
 if [[ $MODE == emulator ]]; then
     header "Starting the local B2 emulator"
     "$EMULATOR" --listen 127.0.0.1:0 --data-dir "$TMP/emulator-data" \
-        --bucket b2dest-test --object-lock b2dest-locked \
+        --tls --ca-out "$TMP/emulator-ca.pem" --bucket b2dest-test --object-lock b2dest-locked \
         --recommended-part-size 25000000 >"$TMP/emulator.out" 2>"$TMP/emulator.err" &
     EMU_PID=$!
     API_URL=
@@ -110,13 +111,15 @@ if [[ $MODE == emulator ]]; then
         cat "$TMP/emulator.err" >&2 || true
         die "the emulator did not start"
     fi
-    echo "emulator at $API_URL, data in $TMP/emulator-data"
+    echo "emulator at $API_URL, data in $TMP/emulator-data, its CA in $TMP/emulator-ca.pem"
+    CA_FILE=$TMP/emulator-ca.pem
     ACCOUNT=emu-account KEY=emu-application-key BUCKET=b2dest-test
     BACKUP_DIR=b2dest-demo
 else
     header "Using Backblaze B2"
     API_URL=${B2_API_URL:-}
     ACCOUNT=$B2_ACCOUNT_ID KEY=$B2_APPLICATION_KEY BUCKET=$B2_BUCKET
+    CA_FILE=
     BACKUP_DIR=b2dest-demo-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
     echo "bucket $BUCKET, backup directory $BACKUP_DIR (removed at the end)"
 fi
@@ -126,7 +129,7 @@ fi
 old_umask=$(umask)
 umask 077
 DEMO_ACCOUNT=$ACCOUNT DEMO_KEY=$KEY DEMO_BUCKET=$BUCKET DEMO_DIR=$BACKUP_DIR DEMO_URL=$API_URL \
-    python3 - "$TMP/config.json" <<'PY'
+    DEMO_CA=$CA_FILE python3 - "$TMP/config.json" <<'PY'
 import json, os, sys
 c = {
     "name": "b2dest demo",
@@ -138,6 +141,8 @@ c = {
 }
 if os.environ["DEMO_URL"]:
     c["api_url"] = os.environ["DEMO_URL"]
+if os.environ["DEMO_CA"]:
+    c["ca_file"] = os.environ["DEMO_CA"]
 if os.environ.get("DEMO_PART_SIZE"):
     c["part_size_bytes"] = int(os.environ["DEMO_PART_SIZE"])
 with open(sys.argv[1], "w") as f:
@@ -217,8 +222,9 @@ PY
 
 STEP=0
 STEPS=10
-# Against the emulator, three more: an immutable backup (see the end).
-[[ $MODE == emulator ]] && STEPS=13
+# Against the emulator, four more: an immutable backup, and a certificate refused (see
+# the end).
+[[ $MODE == emulator ]] && STEPS=14
 now() { date +%s.%N; }
 
 # run_step STEP_KIND TITLE DESTCTL_ARGS...: runs one destctl command, shows its result.
@@ -306,6 +312,26 @@ PY
     run_step list "the locked backup is still there" list locked
     [[ $(json 'd["count"]') == 1 ]] || die "the locked backup is gone"
     cp "$TMP/plain.json" "$TMP/config.json"
+
+    # What a server behind a TLS-inspecting proxy sees: a certificate from a CA it does
+    # not trust. Here, the emulator's, without "ca_file": refused at once, not retried.
+    python3 - "$TMP/config.json" "$TMP/untrusting.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+del c["ca_file"]
+with open(sys.argv[2], "w") as f:
+    json.dump(c, f)
+PY
+    STEP=$((STEP + 1))
+    header "Step $STEP/$STEPS: validate without the emulator's CA: the certificate is refused"
+    note "\$ destctl validate   (no \"ca_file\")"
+    rc=0
+    "$DESTCTL" --config "$TMP/untrusting.json" validate >"$TMP/response.json" || rc=$?
+    python3 "$TMP/show.py" validate "$TMP/response.json" || cat "$TMP/response.json"
+    [[ $rc == 15 ]] || die "validate without the CA exited $rc, not 15 (DEST_ERR_TLS)"
+    [[ $(json 'd["error"]["retryable"]') == False ]] || die "a refused certificate is said to be retryable"
+    json 'd["error"]["message"]' | grep -q "unknown issuer" || die "the message does not name the unknown issuer"
+    printf '  %srefused once, not retryable: exit 15 (DEST_ERR_TLS)%s\n' "$GREEN" "$RESET"
 fi
 
 header "Demo finished"

@@ -4,7 +4,7 @@
 # warnings as errors, the shell harness and the PHP tests, the install into a prefix with
 # pkg-config, the cPanel transport, and the header check.
 # Installs what it lacks (rclone, php-cli, valgrind, gcc, make, pkg-config, binutils) with
-# apt-get when it can.
+# apt-get when it can, and b2sdk (for its B2 simulator) into target/venv-b2sdk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,25 @@ if ((${#missing[@]})); then
     echo "warning: ${missing[*]} missing and cannot be installed here (not root, or no apt-get)" >&2
   fi
 fi
+
+# b2sdk's RawSimulator, Backblaze's own in-memory B2, is a second server for
+# tests/simulator.rs (served by tests/simulator/b2sdk_front.py): a venv with the pinned b2sdk.
+B2SDK_VERSION=2.13.2
+B2SDK_VENV=target/venv-b2sdk
+if ! "$B2SDK_VENV/bin/python" -c "import b2sdk.version as v, sys; sys.exit(v.VERSION != '$B2SDK_VERSION')" 2>/dev/null; then
+  echo "== installing b2sdk $B2SDK_VERSION into $B2SDK_VENV"
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && have apt-get; then
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+  fi
+  rm -rf "$B2SDK_VENV"
+  python3 -m venv "$B2SDK_VENV"
+  "$B2SDK_VENV/bin/pip" install -q "b2sdk==$B2SDK_VERSION"
+fi
+export B2DEST_SIMULATOR_PYTHON="$PWD/$B2SDK_VENV/bin/python"
+export B2DEST_REQUIRE_SIMULATOR=1
 
 # A clean build has nothing to gain from incremental data, which is a third of target/.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"

@@ -59,6 +59,9 @@ pub struct DestinationConfig {
     pub bandwidth_limit: Option<u64>,
     /// Object Lock: every upload carries a retention, deletes respect it. None: no lock.
     pub object_lock: Option<crate::b2::lock::ObjectLockSettings>,
+    /// Certificates trusted besides the system's roots (a TLS-inspecting proxy's CA, a
+    /// private B2-compatible endpoint's), read from the PEM file `ca_file` names.
+    pub ca_file: Option<std::sync::Arc<crate::b2::tls::ExtraRoots>>,
 }
 
 /// The configuration and what the host should hear about it.
@@ -89,6 +92,7 @@ const KNOWN_KEYS: &[&str] = &[
     "encryption",
     "bandwidth_limit_bytes_per_second",
     "object_lock",
+    "ca_file",
 ];
 
 impl DestinationConfig {
@@ -185,6 +189,19 @@ impl DestinationConfig {
                 .unwrap_or(24),
         );
 
+        let ca_file = fields
+            .optional_string("ca_file")?
+            .filter(|p| !p.is_empty())
+            .map(|path| {
+                crate::b2::tls::ExtraRoots::load(std::path::Path::new(&path))
+                    .map(std::sync::Arc::new)
+                    .map_err(|why| {
+                        let path: String = path.chars().take(512).collect();
+                        Error::Config(format!("field \"ca_file\": the file {path} {why}"))
+                    })
+            })
+            .transpose()?;
+
         let mut encryption_warnings = Vec::new();
         let encryption = encryption::parse(fields.present("encryption"), &mut encryption_warnings)?;
         let bandwidth_limit = encryption::bandwidth(fields.optional_uint(
@@ -229,6 +246,7 @@ impl DestinationConfig {
                 encryption,
                 bandwidth_limit,
                 object_lock,
+                ca_file,
             },
             warnings,
         })

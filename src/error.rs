@@ -45,6 +45,10 @@ pub enum Error {
     /// B2 refused to read an SSE-C file: no customer key, or another one.
     #[error("{0}")]
     EncryptionKey(String),
+    /// This machine refused the certificate of B2's server: not retryable, the message
+    /// says what to fix.
+    #[error("{0}")]
+    Tls(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -61,6 +65,7 @@ impl Error {
             Error::Limit(_) => DestStatus::DestErrLimit,
             Error::LocalIo(_) => DestStatus::DestErrLocalIo,
             Error::Network(_) => DestStatus::DestErrNetwork,
+            Error::Tls(_) => DestStatus::DestErrTls,
             Error::Remote { .. } => DestStatus::DestErrRemote,
             Error::Integrity(_) => DestStatus::DestErrIntegrity,
             Error::Cancelled | Error::CancelledPartway(_) => DestStatus::DestErrCancelled,
@@ -105,6 +110,7 @@ impl Error {
             Error::Internal(m) => Error::Internal(add(m)),
             Error::Locked(m) => Error::Locked(add(m)),
             Error::EncryptionKey(m) => Error::EncryptionKey(add(m)),
+            Error::Tls(m) => Error::Tls(add(m)),
         }
     }
 

@@ -148,8 +148,8 @@ where
         }
         (Err(e), Some(fields)) => Ok(Report {
             fields,
-            warnings: Vec::new(),
             failure: Some(e),
+            ..Report::default()
         }),
         (outcome, None) => outcome,
     };
@@ -177,7 +177,7 @@ unsafe fn boundary(response_json: *mut *mut c_char, call: impl FnOnce() -> Resul
     };
     let (status, body) = envelope::render(outcome);
     if !response_json.is_null() {
-        let c = envelope::to_c_string(&body, &secrets);
+        let c = envelope::to_c_string(body, &secrets);
         // SAFETY: checked non-NULL above.
         unsafe { *response_json = c.into_raw() };
     }

@@ -25,7 +25,8 @@ pub enum DestStatus {
     DestErrLimit = 6,
     /// Reading or writing a local file failed, or a local file changed while it was read.
     DestErrLocalIo = 7,
-    /// B2 could not be reached (connection refused, DNS, TLS, timeout).
+    /// B2 could not be reached (connection refused, DNS, a TLS connection cut, timeout).
+    /// A certificate this machine refused is `DEST_ERR_TLS` instead.
     DestErrNetwork = 8,
     /// B2 kept failing after the retries, or refused the request.
     DestErrRemote = 9,
@@ -46,6 +47,12 @@ pub enum DestStatus {
     /// The file is encrypted with SSE-C and the destination has no customer key, or not the
     /// one the file was uploaded with: B2 refused to read it. Nothing was written locally.
     DestErrEncryptionKey = 14,
+    /// This machine refused the server's TLS certificate (unknown issuer, expired or not
+    /// yet valid, issued for another name). Retrying changes nothing (`"retryable"` is
+    /// false): the message names the host, the reason and the fix (a TLS-inspecting proxy:
+    /// its CA in `ca_file` or `SSL_CERT_FILE`; `ca-certificates` out of date; the clock;
+    /// `api_url`). Nothing was sent to B2.
+    DestErrTls = 15,
 }
 
 impl DestStatus {
@@ -67,6 +74,7 @@ impl DestStatus {
             DestStatus::DestErrInternal => "internal",
             DestStatus::DestErrLocked => "locked",
             DestStatus::DestErrEncryptionKey => "encryption_key",
+            DestStatus::DestErrTls => "tls",
         }
     }
 }

@@ -162,6 +162,8 @@ fn each_config_field_is_checked_by_name() {
         ),
         (json!({"read_only": "yes"}), "read_only"),
         (json!({"api_url": "http://203.0.113.9"}), "api_url"),
+        (json!({"ca_file": 5}), "ca_file"),
+        (json!({"ca_file": "/nonexistent/ca.pem"}), "ca_file"),
         (json!({"api_url": "ftp://127.0.0.1"}), "api_url"),
         (json!({"timeout_seconds": 0}), "timeout_seconds"),
     ] {

@@ -395,6 +395,31 @@ fn fork_threads_native() {
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
+/// The same over HTTPS, the emulator's CA trusted through `SSL_CERT_FILE` (which replaces
+/// the system's bundle): the environment a host sets, read by the library in this child.
+#[test]
+fn fork_threads_over_https() {
+    let built = built();
+    let emu = Emulator::start(Config {
+        min_part_size: 10_000,
+        recommended_part_size: 100_000,
+        tls: Some(b2_emulator::TlsCert::Valid),
+        ..Default::default()
+    })
+    .expect("the emulator starts");
+    assert!(emu.url().starts_with("https://"));
+    let scratch = scratch_dir(built, "https");
+    let mut cmd = program(built, &emu, &scratch);
+    cmd.env("SSL_CERT_FILE", emu.ca_pem_path().expect("its CA"));
+    let run = run_with_limit(&mut cmd, Duration::from_secs(240)).unwrap_or_else(|e| panic!("{e}"));
+    println!("{}", run.describe());
+    if let Err(e) = check_verdict(&run, 1000) {
+        panic!("tests/c/fork_threads.c failed over HTTPS: {e}");
+    }
+    assert!(emu.tls_handshakes() > 0, "it spoke TLS");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
 // ------------------------------------------------------------------------------------
 // Under valgrind
 

@@ -153,3 +153,24 @@ fn removing_the_log_callback_waits_for_threads_inside_it() {
     b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
     assert!(REENTERED.load(Ordering::SeqCst) >= 1);
 }
+
+#[test]
+fn threads_that_start_together_share_one_authorization_and_one_bucket_lookup() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    // Each thread waits until all are ready, so that every one finds the session empty.
+    let ready = std::sync::Barrier::new(16);
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            s.spawn(|| {
+                ready.wait();
+                let (st, v) = list(&cfg, "");
+                assert_eq!(st, OK, "{v}");
+            });
+        }
+    });
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_authorize_account"), 1);
+    assert_eq!(counts.get("b2_list_buckets"), 1);
+    assert_eq!(counts.get("b2_list_file_names"), 16);
+}

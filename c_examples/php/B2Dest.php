@@ -132,6 +132,8 @@ final class B2Dest
     public const ERR_LOCKED = 13;
     /** An SSE-C file and no customer key, or not the one it was uploaded with. */
     public const ERR_ENCRYPTION_KEY = 14;
+    /** This machine refused the server's TLS certificate; retrying changes nothing. */
+    public const ERR_TLS = 15;
     /** Not a library status: the library or PHP's FFI extension could not be loaded. */
     public const UNAVAILABLE = -1;
 

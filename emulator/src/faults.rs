@@ -64,6 +64,10 @@ pub enum FaultAction {
     /// Handle the request in full (store, delete, cancel...), then close the connection
     /// without answering: the client cannot tell whether B2 acted.
     LoseAnswer,
+    /// Handle the request in full, then answer 200 with a body that is not the JSON the
+    /// call answers with (cut off half-way), as a broken proxy might: the client cannot
+    /// read what B2 did.
+    GarbleAnswer,
     /// Downloads only: flip a byte of the body sent, headers unchanged.
     Corrupt,
     /// Uploads only: flip the first content byte of the body as received, as a bad link

@@ -59,6 +59,11 @@ pub fn redirect(status: u16, location: &str) -> Response<Body> {
         .expect("the fault's status and location were checked")
 }
 
+/// A 200 answer whose JSON is cut off half-way (a scripted fault, after the call acted).
+pub fn garbled() -> Response<Body> {
+    json_bytes(br#"{"fileId": "4_z"#.to_vec())
+}
+
 /// A 200 answer with an already serialized JSON body.
 pub fn json_bytes(text: Vec<u8>) -> Response<Body> {
     Response::builder()

@@ -19,6 +19,7 @@ mod server;
 mod sse;
 mod state;
 mod store;
+mod tls;
 mod unsupported;
 mod upload;
 mod variants;
@@ -35,6 +36,7 @@ pub use auth::KeySpec;
 pub use faults::{Counts, Fault, FaultAction};
 pub use sse::Sse;
 pub use store::StoredVersion;
+pub use tls::TlsCert;
 pub use variants::{Variant, VariantRule};
 pub use wan::WanModel;
 
@@ -68,6 +70,9 @@ pub struct Config {
     pub bucket_encryption: Option<Option<Sse>>,
     /// Answer shapes other than the canonical one, per call (`VariantRule`). Default: none.
     pub variants: Vec<VariantRule>,
+    /// HTTPS with this certificate (the URLs handed out are then https); `None`: plain
+    /// HTTP. The CA's PEM is at `Emulator::ca_pem_path`.
+    pub tls: Option<TlsCert>,
 }
 
 impl Default for Config {
@@ -85,6 +90,7 @@ impl Default for Config {
             wan: WanModel::default(),
             bucket_encryption: None,
             variants: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -97,6 +103,7 @@ pub struct Emulator {
     application_key: String,
     shared: Arc<Shared>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    ca_pem_path: Option<PathBuf>,
     thread: Option<JoinHandle<()>>,
     /// Dropped after the server thread has stopped, deleting the temp data dir.
     _temp_dir: Option<tempfile::TempDir>,
@@ -157,7 +164,14 @@ impl Emulator {
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        let url = format!("http://{}", SocketAddr::new(host, addr.port()));
+        let tls = match config.tls {
+            Some(cert) => Some(tls::set_up(&data_dir, cert)?),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", SocketAddr::new(host, addr.port()));
+        let ca_pem_path = tls.as_ref().map(|t| t.ca_pem_path.clone());
+        let acceptor = tls.map(|t| t.acceptor);
 
         let shared = Arc::new(Shared {
             store,
@@ -169,6 +183,7 @@ impl Emulator {
             wan: config.wan,
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
             variants: variants::Variants::default(),
+            tls_handshakes: Default::default(),
         });
         for rule in &config.variants {
             if rule.call != "*" && calls::find(&rule.call).is_none() {
@@ -202,7 +217,7 @@ impl Emulator {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => {
                             let _ = ready_tx.send(Ok(()));
-                            server::serve(listener, thread_shared, shutdown_rx).await;
+                            server::serve(listener, thread_shared, acceptor, shutdown_rx).await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -222,14 +237,29 @@ impl Emulator {
             application_key: config.application_key,
             shared,
             shutdown,
+            ca_pem_path,
             thread: Some(thread),
             _temp_dir: temp_dir,
         })
     }
 
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` with `tls`), no trailing slash.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The PEM of the CA an HTTPS emulator's certificate is signed by (`tls/ca.pem` in
+    /// the data directory); `None` for plain HTTP.
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.ca_pem_path.as_deref()
+    }
+
+    /// TLS handshakes begun since the start, failed ones included (a client that refuses
+    /// the certificate makes no B2 call the counts would show).
+    pub fn tls_handshakes(&self) -> u64 {
+        self.shared
+            .tls_handshakes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn data_dir(&self) -> &Path {

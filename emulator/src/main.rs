@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use b2_emulator::{Config, Emulator, KeySpec, Sse, VariantRule, WanModel};
+use b2_emulator::{Config, Emulator, KeySpec, Sse, TlsCert, VariantRule, WanModel};
 use clap::Parser;
 
 /// A strict local Backblaze B2 native-API server.
 ///
-/// Prints `B2_EMULATOR_URL=http://HOST:PORT` as the first line on stdout once it is
-/// listening, then serves until SIGINT or SIGTERM.
+/// Prints `B2_EMULATOR_URL=http://HOST:PORT` (https with --tls) as the first line on
+/// stdout once it is listening (and the CA written), then serves until SIGINT or SIGTERM.
 #[derive(Parser, Debug)]
 #[command(name = "b2-emulator", version)]
 struct Args {
@@ -63,6 +63,28 @@ struct Args {
     /// VARIANT one of null, absent, extra, unknown_enum, v1_size, retry_after_date.
     #[arg(long = "answer-variants", value_name = "SPEC")]
     answer_variants: Vec<VariantRule>,
+    /// Serve HTTPS (the URLs handed out are https), with a certificate for 127.0.0.1, ::1
+    /// and localhost signed by the emulator's own CA, kept in DATA_DIR/tls/ca.pem.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: also write the CA's PEM here, for clients to trust (ca_file,
+    /// SSL_CERT_FILE, rclone --ca-cert).
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    ca_out: Option<PathBuf>,
+    /// With --tls, for testing clients' certificate checks: present a certificate that
+    /// must be refused: unknown-issuer, expired or wrong-name (default: valid).
+    #[arg(long, value_name = "KIND", requires = "tls", value_parser = parse_tls_cert)]
+    tls_cert: Option<TlsCert>,
+}
+
+fn parse_tls_cert(text: &str) -> Result<TlsCert, String> {
+    match text {
+        "valid" => Ok(TlsCert::Valid),
+        "unknown-issuer" => Ok(TlsCert::UnknownIssuer),
+        "expired" => Ok(TlsCert::Expired),
+        "wrong-name" => Ok(TlsCert::WrongName),
+        _ => Err("expected valid, unknown-issuer, expired or wrong-name".to_owned()),
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -166,6 +188,7 @@ fn main() -> std::process::ExitCode {
             .bucket_encryption
             .map(|BucketEncryption(on)| on.then_some(Sse::B2)),
         variants: args.answer_variants,
+        tls: args.tls.then(|| args.tls_cert.unwrap_or(TlsCert::Valid)),
     };
     let wan = config.wan;
     // Signal handlers go in before the URL is printed, so a parent that stops us as soon
@@ -187,6 +210,12 @@ fn main() -> std::process::ExitCode {
     for (bucket, settings) in object_lock {
         if let Err(e) = emulator.try_configure_object_lock(&bucket, settings) {
             eprintln!("b2-emulator: --object-lock {bucket}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    if let (Some(out), Some(ca)) = (&args.ca_out, emulator.ca_pem_path()) {
+        if let Err(e) = std::fs::copy(ca, out) {
+            eprintln!("b2-emulator: --ca-out {}: {e}", out.display());
             return std::process::ExitCode::FAILURE;
         }
     }

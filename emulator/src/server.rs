@@ -1,6 +1,7 @@
 //! The HTTP server: connection handling, routing, call counting and scripted faults.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +10,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, JsonHandler};
 use crate::calls::{self, CallSpec, Handler};
@@ -28,6 +31,9 @@ use crate::wan::Link;
 
 /// How long a connection may wait for (the rest of) a request head.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a client may take to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a stopping server waits for requests in progress.
 const GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -48,6 +54,7 @@ impl std::error::Error for DropConnection {}
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -55,7 +62,7 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, shared.clone(), shutdown.clone()));
+                    connections.spawn(serve_connection(stream, shared.clone(), tls.clone(), shutdown.clone()));
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -75,12 +82,45 @@ pub async fn serve(
 async fn serve_connection(
     stream: TcpStream,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
 ) {
     // Small JSON answers must not wait for Nagle + delayed ACK.
     let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        let stream = Link::new(stream, &shared.wan);
+        return serve_http(stream, shared, false, shutdown).await;
+    };
+    // A TLS connection starts with a handshake record (0x16). Anything else is plain
+    // HTTP, which an HTTPS emulator answers for its control API only, so that test
+    // harnesses (curl, the C tests) need no TLS to script faults.
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await;
+    if !matches!(peeked, Ok(Ok(1))) {
+        return;
+    }
     let stream = Link::new(stream, &shared.wan);
-    let service = service_fn(move |req| dated(shared.clone(), req));
+    if first[0] != 0x16 {
+        return serve_http(stream, shared, true, shutdown).await;
+    }
+    shared.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+    // A client that refuses the certificate closes the connection: that ends it here.
+    let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await;
+    if let Ok(Ok(stream)) = accepted {
+        serve_http(stream, shared, false, shutdown).await;
+    }
+}
+
+/// Serves HTTP/1.1 on `stream`; `control_only`: plain HTTP to an HTTPS emulator.
+async fn serve_http<S>(
+    stream: S,
+    shared: Arc<Shared>,
+    control_only: bool,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| dated(shared.clone(), req, control_only));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         // The timer also closes idle keep-alive connections; a long one keeps clients
@@ -153,11 +193,12 @@ fn classify(path: &str) -> Option<(&'static CallSpec, Endpoint)> {
 async fn dated(
     shared: Arc<Shared>,
     req: Request<Incoming>,
+    control_only: bool,
 ) -> Result<Response<Body>, DropConnection> {
     let offset = shared
         .clock_offset_ms
         .load(std::sync::atomic::Ordering::Relaxed);
-    let mut resp = route(shared, req).await?;
+    let mut resp = route(shared, req, control_only).await?;
     if offset != 0 {
         let now = std::time::SystemTime::now();
         let moved = if offset > 0 {
@@ -175,10 +216,15 @@ async fn dated(
 async fn route(
     shared: Arc<Shared>,
     req: Request<Incoming>,
+    control_only: bool,
 ) -> Result<Response<Body>, DropConnection> {
     let path = req.uri().path().to_owned();
     if let Some(rest) = path.strip_prefix("/__emulator/") {
         return Ok(control::handle(shared, req, rest).await);
+    }
+    if control_only {
+        let message = "this emulator serves B2 over https only (plain http: /__emulator/ only)";
+        return Ok(B2Error::new(400, "bad_request", message.to_owned()).into_response());
     }
     let Some((call, endpoint)) = classify(&path) else {
         return Ok(B2Error::not_found(format!("no such endpoint {path}")).into_response());
@@ -208,6 +254,7 @@ async fn answer(
 ) -> Result<Response<Body>, DropConnection> {
     let mut corrupt = false;
     let mut lose_answer = false;
+    let mut garble = false;
     let mut damage = false;
     let mut req = req;
     if let Some(action) = shared
@@ -240,6 +287,7 @@ async fn answer(
             }
             FaultAction::Corrupt => corrupt = true,
             FaultAction::LoseAnswer => lose_answer = true,
+            FaultAction::GarbleAnswer => garble = true,
             FaultAction::DamageUpload => damage = true,
         }
     }
@@ -266,6 +314,9 @@ async fn answer(
     };
     if lose_answer {
         return Err(DropConnection);
+    }
+    if garble && resp.status().is_success() {
+        return Ok(crate::http::garbled());
     }
     Ok(resp)
 }

@@ -11,7 +11,7 @@ pub struct Shared {
     pub store: Store,
     pub auth: Auth,
     pub faults: Faults,
-    /// `http://127.0.0.1:PORT`: the apiUrl and downloadUrl handed to clients.
+    /// `http(s)://127.0.0.1:PORT`: the apiUrl and downloadUrl handed to clients.
     pub base_url: String,
     pub min_part_size: u64,
     pub recommended_part_size: u64,
@@ -21,4 +21,6 @@ pub struct Shared {
     pub clock_offset_ms: std::sync::atomic::AtomicI64,
     /// The answer shapes asked for, per call (canonical when none).
     pub variants: crate::variants::Variants,
+    /// TLS handshakes begun (HTTPS only).
+    pub tls_handshakes: std::sync::atomic::AtomicU64,
 }

@@ -311,3 +311,28 @@ fn error_bodies_with_null_fields_read() {
         serde_json::from_value(json!({"status": 503, "code": null, "message": null})).unwrap();
     assert_eq!((e.code.as_str(), e.message.as_str()), ("", ""));
 }
+
+#[test]
+fn a_retention_update_answer_without_a_readable_retention_holds_what_was_sent() {
+    use crate::b2::calls::UpdateFileRetentionAnswer;
+    use crate::b2::lock::Retention;
+    let sent = Retention {
+        mode: RetentionMode::Governance,
+        retain_until_timestamp: 50,
+    };
+    for answer in [
+        json!({}),
+        json!({"fileRetention": null}),
+        json!({"fileRetention": {"mode": null}}),
+        json!({"fileRetention": {"mode": "governance", "retainUntilTimestamp": null}}),
+    ] {
+        let a: UpdateFileRetentionAnswer = serde_json::from_value(answer.clone()).unwrap();
+        assert_eq!(a.held(&sent), sent, "{answer}");
+    }
+    let a: UpdateFileRetentionAnswer = serde_json::from_value(
+        json!({"fileRetention": {"mode": "compliance", "retainUntilTimestamp": 70}}),
+    )
+    .unwrap();
+    assert_eq!(a.held(&sent).mode, RetentionMode::Compliance);
+    assert_eq!(a.held(&sent).retain_until_timestamp, 70);
+}

@@ -14,7 +14,7 @@ use super::api::{
 };
 use super::client::B2Client;
 use super::encryption::{StartEncryption, KEY_MD5_INFO};
-use super::lock::Retention;
+use super::lock::{Retention, RetentionValue};
 use super::settle::{self, Called};
 use super::upload::encode_name;
 use crate::error::Result;
@@ -180,7 +180,19 @@ b2_call!(
 #[derive(serde::Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateFileRetentionAnswer {
-    pub file_retention: Retention,
+    #[serde(default, deserialize_with = "super::lenient::opt")]
+    file_retention: Option<RetentionValue>,
+}
+
+impl UpdateFileRetentionAnswer {
+    /// The retention B2 says it holds now; a success that does not say is taken to hold
+    /// what was `sent`.
+    pub fn held(&self, sent: &Retention) -> Retention {
+        self.file_retention
+            .as_ref()
+            .and_then(RetentionValue::retention)
+            .unwrap_or(*sent)
+    }
 }
 
 #[derive(Serialize)]

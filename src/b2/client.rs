@@ -318,15 +318,24 @@ impl B2Client {
     }
 
     /// The bucket's id (and, when the key may list buckets, its type and lifecycle rules),
-    /// looked up once per session: ids do not change.
+    /// looked up once per session (one lookup at a time: the others wait for it and take
+    /// its answer). Ids do not change while the session lives.
     pub async fn bucket(&self, name: &str) -> Result<BucketInfo> {
-        if let Some(b) = self
-            .session
-            .buckets
-            .lock()
-            .ok()
-            .and_then(|m| m.get(name).cloned())
-        {
+        let known = || {
+            self.session
+                .buckets
+                .lock()
+                .ok()
+                .and_then(|m| m.get(name).cloned())
+        };
+        if let Some(b) = known() {
+            return Ok(b);
+        }
+        let _one_at_a_time = self
+            .op
+            .or_cancel(async { Ok(self.session.bucket_lookup.lock().await) })
+            .await?;
+        if let Some(b) = known() {
             return Ok(b);
         }
         self.bucket_now(name).await

@@ -103,6 +103,10 @@ pub async fn read_failure(call: &str, resp: reqwest::Response) -> B2Failure {
 }
 
 pub fn network_failure(call: &str, e: &reqwest::Error) -> Failed {
+    // A refused certificate never reached B2 and is refused again on every try.
+    if let Some(refused) = super::tls::certificate_failure(call, e) {
+        return Failed::fatal(refused);
+    }
     let message = format!(
         "could not reach B2 for {call}: {}; check the server's network connection and the api_url",
         error_chain(e)

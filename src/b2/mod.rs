@@ -17,6 +17,7 @@ pub mod session;
 pub mod settings;
 pub mod settle;
 pub mod throttle;
+pub mod tls;
 pub mod upload;
 
 pub use client::B2Client;

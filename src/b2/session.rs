@@ -13,6 +13,7 @@ use sha1::{Digest, Sha1};
 use super::api::{Allowed, Bucket, UploadUrlResponse};
 use super::settings::{ApplicationKey, B2Settings};
 use super::throttle::{Throttle, ThrottleRegistry};
+use super::tls::ExtraRoots;
 use crate::error::{Error, Result};
 
 const USER_AGENT: &str = concat!("b2dest/", env!("CARGO_PKG_VERSION"));
@@ -91,6 +92,8 @@ struct SessionKey {
     key_digest: [u8; 20],
     timeout_secs: u64,
     test_mode: Option<String>,
+    /// The extra roots' digest: a session trusts what its HTTP client trusts.
+    extra_roots: Option<[u8; 20]>,
 }
 
 /// What one bandwidth limit covers: one bucket of one account's key. Not the session's
@@ -123,11 +126,13 @@ fn now_millis() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// All sessions of this process, and the one HTTP client (one connection pool) they
-/// share. It lives in the process state, so a forked child builds its own.
+/// All sessions of this process, and the HTTP clients (connection pools) they share: one
+/// for the system's roots, one more for each set of extra roots (`ca_file`), since what a
+/// pooled connection was checked against must be what its next user trusts. It lives in
+/// the process state, so a forked child builds its own.
 #[derive(Default)]
 pub struct SessionRegistry {
-    http: std::sync::OnceLock<reqwest::Client>,
+    http: Mutex<HashMap<Option<[u8; 20]>, reqwest::Client>>,
     sessions: Mutex<HashMap<SessionKey, Arc<B2Session>>>,
     /// Bandwidth limits, by account key and bucket (and by the limit).
     throttles: ThrottleRegistry<ThrottleKey>,
@@ -141,6 +146,7 @@ impl SessionKey {
             key_digest: Sha1::digest(settings.application_key.expose().as_bytes()).into(),
             timeout_secs: settings.timeout.as_secs(),
             test_mode: settings.test_mode.clone(),
+            extra_roots: settings.extra_roots.as_ref().map(|r| r.digest),
         }
     }
 }
@@ -170,7 +176,8 @@ impl SessionRegistry {
             s.touch();
             return Ok(s.clone());
         }
-        let session = Arc::new(B2Session::new(self.http()?, settings));
+        let http = self.http(settings.extra_roots.as_deref())?;
+        let session = Arc::new(B2Session::new(http, settings));
         sessions.insert(key, session.clone());
         Ok(session)
     }
@@ -184,12 +191,24 @@ impl SessionRegistry {
         self.len() == 0
     }
 
-    /// The shared client, built on first use (with the registry's lock held).
-    fn http(&self) -> Result<reqwest::Client> {
-        if let Some(client) = self.http.get() {
+    /// The shared client for these roots, built on first use (with the registry's lock held).
+    fn http(&self, extra_roots: Option<&ExtraRoots>) -> Result<reqwest::Client> {
+        let mut clients = self
+            .http
+            .lock()
+            .map_err(|_| Error::Internal("HTTP client lock poisoned".into()))?;
+        let key = extra_roots.map(|r| r.digest);
+        if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for cert in extra_roots.map_or(&[][..], |r| &r.certs[..]) {
+            // Added to the system's roots, not instead of them.
+            let cert = reqwest::Certificate::from_der(cert.as_ref())
+                .map_err(|e| Error::Internal(format!("a ca_file certificate: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder
             .user_agent(USER_AGENT)
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -201,7 +220,8 @@ impl SessionRegistry {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Internal(format!("could not build the HTTPS client: {e}")))?;
-        Ok(self.http.get_or_init(|| client).clone())
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 }
 
@@ -243,6 +263,9 @@ pub struct B2Session {
     /// `now_millis()` of the last call made through this session.
     pub(super) last_used: AtomicU64,
     pub(super) buckets: Mutex<HashMap<String, BucketInfo>>,
+    /// Held while a bucket is looked up, so that threads starting together make one
+    /// `b2_list_buckets`, not one each.
+    pub(super) bucket_lookup: tokio::sync::Mutex<()>,
     pub(super) upload_targets: Mutex<HashMap<String, Vec<UploadTarget>>>,
     pub(super) upload_retries: u32,
     pub(super) retry_initial_delay: Duration,
@@ -264,6 +287,7 @@ impl B2Session {
             authorized: AtomicBool::new(false),
             last_used: AtomicU64::new(now_millis()),
             buckets: Mutex::default(),
+            bucket_lookup: tokio::sync::Mutex::new(()),
             upload_targets: Mutex::default(),
             upload_retries: settings.upload_retries,
             retry_initial_delay: settings.retry_initial_delay,
@@ -301,6 +325,7 @@ mod tests {
             encryption: Default::default(),
             bandwidth_limit: None,
             object_lock: None,
+            extra_roots: None,
         };
         let s = B2Session::new(reqwest::Client::new(), &settings);
         s.authorized.store(authorized, Ordering::Relaxed);
@@ -324,6 +349,7 @@ mod tests {
             encryption: Default::default(),
             bandwidth_limit: Some(100_000),
             object_lock: None,
+            extra_roots: None,
         };
         let a = registry.throttle_for(&settings, "bucket").unwrap();
         settings.timeout = Duration::from_secs(5);

@@ -48,14 +48,65 @@ pub async fn current_files(
     Ok((files, odd))
 }
 
+/// The response's entries, written as JSON page by page as B2 sends them: nothing but the
+/// response grows with the listing (a page of B2's answer at a time, not every entry).
+struct Entries {
+    json: String,
+    count: u64,
+}
+
+impl Entries {
+    fn new() -> Entries {
+        Entries {
+            json: String::from("["),
+            count: 0,
+        }
+    }
+
+    fn add(&mut self, dest: &Destination, f: &FileVersion) {
+        if self.count > 0 {
+            self.json.push(',');
+        }
+        self.json.push_str(&entry(dest, f).to_string());
+        self.count += 1;
+    }
+
+    fn finish(mut self) -> (String, u64) {
+        self.json.push(']');
+        (self.json, self.count)
+    }
+}
+
+/// B2 bills listings per 1,000 entries returned, whatever the page size: pages of this
+/// size cost the same as the largest while holding a tenth of the entries at a time.
+const LIST_PAGE: u32 = 1_000;
+
 pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
     let path = RemotePath::resolve(remote, &dest.config.backup_directory, EmptyPath::Allowed)?;
     let bucket = dest.bucket().await?;
-    let (files, odd) = current_files(dest, &bucket.id, &path).await?;
-    let entries: Vec<Value> = files.iter().map(|f| entry(dest, f)).collect();
-    let mut report = Report::with(
-        json!({"remote_path": path.relative, "count": entries.len(), "entries": entries}),
-    );
+    let client = &dest.client;
+    let mut odd = OddEntries::default();
+    let mut entries = Entries::new();
+    let prefix = path.dir_prefix();
+    let mut lister = FileLister::names(&bucket.id, &prefix).starting_at(&prefix, LIST_PAGE);
+    while let Some(page) = lister.next_page(client).await? {
+        for f in page.iter().filter(|f| f.file_name.starts_with(&prefix)) {
+            odd.note(f);
+            if f.is_stored() {
+                entries.add(dest, f);
+            }
+        }
+        client.op.check_cancelled()?;
+    }
+    if entries.count == 0 && !path.relative.is_empty() {
+        if let Some(f) = list::find_file(client, &bucket.id, &path.object_name).await? {
+            odd.note(&f);
+            entries.add(dest, &f);
+        }
+    }
+    let (json, count) = entries.finish();
+    let mut report = Report::with(json!({"remote_path": path.relative, "count": count}));
+    report.raw_field = Some(("entries", json));
     odd.warn(&mut report, "those taken as stored files are listed");
     Ok(report)
 }

@@ -37,6 +37,7 @@ impl From<&DestinationConfig> for B2Settings {
             encryption: config.encryption.clone(),
             bandwidth_limit: config.bandwidth_limit,
             object_lock: config.object_lock,
+            extra_roots: config.ca_file.clone(),
         }
     }
 }
@@ -48,6 +49,9 @@ pub struct Report {
     pub fields: Map<String, Value>,
     pub warnings: Vec<String>,
     pub failure: Option<Error>,
+    /// One field already written as JSON text (a listing's entries, written page by page
+    /// as B2 sends them), so that nothing but the response grows with the listing.
+    pub raw_field: Option<(&'static str, String)>,
 }
 
 impl Report {

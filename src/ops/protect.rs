@@ -130,7 +130,7 @@ async fn extend_all(
                             file_retention: &r,
                         })
                         .await
-                        .map(|a| a.file_retention)
+                        .map(|a| a.held(&r))
                 }),
             }
         }

@@ -66,6 +66,7 @@ pub async fn run(dest: &Destination) -> Result<Report> {
             .unwrap_or_default(),
         warnings,
         failure: checks.failure,
+        ..Report::default()
     })
 }
 

@@ -392,10 +392,14 @@ static void make_config(char *buf, size_t n, const char *dir, int concurrency, l
 
 static int emu_control(const char *method, const char *path, const char *body)
 {
+    /* An HTTPS emulator answers its control API in plain HTTP on the same port. */
     const char *p = g_url;
-    if (strncmp(p, "http://", 7) != 0)
+    if (strncmp(p, "http://", 7) == 0)
+        p += 7;
+    else if (strncmp(p, "https://", 8) == 0)
+        p += 8;
+    else
         return 0;
-    p += 7;
     char host[256], port[16] = "80";
     size_t hl;
     if (*p == '[') {

@@ -261,6 +261,7 @@ pub const INTEGRITY: i32 = 10;
 pub const CANCELLED: i32 = 11;
 pub const INTERNAL: i32 = 12;
 pub const ENCRYPTION_KEY: i32 = 14;
+pub const TLS: i32 = 15;
 
 /// Lets the next `passed` requests of `call` through, then answers the `failing` after them
 /// with `status` and `code`: a failure part-way through a transfer.

@@ -116,10 +116,10 @@ impl UploadJob<'_> {
             format!(
                 "extended the lock of {} to {}",
                 self.object_name,
-                utc_time(answer.file_retention.retain_until_timestamp)
+                utc_time(answer.held(&target).retain_until_timestamp)
             ),
         );
-        done.retention = Some(answer.file_retention);
+        done.retention = Some(answer.held(&target));
         Ok(())
     }
 }

@@ -1,0 +1,210 @@
+//! Where b2sdk's RawSimulator departs from B2 in a way that changes what the library does:
+//! each test says which quirk (listed at the top of `tests/simulator/b2sdk_front.py`), and
+//! asserts what happens, so that a change in the library or the simulator shows. The
+//! library is never bent to them. Runs as `simulator.rs` does.
+
+mod common;
+#[path = "simulator/front.rs"]
+mod front;
+
+use common::*;
+use front::*;
+use serde_json::json;
+
+#[test]
+fn usage_counts_a_tree_and_cancels_an_unfinished_upload_dated_1970() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({"concurrency": 1, "upload_retries": 0}));
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "tree/a", 700, 11);
+    write_file(dir.path(), "tree/sub/b", 900, 12);
+    upload_ok(&cfg, &dir.path().join("tree"), "acct");
+    let big = write_file(dir.path(), "big", LARGE, 13);
+    sim.fail("b2_upload_part", 1, 1, 400, "bad_request");
+    sim.fail("b2_cancel_large_file", 0, 100, 500, "internal_error");
+    assert_eq!(upload(&cfg, &big, "acct/big").0, REMOTE);
+    sim.clear_faults();
+
+    sim.reset_counts();
+    let (st, used) = usage(&cfg);
+    assert_eq!(st, OK, "{used}");
+    // The simulator's upload timestamps count from 5000 ms after 1970: its unfinished file
+    // is far past the resume window, and none of its parts is dated (they carry no
+    // uploadTimestamp), so usage takes it for abandoned and cancels it, as it would on B2
+    // a day later.
+    assert_eq!(
+        (
+            used["used_bytes"].as_u64(),
+            used["files"].as_u64(),
+            used["cancelled_large_files"].as_u64(),
+            used["unfinished_large_files"].as_u64()
+        ),
+        (Some(700 + 900), Some(2), Some(1), Some(0)),
+        "{used}"
+    );
+    assert_eq!(sim.calls("b2_cancel_large_file"), 1);
+    assert!(sim
+        .files(SIM_BUCKET)
+        .iter()
+        .all(|f| f["action"] == "upload"));
+}
+
+#[test]
+fn a_lost_answer_to_a_small_upload_is_sent_again_since_the_simulator_dates_it_1970() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_file(dir.path(), "small", 1_000, 23);
+    sim.lose_answer("b2_upload_file", 0);
+    upload_ok(&cfg, &small, "lost/small");
+    // The library takes the version it finds for its own only if B2 stored it since the
+    // upload began; the simulator's uploadTimestamp is a counter from 5000 ms after 1970,
+    // so the version is not proven this upload's and the file goes up again. Against B2
+    // the lost answer costs no second version (idempotence.rs).
+    assert_eq!(sim.calls("b2_upload_file"), 2);
+    let held = sim.files(SIM_BUCKET);
+    assert_eq!(held.len(), 2, "{held:?}");
+    let (st, listed) = list(&cfg, "lost");
+    assert_eq!((st, listed["count"].as_u64()), (OK, Some(1)), "{listed}");
+    restore_matches(&cfg, "lost/small", &small);
+    let (st, del) = delete(&cfg, "lost");
+    assert_eq!(
+        (st, del["deleted_versions"].as_u64()),
+        (OK, Some(2)),
+        "{del}"
+    );
+}
+
+#[test]
+fn a_key_restricted_to_the_bucket_is_refused_uploads_by_the_simulator_a_prefix_key_is_not() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let caps = [
+        "listBuckets",
+        "listFiles",
+        "readFiles",
+        "writeFiles",
+        "deleteFiles",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "db", 1_000, 25);
+    // The simulator's quirk, not B2's: b2_get_upload_url does not hand it the bucket id,
+    // so a key restricted to the bucket fails its bucket check. The host is told plainly.
+    let bucket_key = sim.create_key(&caps, Some(&[SIM_BUCKET]), None);
+    let cfg = sim.config_with_key(SIM_BUCKET, &bucket_key, SIM_PART, json!({}));
+    let (st, v) = upload(&cfg, &f, "r/db");
+    assert_eq!(st, PERMISSION, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("b2_get_upload_url"),
+        "{v}"
+    );
+    assert!(!v.to_string().contains(&bucket_key.1), "{v}");
+
+    let prefix_key = sim.create_key(&caps, None, Some("backups/server1/"));
+    let cfg = sim.config_with_key(SIM_BUCKET, &prefix_key, SIM_PART, json!({}));
+    let (st, v) = validate(&cfg);
+    assert_eq!(st, OK, "{v}");
+    upload_ok(&cfg, &f, "r/db");
+    restore_matches(&cfg, "r/db", &f);
+    let (st, v) = delete(&cfg, "r");
+    assert_eq!((st, v["deleted_versions"].as_u64()), (OK, Some(1)), "{v}");
+    assert!(!v.to_string().contains(&prefix_key.1), "{v}");
+}
+
+#[test]
+fn an_expired_token_in_the_simulators_words_is_not_taken_for_one() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    let cfg = sim_config(&sim, json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let big = write_file(dir.path(), "big", LARGE, 26);
+    assert_eq!(validate(&cfg).0, OK);
+    sim.expire_tokens();
+    sim.reset_counts();
+    // B2 says 401 expired_auth_token, which the library answers by authorizing again; the
+    // simulator says auth_token_expired, which B2 does not, so the library reports a
+    // refusal (as b2sdk's own error table would) and does not authorize again.
+    let (st, v) = upload(&cfg, &big, "e/big");
+    assert_eq!(st, PERMISSION, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("auth_token_expired"),
+        "{v}"
+    );
+    assert_eq!(sim.calls("b2_authorize_account"), 0);
+    assert!(sim.files(SIM_BUCKET).is_empty());
+}
+
+static LOG_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn keep_log(
+    _level: i32,
+    message: *const std::ffi::c_char,
+    _user: *mut std::ffi::c_void,
+) {
+    let text = unsafe { std::ffi::CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    LOG_LINES.lock().unwrap().push(text);
+}
+
+#[test]
+fn the_customer_key_the_simulator_echoes_reaches_no_response_or_log_line() {
+    let Some(sim) = Simulator::start() else {
+        return;
+    };
+    // Debug lines too; the callback is process-wide, so other tests' lines come along,
+    // and they must be as clean.
+    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
+    let key = CUSTOMER_KEYS[0];
+    let cfg = sim_config(
+        &sim,
+        json!({"encryption": {"mode": "SSE-C", "customer_key": key}, "concurrency": 2}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_file(dir.path(), "small", 1_500, 40);
+    let big = write_file(dir.path(), "big", LARGE, 41);
+    // The simulator answers uploads, starts and parts with `customerKey` itself (B2 only
+    // ever answers its MD5); a part refused once puts an answer in the retry's log line.
+    sim.fail("b2_upload_part", 1, 1, 503, "service_unavailable");
+    let (st, v) = validate(&cfg);
+    assert_eq!(st, OK, "{v}");
+    upload_ok(&cfg, &small, "small");
+    upload_ok(&cfg, &big, "big");
+    assert_eq!(list(&cfg, "").0, OK);
+    restore_matches(&cfg, "big", &big);
+    let wrong = sim_config(
+        &sim,
+        json!({"encryption": {"mode": "SSE-C", "customer_key": CUSTOMER_KEYS[1]}}),
+    );
+    assert_eq!(
+        download(&wrong, "small", &dir.path().join("wrong")).0,
+        ENCRYPTION_KEY
+    );
+    assert_eq!(usage(&cfg).0, OK);
+    for name in ["small", "big"] {
+        let (st, v) = delete(&cfg, name);
+        assert_eq!(st, OK, "{v}");
+    }
+    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
+    let lines = LOG_LINES.lock().unwrap().clone();
+    assert!(
+        lines.iter().any(|l| l.contains("b2_upload_part")),
+        "the refused part was logged: {lines:#?}"
+    );
+    for line in &lines {
+        assert_no_secret(line);
+        assert_no_simulator_secret(&json!(line));
+    }
+}
