@@ -191,16 +191,31 @@ impl Variants {
     }
 }
 
-/// FNV-1a: mixes the call and the answer into the seed, so each answer gets its own
-/// choices and the same answer the same ones.
-fn mix(seed: u64, parts: &[&[u8]]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-    for part in parts {
-        for b in *part {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+/// FNV-1a over the call and the answer's shape (its keys, not its values, which hold
+/// ids and times that differ from run to run): each shape of answer gets its own choices,
+/// and the same ones in every run with the same seed.
+fn mix(seed: u64, call: &str, answer: &serde_json::Value) -> u64 {
+    fn feed(h: &mut u64, bytes: &[u8]) {
+        for b in bytes {
+            *h ^= u64::from(*b);
+            *h = h.wrapping_mul(0x0100_0000_01b3);
         }
     }
+    fn keys(h: &mut u64, value: &serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    feed(h, k.as_bytes());
+                    keys(h, v);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| keys(h, v)),
+            _ => feed(h, b"."),
+        }
+    }
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    feed(&mut h, call.as_bytes());
+    keys(&mut h, answer);
     h
 }
 
@@ -238,7 +253,7 @@ pub async fn apply(
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Response::from_parts(parts, full(bytes));
     };
-    let mut rng = Rng::new(mix(seed, &[call.as_bytes(), &bytes]));
+    let mut rng = Rng::new(mix(seed, call, &value));
     rewrite(call, &mut value, set, &mut rng);
     let text = serde_json::to_vec(&value).unwrap_or_default();
     parts.headers.insert(
