@@ -15,6 +15,7 @@ use crate::faults::Fault;
 use crate::http::{json_response, ok_json, read_body_limited, Body, MAX_JSON_BODY};
 use crate::state::Shared;
 use crate::store::{Action, BucketLock, Sse, StoredVersion, Version};
+use crate::variants::VariantRule;
 
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, path: &str) -> Response<Body> {
     match handle_inner(shared, req, path).await {
@@ -105,6 +106,24 @@ async fn handle_inner(
             shared.faults.clear();
             Ok(done())
         }
+        (&Method::POST, "variants") => {
+            let rule: VariantRule = json_body(req).await?;
+            if rule.call != "*" && crate::calls::find(&rule.call).is_none() {
+                return Err(B2Error::bad_request(format!(
+                    "unknown call name {:?}",
+                    rule.call
+                )));
+            }
+            shared.variants.set(&rule);
+            Ok(done())
+        }
+        (&Method::DELETE, "variants") => {
+            shared.variants.clear();
+            Ok(done())
+        }
+        (&Method::GET, "variants") => Ok(ok_json(
+            serde_json::to_value(shared.variants.rules()).unwrap_or_default(),
+        )),
         (&Method::GET, "counts") => Ok(json_response(
             StatusCode::OK,
             &serde_json::to_value(shared.faults.counts()).unwrap_or_default(),

@@ -22,6 +22,7 @@ mod store;
 mod tls;
 mod unsupported;
 mod upload;
+mod variants;
 mod wan;
 
 use std::io;
@@ -36,6 +37,7 @@ pub use faults::{Counts, Fault, FaultAction};
 pub use sse::Sse;
 pub use store::StoredVersion;
 pub use tls::TlsCert;
+pub use variants::{Variant, VariantRule};
 pub use wan::WanModel;
 
 use state::Shared;
@@ -66,6 +68,8 @@ pub struct Config {
     /// The default encryption given to `buckets` at start: `Some(Some(Sse::B2))` for
     /// SSE-B2, `Some(None)` for none; `None` leaves them as they are.
     pub bucket_encryption: Option<Option<Sse>>,
+    /// Answer shapes other than the canonical one, per call (`VariantRule`). Default: none.
+    pub variants: Vec<VariantRule>,
     /// HTTPS with this certificate (the URLs handed out are then https); `None`: plain
     /// HTTP. The CA's PEM is at `Emulator::ca_pem_path`.
     pub tls: Option<TlsCert>,
@@ -85,6 +89,7 @@ impl Default for Config {
             token_lifetime: Duration::from_secs(24 * 3600),
             wan: WanModel::default(),
             bucket_encryption: None,
+            variants: Vec::new(),
             tls: None,
         }
     }
@@ -177,8 +182,18 @@ impl Emulator {
             recommended_part_size: config.recommended_part_size,
             wan: config.wan,
             clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            variants: variants::Variants::default(),
             tls_handshakes: Default::default(),
         });
+        for rule in &config.variants {
+            if rule.call != "*" && calls::find(&rule.call).is_none() {
+                return Err(io::Error::other(format!(
+                    "answer variants for an unknown call name {:?}",
+                    rule.call
+                )));
+            }
+            shared.variants.set(rule);
+        }
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let thread_shared = shared.clone();
@@ -269,6 +284,23 @@ impl Emulator {
 
     pub fn clear_faults(&self) {
         self.shared.faults.clear();
+    }
+
+    /// Makes `rule.call` (or every call, `"*"`) answer in `rule.variants`' shapes from now
+    /// on; an empty list goes back to the canonical shape. Panics on an unknown call name.
+    pub fn set_variants(&self, rule: VariantRule) {
+        if rule.call != "*" && calls::find(&rule.call).is_none() {
+            panic!(
+                "b2-emulator: unknown call name {:?} for variants",
+                rule.call
+            );
+        }
+        self.shared.variants.set(&rule);
+    }
+
+    /// Every call answers in the canonical shape again.
+    pub fn clear_variants(&self) {
+        self.shared.variants.clear();
     }
 
     pub fn counts(&self) -> Counts {

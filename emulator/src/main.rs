@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use b2_emulator::{Config, Emulator, KeySpec, Sse, TlsCert, WanModel};
+use b2_emulator::{Config, Emulator, KeySpec, Sse, TlsCert, VariantRule, WanModel};
 use clap::Parser;
 
 /// A strict local Backblaze B2 native-API server.
@@ -59,6 +59,10 @@ struct Args {
     /// (leaves them as they are when not given).
     #[arg(long, value_name = "MODE", value_parser = parse_bucket_encryption)]
     bucket_encryption: Option<BucketEncryption>,
+    /// Answer in other shapes real servers send, repeatable: [CALL=]VARIANT,...[@SEED],
+    /// VARIANT one of null, absent, extra, unknown_enum, v1_size, retry_after_date.
+    #[arg(long = "answer-variants", value_name = "SPEC")]
+    answer_variants: Vec<VariantRule>,
     /// Serve HTTPS (the URLs handed out are https), with a certificate for 127.0.0.1, ::1
     /// and localhost signed by the emulator's own CA, kept in DATA_DIR/tls/ca.pem.
     #[arg(long)]
@@ -183,6 +187,7 @@ fn main() -> std::process::ExitCode {
         bucket_encryption: args
             .bucket_encryption
             .map(|BucketEncryption(on)| on.then_some(Sse::B2)),
+        variants: args.answer_variants,
         tls: args.tls.then(|| args.tls_cert.unwrap_or(TlsCert::Valid)),
     };
     let wan = config.wan;

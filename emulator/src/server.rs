@@ -26,6 +26,7 @@ use crate::http::Body;
 use crate::state::Shared;
 use crate::unsupported;
 use crate::upload;
+use crate::variants;
 use crate::wan::Link;
 
 /// How long a connection may wait for (the rest of) a request head.
@@ -230,6 +231,27 @@ async fn route(
     };
     shared.faults.count_call(call.name);
     shared.wan.delay_request().await;
+    let resp = answer(shared.clone(), call, endpoint, req).await?;
+    let offset = shared
+        .clock_offset_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    Ok(variants::apply(
+        &shared.variants,
+        call.name,
+        call.is_download(),
+        offset,
+        resp,
+    )
+    .await)
+}
+
+/// A counted B2 request's answer, scripted faults applied.
+async fn answer(
+    shared: Arc<Shared>,
+    call: &'static CallSpec,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
     let mut corrupt = false;
     let mut lose_answer = false;
     let mut garble = false;

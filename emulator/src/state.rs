@@ -19,6 +19,8 @@ pub struct Shared {
     pub wan: WanModel,
     /// Added to the time in every answer's `Date`: a test's B2 whose clock is off.
     pub clock_offset_ms: std::sync::atomic::AtomicI64,
+    /// The answer shapes asked for, per call (canonical when none).
+    pub variants: crate::variants::Variants,
     /// TLS handshakes begun (HTTPS only).
     pub tls_handshakes: std::sync::atomic::AtomicU64,
 }

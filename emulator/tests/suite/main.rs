@@ -14,4 +14,5 @@ mod object_lock;
 mod persistence;
 mod truth;
 mod uploads;
+mod variants;
 mod wan;
