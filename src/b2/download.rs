@@ -12,14 +12,14 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::api::FileVersion;
+use super::chunk_pool::{Chunk, ChunkPool, NET_PIECE};
 use super::client::{B2Client, Failed};
 use super::encryption::{check_readable, explain_key_refusal};
 use super::http::{network_failure, read_failure, timed_out};
-use super::in_order::{buffer_budget, InOrderSha1, StopOnDrop, Stopped};
+use super::in_order::{InOrderSha1, StopOnDrop, Stopped, BUDGET};
 use super::retry::Failure;
 use crate::error::{Error, Result};
 use crate::local::dir::{identity, identity_of_dir, is_link_error, EntryKind};
@@ -30,13 +30,6 @@ use crate::operation::LogLevel;
 const CALL: &str = "b2_download_file_by_id";
 /// At most this many ranges a file, so the bookkeeping stays small for any size.
 const MAX_RANGES: u64 = 10_000;
-/// Bytes gathered from the network before one write to disk, for each of `streams`
-/// connections: 1 MiB, smaller with many connections so that what is being gathered stays
-/// near 4 MiB in all (at 16 connections 1 MiB each was 16 MiB of the restore's RSS), and
-/// never under 256 KiB, below which the system calls cost more than the memory saves.
-fn write_chunk(streams: usize) -> usize {
-    ((4 << 20) / streams.max(1)).clamp(256 << 10, 1 << 20)
-}
 /// Set (to anything) in tests: use the named temporary file even where `O_TMPFILE` works,
 /// so that the fallback and its clean-up can be tested on any file system.
 pub const NAMED_TEMP_ENV: &str = "B2DEST_TEST_NAMED_TEMP";
@@ -213,8 +206,9 @@ struct TempFile {
     file: Arc<File>,
     /// Held around each write: concurrent writes to one file queue for its inode lock,
     /// which the kernel spins on while the holder copies (up to a whole core per waiting
-    /// range, measured on a 2-core machine); waiting on this lock sleeps instead.
-    write_lock: Arc<std::sync::Mutex<()>>,
+    /// range, measured on a 2-core machine); waiting on this lock sleeps instead. Taken
+    /// before the write goes to the blocking pool, so no pool thread waits for it.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What `persist` did.
@@ -449,12 +443,10 @@ impl DownloadJob<'_> {
         self.fetch_ranges(temp, &ranges).await
     }
 
-    /// Ranges fetched `concurrency` at a time, while one thread hashes the file in order
-    /// from the bytes as they arrive (see `in_order`).
+    /// Ranges fetched `concurrency` at a time, while the file is hashed in order from the
+    /// bytes as they arrive (see `in_order`, and why this cannot hang the process).
     async fn fetch_ranges(&self, temp: &TempFile, ranges: &[(u64, u64)]) -> Result<[u8; 20]> {
-        let streams = self.concurrency.clamp(1, ranges.len().max(1));
-        let budget = buffer_budget(streams);
-        let order = InOrderSha1::new(temp.file.clone(), ranges, budget, write_chunk(streams));
+        let order = InOrderSha1::new(temp.file.clone(), ranges, BUDGET, ChunkPool::shared());
         let _stop = StopOnDrop(order.clone());
         let fetches = async {
             let order = &*order;
@@ -469,17 +461,9 @@ impl DownloadJob<'_> {
             }
             fetched
         };
-        let hasher = order.clone();
-        let hashing = tokio::task::spawn_blocking(move || {
-            // Should the hash panic, a range waiting for room must not wait forever.
-            let _stop = StopOnDrop(hasher.clone());
-            hasher.run()
-        });
-        let (fetched, hashed) = tokio::join!(fetches, hashing);
-        let hashed =
-            hashed.map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))?;
-        // A hash that could not read back stops the fetches: its error is the one to tell.
-        if !matches!(hashed, Err(Stopped::ReadBack(_))) {
+        let (fetched, hashed) = tokio::join!(fetches, order.run());
+        // A hash that failed stops the fetches: its error is the one to tell.
+        if matches!(hashed, Ok(_) | Err(Stopped::Download)) {
             fetched?;
         }
         match hashed {
@@ -501,6 +485,7 @@ impl DownloadJob<'_> {
             Err(Stopped::Download) => Err(Error::Internal(
                 "the in-order hash stopped although every range arrived".into(),
             )),
+            Err(Stopped::Panicked) => Err(Error::Internal("the in-order hash panicked".into())),
         }
     }
 
@@ -557,8 +542,17 @@ impl DownloadJob<'_> {
                         Err(e) => return Err(network_failure(CALL, &e)),
                     };
                     let mut pos = start;
-                    let mut buf = order.buffer();
+                    // One buffer of the process's pool at a time, with room for the next
+                    // piece before it is read: a stream waiting for a buffer holds none of
+                    // the network's bytes, and a piece is never held while its stream waits.
+                    let mut buf: Option<Chunk> = None;
                     loop {
+                        if buf.as_ref().is_some_and(|b| b.room() < NET_PIECE) {
+                            self.flush(temp, order, &mut buf, &mut pos, written).await?;
+                        }
+                        if buf.is_none() {
+                            buf = Some(order.pool().take().await);
+                        }
                         let chunk = match tokio::time::timeout(timeout, resp.chunk()).await {
                             Ok(Ok(Some(c))) => c,
                             Ok(Ok(None)) => break,
@@ -576,18 +570,28 @@ impl DownloadJob<'_> {
                         if let Some(throttle) = &client.throttle {
                             throttle.take(chunk.len() as u64).await;
                         }
-                        if pos + (buf.len() + chunk.len()) as u64 > end {
+                        let gathered = buf.as_ref().map_or(0, |b| b.len());
+                        if pos + (gathered + chunk.len()) as u64 > end {
                             return Err(Failed::fatal(Error::Remote {
                                 message: "B2 sent more bytes than the range asked for".into(),
                                 retryable: true,
                             }));
                         }
-                        // Written before it would outgrow its buffer: a grown buffer is a
-                        // copy and twice the memory, for every chunk.
-                        if buf.len() + chunk.len() > order.chunk() {
-                            self.flush(temp, order, &mut buf, &mut pos, written).await?;
+                        // Copied at once (a piece larger than the room, which hyper does not
+                        // give, would be written in two).
+                        let mut data = &chunk[..];
+                        while !data.is_empty() {
+                            let b = match &mut buf {
+                                Some(b) => b,
+                                None => buf.insert(order.pool().take().await),
+                            };
+                            let n = data.len().min(b.room());
+                            b.extend(&data[..n]);
+                            data = &data[n..];
+                            if b.room() == 0 {
+                                self.flush(temp, order, &mut buf, &mut pos, written).await?;
+                            }
                         }
-                        buf.extend_from_slice(&chunk);
                     }
                     self.flush(temp, order, &mut buf, &mut pos, written).await?;
                     if pos != end {
@@ -609,14 +613,14 @@ impl DownloadJob<'_> {
         &self,
         temp: &TempFile,
         order: &InOrderSha1,
-        buf: &mut BytesMut,
+        buf: &mut Option<Chunk>,
         pos: &mut u64,
         written: &std::sync::atomic::AtomicU64,
     ) -> std::result::Result<(), Failed> {
-        if buf.is_empty() {
+        let Some(data) = buf.take().filter(|b| !b.is_empty()) else {
             return Ok(());
-        }
-        let data = std::mem::replace(buf, order.buffer()).freeze();
+        };
+        let data = Arc::new(data);
         let at = *pos;
         if !order.offer(at, &data).await {
             // The hash could not read back, or the download is stopping: its error counts.
@@ -625,16 +629,16 @@ impl DownloadJob<'_> {
         let file = temp.file.clone();
         let n = data.len() as u64;
         let path = temp.path.clone();
-        let lock = temp.write_lock.clone();
-        let data = tokio::task::spawn_blocking(move || {
-            let _held = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            file.write_all_at(&data, at).map(|_| data)
+        // Taken here, not on the blocking pool: a write there never waits for another.
+        let held = temp.write_lock.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            file.write_all_at(&data, at)
         })
         .await
         .map_err(|e| Failed::fatal(Error::Internal(format!("write task failed: {e}"))))?
         .map_err(|e| Failed::fatal(Error::local_io("could not write", &path, &e)))?;
         order.wrote(at, n);
-        order.recycle(data);
         *pos += n;
         written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         self.client.op.add_done(n);
@@ -667,7 +671,7 @@ fn plan_ranges(size: u64, range_size: u64, streams: usize) -> Vec<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_private_name, plan_ranges, remove_stale_temps, write_chunk, INNER};
+    use super::{is_private_name, plan_ranges, remove_stale_temps, INNER};
     use crate::local::Dir;
     use std::ffi::OsStr;
 
@@ -726,14 +730,6 @@ mod tests {
         ] {
             assert!(!is_private_name(bad), "{bad:?}");
         }
-    }
-
-    /// What the connections gather before writing stays near 4 MiB in all.
-    #[test]
-    fn write_chunks_shrink_with_more_connections_within_256_kib_to_1_mib() {
-        let kib = |streams| write_chunk(streams) >> 10;
-        assert_eq!([kib(0), kib(1), kib(4), kib(8)], [1024, 1024, 1024, 512]);
-        assert_eq!([kib(16), kib(64)], [256, 256]);
     }
 
     /// The properties a plan must have, not one plan: every byte once, in order, no

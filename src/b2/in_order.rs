@@ -1,40 +1,51 @@
-//! The whole-file SHA1 of a download whose ranges arrive at once: one thread hashes the
-//! file in order from the bytes as they are received, so that normally nothing is read
-//! back. The range that holds the next byte to hash is hashed as it arrives; ranges ahead
-//! of it keep their chunks in a bounded buffer until the hash reaches them. A chunk ahead
-//! that finds the buffer full is only written, and hashed later by reading it back: making
-//! its download wait instead would leave one connection of `concurrency` working, which
-//! on a real link is a restore several times slower.
+//! The whole-file SHA1 of a download whose ranges arrive at once, hashed in order from the
+//! bytes as they are received, so that normally nothing is read back. The range that holds
+//! the next byte to hash is hashed as it arrives; ranges ahead of it keep their chunks
+//! until the hash reaches them, within a budget of the restore and half of the process's
+//! chunk buffers (`chunk_pool`). A chunk ahead that finds no room is only written, and
+//! hashed later by reading it back: making its download wait instead would leave one
+//! connection of `concurrency` working, which on a real link is a restore several times
+//! slower.
+//!
+//! Why no restore, nor many at once, can hang the process (issue 22). Tokio's blocking
+//! pool is capped (`runtime.rs`) and shared by every operation of the process; when a
+//! thread of it waits for work that needs another of its threads, enough such waits
+//! together wait for ever. So here no closure on that pool waits for anything but the CPU
+//! and the local disk: a step of hashing of bytes already in memory, a read back of bytes
+//! already written, a write (its file's lock is taken, asynchronously, before the write is
+//! queued), an upload's read of one chunk. Each ends by itself; a full pool only queues.
+//! All the waiting is asynchronous and holds no pool thread:
+//! - the hash (`run`, a future of the download's own task) waits for the bytes at its
+//!   position to be handed over or written;
+//! - a range's stream waits for the network, for a chunk buffer (`chunk_pool`: it holds
+//!   none while it waits, and at least half the buffers are held only by streams, each of
+//!   which gives its buffer back after one write), for its file's write lock (held by a
+//!   write under way), and, when its chunk is next in line, for room in this restore's
+//!   budget. That room is made by the hash alone, and the hash needs nothing from the
+//!   waiting chunk: the bytes before it are kept, written, or being written.
+//!
+//! No wait is for a waiter, so there is no cycle of them.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
 use sha1::{Digest, Sha1};
 use tokio::sync::Notify;
 
-/// Bytes of received chunks kept in memory for the hash of one file, all its ranges
-/// together: 6 MiB a connection up to 24 MiB at 4 connections, then 1 MiB less for each
-/// connection beyond 4 (down to 8 MiB), because each holds about that much of its own (the
-/// HTTP read buffer, a write under way), and with many ranges ahead of the hash most bytes
-/// are read back whatever the budget (86% at 16 connections with 24 MiB). A restore of
-/// several files at once gives each its share of the connections, so the operation keeps
-/// about the same.
-pub fn buffer_budget(streams: usize) -> usize {
-    match streams.max(1) {
-        streams @ 1..=4 => streams * (6 << 20),
-        streams => (24usize << 20)
-            .saturating_sub((streams - 4) << 20)
-            .max(8 << 20),
-    }
-}
+use super::chunk_pool::{Chunk, ChunkPool};
+
+/// Bytes of received chunks one restore keeps for its hash: a constant, not a share of
+/// each connection, so that memory does not grow with `concurrency` (with many ranges
+/// ahead of the hash, most of their bytes are read back whatever the budget: 86% at 16
+/// connections with 24 MiB). The process's pool bounds all restores together: half of
+/// it, 8 MiB, is the most they keep.
+pub const BUDGET: usize = 8 << 20;
+/// Bytes hashed, or read back, in one step on the blocking pool.
+const STEP: usize = 4 << 20;
 /// Bytes read back per system call when a chunk was not kept.
-const READ_BACK_CHUNK: usize = 1 << 20;
-/// Free chunk buffers kept for reuse: fresh ones cost a page fault per 4 KiB, and freed
-/// ones stay in the allocator's arenas of whichever thread freed them.
-const POOL: usize = 8;
+const READ_BACK_CHUNK: usize = 256 << 10;
 
 /// What the hash did, for the log and the tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,21 +60,28 @@ pub struct HashStats {
 
 pub struct InOrderSha1 {
     state: Mutex<State>,
-    /// Wakes the hashing thread: a chunk came, a write landed, or the download ended.
-    arrived: Condvar,
-    /// Wakes the range being hashed when it waits for room in the buffer.
+    /// Wakes the hash: a chunk came, a write landed, or the download ended.
+    arrived: Notify,
+    /// Wakes the range being hashed when it waits for room in the budget.
     room: Notify,
     file: Arc<File>,
+    pool: &'static ChunkPool,
     budget: usize,
     /// The part of the budget only chunks in line may use, so that they always find room
     /// whatever the ranges ahead hold.
     head_reserve: usize,
-    chunk: usize,
-    pool: Mutex<Vec<BytesMut>>,
+}
+
+/// A chunk the hash holds until it gets there; `counted` when it is one of the pool's
+/// kept buffers (a chunk at the hash's position is taken without counting: it is hashed
+/// next, waiting for nothing).
+struct Kept {
+    chunk: Arc<Chunk>,
+    counted: bool,
 }
 
 struct State {
-    /// Bytes hashed so far: the hash covers `[0, next)`.
+    /// Bytes hashed (or taken to be hashed) so far: the hash covers `[0, next)`.
     next: u64,
     size: u64,
     /// The ranges of the download, in file order, how far each was received and how far
@@ -74,11 +92,10 @@ struct State {
     /// The first range not received in full: its chunks are next in line for the hash.
     first_open: usize,
     /// Received chunks not hashed yet, by file offset.
-    kept: BTreeMap<u64, Bytes>,
+    kept: BTreeMap<u64, Kept>,
     kept_bytes: usize,
-    /// Set when the download failed or was dropped, or the hash could not read back.
+    /// Set when the download failed or was dropped, or the hash failed.
     stopped: bool,
-    read_back_failed: bool,
     stats: HashStats,
 }
 
@@ -107,18 +124,27 @@ pub enum Stopped {
     /// The download stopped first: its own error is the one to report.
     Download,
     ReadBack(std::io::ErrorKind),
+    /// A step of the hash panicked.
+    Panicked,
+}
+
+/// One step of the hash, done on the blocking pool.
+enum Step {
+    Hash(Vec<Kept>),
+    ReadBack(u64, usize),
 }
 
 impl InOrderSha1 {
-    /// For a download of `ranges` (in file order, covering the file) into `file`, received
-    /// in chunks of about `chunk` bytes.
+    /// For a download of `ranges` (in file order, covering the file) into `file`, its
+    /// chunks from `pool`.
     pub fn new(
         file: Arc<File>,
         ranges: &[(u64, u64)],
         budget: usize,
-        chunk: usize,
+        pool: &'static ChunkPool,
     ) -> Arc<InOrderSha1> {
         let size = ranges.last().map(|r| r.0 + r.1).unwrap_or(0);
+        let budget = budget.max(2 * super::chunk_pool::CHUNK);
         Arc::new(InOrderSha1 {
             state: Mutex::new(State {
                 next: 0,
@@ -130,41 +156,19 @@ impl InOrderSha1 {
                 kept: BTreeMap::new(),
                 kept_bytes: 0,
                 stopped: false,
-                read_back_failed: false,
                 stats: HashStats::default(),
             }),
-            arrived: Condvar::new(),
+            arrived: Notify::new(),
             room: Notify::new(),
             file,
-            budget: budget.max(2 * chunk),
-            head_reserve: budget.max(2 * chunk) / 3,
-            chunk,
-            pool: Mutex::new(Vec::new()),
+            pool,
+            budget,
+            head_reserve: budget / 3,
         })
     }
 
-    /// Bytes a range gathers before it hands them over and writes them.
-    pub fn chunk(&self) -> usize {
-        self.chunk
-    }
-
-    /// An empty buffer for the next chunk, reused when one is free.
-    pub fn buffer(&self) -> BytesMut {
-        let reused = self.pool.lock().ok().and_then(|mut p| p.pop());
-        reused.unwrap_or_else(|| BytesMut::with_capacity(self.chunk))
-    }
-
-    /// Gives a chunk's buffer back once nothing else holds it (the writer and the hash
-    /// each hand theirs in; the last one's is kept).
-    pub fn recycle(&self, chunk: Bytes) {
-        if let Ok(mut buf) = chunk.try_into_mut() {
-            buf.clear();
-            if let Ok(mut pool) = self.pool.lock() {
-                if pool.len() < POOL {
-                    pool.push(buf);
-                }
-            }
-        }
+    pub fn pool(&self) -> &'static ChunkPool {
+        self.pool
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -172,18 +176,19 @@ impl InOrderSha1 {
     }
 
     /// Hands over the chunk received at `offset`, before it is written. A chunk with every
-    /// byte before it received waits here while the buffer is full (the hash is then what
-    /// bounds the download, and it needs nothing else to get there); a chunk behind a gap
-    /// never waits. False when the hash stopped.
-    pub async fn offer(&self, offset: u64, data: &Bytes) -> bool {
-        let len = data.len();
+    /// byte before it received waits here while this restore's budget is full (the hash
+    /// is then what bounds the download, and it needs nothing else to get there); a chunk
+    /// behind a gap never waits, nor does any chunk for the process's pool. False when the
+    /// hash stopped.
+    pub async fn offer(&self, offset: u64, chunk: &Arc<Chunk>) -> bool {
+        let len = chunk.len();
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             {
                 let mut st = self.lock();
-                if st.stopped || st.read_back_failed {
+                if st.stopped {
                     return false;
                 }
                 let range = st.range_of(offset);
@@ -193,19 +198,25 @@ impl InOrderSha1 {
                 } else {
                     self.budget - self.head_reserve
                 };
+                let fits = st.kept_bytes + len <= limit;
                 // The very next bytes are always taken: the hash waits for nothing else.
-                if st.kept_bytes + len <= limit || offset == st.next {
+                let at_next = offset == st.next;
+                let counted = !at_next && fits && self.pool.try_keep();
+                if at_next || counted {
                     st.received(range, offset + len as u64);
                     st.kept_bytes += len;
                     st.stats.peak_buffered = st.stats.peak_buffered.max(st.kept_bytes);
-                    st.kept.insert(offset, data.clone());
+                    let chunk = chunk.clone();
+                    st.kept.insert(offset, Kept { chunk, counted });
                     drop(st);
                     self.arrived.notify_one();
                     return true;
                 }
-                if !head {
+                if !head || fits {
+                    // Behind a gap, or the process's kept share is full: written only,
+                    // read back when the hash gets there.
                     st.received(range, offset + len as u64);
-                    return true; // written only; read back when the hash gets there
+                    return true;
                 }
             }
             room.await;
@@ -221,69 +232,137 @@ impl InOrderSha1 {
         self.arrived.notify_one();
     }
 
-    /// The download failed or was dropped: the hashing thread ends.
+    /// The download failed or was dropped, or the hash failed: both sides end.
     pub fn stop(&self) {
-        self.lock().stopped = true;
-        self.arrived.notify_all();
+        let mut st = self.lock();
+        st.stopped = true;
+        let kept = std::mem::take(&mut st.kept);
+        drop(st);
+        self.release(kept.into_values());
+        self.arrived.notify_one();
         self.room.notify_waiters();
     }
 
-    /// Hashes the whole file in order; runs on a blocking thread until the last byte is
-    /// hashed or the download stops.
-    pub fn run(&self) -> Result<([u8; 20], HashStats), Stopped> {
+    fn release(&self, kept: impl IntoIterator<Item = Kept>) {
+        for k in kept {
+            if k.counted {
+                self.pool.unkeep();
+            }
+        }
+    }
+
+    /// Hashes the whole file in order, until the last byte is hashed or the download
+    /// stops. Waits asynchronously; each step of work goes to the blocking pool only once
+    /// its bytes are there (see the module's comment).
+    pub async fn run(&self) -> Result<([u8; 20], HashStats), Stopped> {
+        let outcome = self.hash().await;
+        if outcome.is_err() {
+            self.stop();
+        }
+        outcome
+    }
+
+    async fn hash(&self) -> Result<([u8; 20], HashStats), Stopped> {
         let mut sha = Sha1::new();
-        let mut buf: Vec<u8> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
         loop {
-            let mut st = self.lock();
-            let work = loop {
+            let arrived = self.arrived.notified();
+            let step = {
+                let mut st = self.lock();
                 if st.next >= st.size {
                     return Ok((sha.finalize().into(), st.stats));
                 }
                 if st.stopped {
                     return Err(Stopped::Download);
                 }
-                let next = st.next;
-                if let Some(chunk) = st.kept.remove(&next) {
-                    st.kept_bytes -= chunk.len();
-                    st.next += chunk.len() as u64;
-                    st.stats.from_memory += chunk.len() as u64;
-                    break Ok(chunk);
-                }
-                // Written but not kept: read back up to the next chunk kept.
-                let written_to = st.written_to[st.range_of(next)];
-                if written_to > next {
-                    let kept_at = st.kept.range(next..).next().map_or(u64::MAX, |(o, _)| *o);
-                    let end = written_to.min(kept_at).min(next + READ_BACK_CHUNK as u64);
-                    break Err((next, (end - next) as usize));
-                }
-                st = self.arrived.wait(st).unwrap_or_else(|p| p.into_inner());
+                self.next_step(&mut st)
             };
-            drop(st);
-            match work {
-                Ok(chunk) => {
+            let Some(step) = step else {
+                arrived.await;
+                continue;
+            };
+            match step {
+                Step::Hash(chunks) => {
                     self.room.notify_waiters();
-                    sha.update(&chunk);
-                    self.recycle(chunk);
+                    let hashed = tokio::task::spawn_blocking(move || {
+                        for k in &chunks {
+                            sha.update(&k.chunk[..]);
+                        }
+                        (sha, chunks)
+                    })
+                    .await;
+                    let Ok((back, chunks)) = hashed else {
+                        return Err(Stopped::Panicked);
+                    };
+                    sha = back;
+                    self.release(chunks);
                 }
-                Err((at, n)) => {
-                    buf.resize(n, 0);
-                    if let Err(e) = self.file.read_exact_at(&mut buf, at) {
-                        self.lock().read_back_failed = true;
-                        self.room.notify_waiters();
-                        return Err(Stopped::ReadBack(e.kind()));
-                    }
-                    sha.update(&buf);
+                Step::ReadBack(at, n) => {
+                    let file = self.file.clone();
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut done = 0;
+                        while done < n {
+                            let len = (n - done).min(READ_BACK_CHUNK);
+                            scratch.resize(len, 0);
+                            if let Err(e) = file.read_exact_at(&mut scratch, at + done as u64) {
+                                return (sha, scratch, Err(e.kind()));
+                            }
+                            sha.update(&scratch);
+                            done += len;
+                        }
+                        (sha, scratch, Ok(()))
+                    })
+                    .await;
+                    let Ok((back, buf, result)) = read else {
+                        return Err(Stopped::Panicked);
+                    };
+                    (sha, scratch) = (back, buf);
+                    result.map_err(Stopped::ReadBack)?;
                     let mut st = self.lock();
                     st.next = at + n as u64;
                     st.stats.read_back += n as u64;
+                    drop(st);
+                    // A chunk waiting for room may be the very next one now.
+                    self.room.notify_waiters();
                 }
             }
         }
     }
+
+    /// What the hash can do now: the chunks kept from its position on (taken out, and the
+    /// position moved past them), or bytes written but not kept to read back.
+    fn next_step(&self, st: &mut State) -> Option<Step> {
+        let mut chunks = Vec::new();
+        let mut bytes = 0;
+        while bytes < STEP {
+            let next = st.next;
+            let Some(k) = st.kept.remove(&next) else {
+                break;
+            };
+            let len = k.chunk.len();
+            st.kept_bytes -= len;
+            st.next += len as u64;
+            st.stats.from_memory += len as u64;
+            bytes += len;
+            chunks.push(k);
+        }
+        if !chunks.is_empty() {
+            return Some(Step::Hash(chunks));
+        }
+        // Written but not kept: read back up to the next chunk kept.
+        let next = st.next;
+        let written_to = st.written_to[st.range_of(next)];
+        if written_to > next {
+            let kept_at = st.kept.range(next..).next().map_or(u64::MAX, |(o, _)| *o);
+            let end = written_to.min(kept_at).min(next + STEP as u64);
+            return Some(Step::ReadBack(next, (end - next) as usize));
+        }
+        None
+    }
 }
 
 /// Stops the hash when dropped: a download that fails, or whose future is dropped, must
-/// not leave the hashing thread waiting.
+/// not leave the hash waiting.
 pub struct StopOnDrop(pub Arc<InOrderSha1>);
 
 impl Drop for StopOnDrop {
@@ -294,7 +373,9 @@ impl Drop for StopOnDrop {
 
 #[cfg(test)]
 mod tests {
+    use super::super::chunk_pool::CHUNK;
     use super::*;
+    use bytes::Bytes;
 
     fn file_of(data: &[u8]) -> Arc<File> {
         let f = tempfile::tempfile().unwrap();
@@ -306,93 +387,127 @@ mod tests {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()
     }
 
+    fn pool(buffers: usize) -> &'static ChunkPool {
+        Box::leak(Box::new(ChunkPool::new(buffers)))
+    }
+
     /// Feeds the ranges' chunks interleaved the way concurrent streams deliver them (one
-    /// chunk of each range in turn), with the hash on its own thread.
-    fn feed(budget: usize, ranges: &[(u64, u64)], chunk: usize, all: &[u8]) -> HashStats {
-        let file = file_of(all);
-        let hash = InOrderSha1::new(file, ranges, budget, chunk);
-        let h = hash.clone();
-        let thread = std::thread::spawn(move || h.run());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut pos: Vec<u64> = ranges.iter().map(|r| r.0).collect();
-            loop {
-                let mut any = false;
-                for (i, &(start, len)) in ranges.iter().enumerate() {
-                    if pos[i] < start + len {
-                        any = true;
-                        let n = chunk.min((start + len - pos[i]) as usize);
-                        let at = pos[i] as usize;
-                        let bytes = Bytes::copy_from_slice(&all[at..at + n]);
-                        assert!(hash.offer(pos[i], &bytes).await);
-                        hash.wrote(pos[i], n as u64);
-                        pos[i] += n as u64;
-                    }
-                }
-                if !any {
-                    break;
+    /// chunk of each range in turn), each written on the blocking pool, the hash beside.
+    async fn feed(hash: &InOrderSha1, ranges: &[(u64, u64)], all: Arc<Vec<u8>>) {
+        let mut pos: Vec<u64> = ranges.iter().map(|r| r.0).collect();
+        loop {
+            let mut any = false;
+            for (i, &(start, len)) in ranges.iter().enumerate() {
+                if pos[i] < start + len {
+                    any = true;
+                    let n = CHUNK.min((start + len - pos[i]) as usize);
+                    let at = pos[i] as usize;
+                    let mut chunk = hash.pool().take().await;
+                    chunk.extend(&all[at..at + n]);
+                    let chunk = Arc::new(chunk);
+                    assert!(hash.offer(pos[i], &chunk).await);
+                    // The file holds the bytes already: the write is only a system call.
+                    let file = hash.file.clone();
+                    let bytes = Bytes::copy_from_slice(&chunk[..]);
+                    tokio::task::spawn_blocking(move || file.write_all_at(&bytes, at as u64))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    hash.wrote(pos[i], n as u64);
+                    pos[i] += n as u64;
                 }
             }
-        });
-        let (digest, stats) = thread.join().unwrap().unwrap();
+            if !any {
+                break;
+            }
+        }
+    }
+
+    fn check(all: &[u8], got: Result<([u8; 20], HashStats), Stopped>) -> HashStats {
+        let (digest, stats) = got.unwrap();
         let want: [u8; 20] = Sha1::digest(all).into();
         assert_eq!(digest, want);
         assert_eq!(stats.from_memory + stats.read_back, all.len() as u64);
-        assert!(
-            stats.peak_buffered <= budget.max(2 * chunk) + chunk,
-            "{stats:?}"
-        );
+        stats
+    }
+
+    fn hash_one(budget: usize, ranges: &[(u64, u64)], all: Vec<u8>) -> HashStats {
+        let all = Arc::new(all);
+        let pool = pool(64);
+        let hash = InOrderSha1::new(file_of(&all), ranges, budget, pool);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (_, got) =
+            rt.block_on(async { tokio::join!(feed(&hash, ranges, all.clone()), hash.run()) });
+        let stats = check(&all, got);
+        assert!(stats.peak_buffered <= budget + CHUNK, "{stats:?}");
+        assert_eq!(pool.counts(), (0, 64), "every buffer given back");
         stats
     }
 
     #[test]
-    fn ranges_that_fit_the_buffer_are_never_read_back() {
-        let all = data(4 << 20);
+    fn ranges_that_fit_the_budget_are_never_read_back() {
         let ranges = [(0, 1 << 20), (1 << 20, 1 << 20), (2 << 20, 2 << 20)];
-        let stats = feed(buffer_budget(3), &ranges, 64 << 10, &all);
+        let stats = hash_one(BUDGET, &ranges, data(4 << 20));
         assert_eq!(stats.read_back, 0, "{stats:?}");
     }
 
     #[test]
-    fn ranges_ahead_of_a_full_buffer_are_read_back_and_the_digest_holds() {
-        let all = data(48 << 20);
+    fn ranges_ahead_of_a_full_budget_are_read_back_and_the_digest_holds() {
         let ranges = [(0, 16 << 20), (16 << 20, 16 << 20), (32 << 20, 16 << 20)];
-        let stats = feed(8 << 20, &ranges, 1 << 20, &all);
+        let stats = hash_one(8 << 20, &ranges, data(48 << 20));
         assert!(stats.read_back > 0, "{stats:?}");
         assert!(stats.from_memory > 0, "{stats:?}");
     }
 
-    /// What a restore holds for the hash stays within 24 MiB at any concurrency, and
-    /// shrinks past 4 connections as their own buffers grow (a restore at 16 fits 64 MiB).
+    /// The construction of issue 22: sixteen restores at once, on a blocking pool of ONE
+    /// thread and a chunk pool smaller than their streams, all end. A hash that held a
+    /// pool thread while waiting for its writes (as before) would hang here.
     #[test]
-    fn the_budget_peaks_at_four_connections_and_never_drops_below_8_mib() {
-        let mib = |streams| buffer_budget(streams) >> 20;
-        assert_eq!([mib(0), mib(1), mib(2), mib(4)], [6, 6, 12, 24]);
-        assert_eq!([mib(5), mib(16), mib(20), mib(64)], [23, 12, 8, 8]);
-        for streams in 4..64 {
-            assert!(
-                buffer_budget(streams + 1) <= buffer_budget(streams),
-                "{streams}"
-            );
+    fn many_hashes_share_one_blocking_thread_and_a_small_pool_without_waiting_on_each_other() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let pool = pool(8);
+        let all = Arc::new(data(6 << 20));
+        let ranges = [(0, 1 << 20), (1 << 20, 2 << 20), (3 << 20, 3 << 20)];
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let all = all.clone();
+                rt.spawn(async move {
+                    let hash = InOrderSha1::new(file_of(&all), &ranges, 2 << 20, pool);
+                    let (_, got) = tokio::join!(feed(&hash, &ranges, all.clone()), hash.run());
+                    got
+                })
+            })
+            .collect();
+        for t in tasks {
+            check(&all, rt.block_on(t).unwrap());
         }
+        assert_eq!(pool.counts(), (0, 8), "every buffer given back");
     }
 
     #[test]
     fn a_stopped_download_ends_the_hash() {
         let all = data(1 << 20);
-        let hash = InOrderSha1::new(file_of(&all), &[(0, 1 << 20)], buffer_budget(1), 1 << 20);
-        let h = hash.clone();
-        let thread = std::thread::spawn(move || h.run());
+        let hash = InOrderSha1::new(file_of(&all), &[(0, 1 << 20)], BUDGET, pool(4));
         drop(StopOnDrop(hash.clone()));
-        assert_eq!(thread.join().unwrap().unwrap_err(), Stopped::Download);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(hash.run()).unwrap_err(), Stopped::Download);
     }
 
     #[test]
     fn an_empty_file_hashes_to_the_empty_sha1() {
-        let hash = InOrderSha1::new(file_of(b""), &[], buffer_budget(1), 1 << 20);
-        let (digest, _) = hash.run().unwrap();
+        let hash = InOrderSha1::new(file_of(b""), &[], BUDGET, pool(4));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (digest, _) = rt.block_on(hash.run()).unwrap();
         assert_eq!(digest, <[u8; 20]>::from(Sha1::digest(b"")));
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod billing;
 pub mod calls;
+mod chunk_pool;
 pub mod client;
 pub mod download;
 pub mod encryption;

@@ -306,12 +306,14 @@ impl LocalFile {
         .map_err(|e| Error::Internal(format!("the hashing task failed: {e}")))?
     }
 
-    /// Streams `len` bytes from `offset` as an upload body, read by a blocking thread one
-    /// chunk ahead of the network. With the range's SHA1 `known` (from the first pass), the
-    /// body is the bytes alone and nothing is hashed: B2 checks them against that SHA1, so a
-    /// file that changed since is refused. Without it the thread hashes as it reads and
-    /// appends the 40 hex digits (B2's `hex_digits_at_end`). Memory: a few chunks, whatever
-    /// the range size.
+    /// Streams `len` bytes from `offset` as an upload body, read one chunk ahead of the
+    /// network. With the range's SHA1 `known` (from the first pass), the body is the bytes
+    /// alone and nothing is hashed: B2 checks them against that SHA1, so a file that
+    /// changed since is refused. Without it each chunk is hashed as it is read and the 40
+    /// hex digits follow (B2's `hex_digits_at_end`). Memory: a few chunks, whatever the
+    /// range size. Each read (and its hash) is one step on the blocking pool that waits for
+    /// nothing else; the waiting for the network is done by an async task, so a body the
+    /// network is slow to take holds no pool thread (issue 22).
     pub fn stream_range(
         &self,
         offset: u64,
@@ -324,27 +326,39 @@ impl LocalFile {
         let file = self.file.clone();
         let identity = self.identity;
         let read = Arc::new(AtomicU64::new(0));
-        let read_by_thread = read.clone();
-        tokio::task::spawn_blocking(move || {
+        let read_by_task = read.clone();
+        tokio::spawn(async move {
             let mut hasher = known.is_none().then(Sha1::new);
             let mut pos = offset;
             let end = offset + len;
             while pos < end {
                 let n = (end - pos).min(CHUNK as u64) as usize;
-                let mut buf = BytesMut::zeroed(n);
-                if let Err(e) = file.read_exact_at(&mut buf, pos) {
-                    let _ = digest_tx.send(Err(e.kind()));
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-                if let Some(hasher) = &mut hasher {
-                    hasher.update(&buf);
-                }
-                if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                let reader = file.clone();
+                let step = tokio::task::spawn_blocking(move || {
+                    let mut buf = BytesMut::zeroed(n);
+                    let got = reader.read_exact_at(&mut buf, pos);
+                    if let (Ok(()), Some(hasher)) = (&got, &mut hasher) {
+                        hasher.update(&buf);
+                    }
+                    (got.map(|()| buf), hasher)
+                })
+                .await;
+                let (got, back) = step
+                    .unwrap_or_else(|_| (Err(std::io::Error::other("the read task failed")), None));
+                hasher = back;
+                let buf = match got {
+                    Ok(buf) => buf,
+                    Err(e) => {
+                        let _ = digest_tx.send(Err(e.kind()));
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                if tx.send(Ok(buf.freeze())).await.is_err() {
                     return; // the request was dropped
                 }
                 op.add_done(n as u64);
-                read_by_thread.fetch_add(n as u64, Ordering::Relaxed);
+                read_by_task.fetch_add(n as u64, Ordering::Relaxed);
                 pos += n as u64;
             }
             match (hasher, known) {
@@ -357,12 +371,14 @@ impl LocalFile {
                         .is_ok_and(|m| FileIdentity::of(&m) == identity)
                     {
                         let _ = digest_tx.send(Err(std::io::ErrorKind::UnexpectedEof));
-                        let _ = tx.blocking_send(Err(std::io::Error::other("the file changed")));
+                        let _ = tx
+                            .send(Err(std::io::Error::other("the file changed")))
+                            .await;
                         return;
                     }
                     let digest: [u8; 20] = hasher.finalize().into();
                     let _ = digest_tx.send(Ok(digest));
-                    let _ = tx.blocking_send(Ok(Bytes::from(hex(&digest).into_bytes())));
+                    let _ = tx.send(Ok(Bytes::from(hex(&digest).into_bytes()))).await;
                 }
                 (None, Some(digest)) => {
                     let _ = digest_tx.send(Ok(digest));
