@@ -270,7 +270,7 @@ impl<'a, 'b> LargeFileUpload<'a, 'b> {
         } else {
             format!(
                 "if no upload of it comes, they are cancelled after {} (the resume window, {} h from the upload's start) by the next upload, usage or delete that sees them",
-                utc_time(file.uploaded_ms() + window.as_millis() as u64),
+                utc_time(file.upload_timestamp.unwrap_or_else(now_ms) + window.as_millis() as u64),
                 window.as_secs() / 3600
             )
         };

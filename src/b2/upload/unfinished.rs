@@ -47,20 +47,30 @@ pub(super) fn same_content(candidate: &FileVersion, info: &BTreeMap<String, Stri
 /// Erring long only delays the clean-up of an abandoned file.
 pub const LIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-/// Whether another upload is still sending `file` parts, judged by B2's own timestamps.
+/// Whether another upload is still sending `file` parts, judged by B2's own timestamps. A
+/// start or part B2 gave no time for cannot be dated, so it counts as live: erring that way
+/// only delays a clean-up, the other way cancels an upload under way.
 pub fn is_live(file: &FileVersion, parts: &[Part], now_ms: u64) -> bool {
+    let Some(started) = file.upload_timestamp else {
+        return true;
+    };
+    if parts.iter().any(|p| p.upload_timestamp == 0) {
+        return true;
+    }
     let newest = parts
         .iter()
         .map(|p| p.upload_timestamp)
-        .chain([file.uploaded_ms()])
+        .chain([started])
         .max()
-        .unwrap_or(0);
+        .unwrap_or(started);
     newest + LIVE_WITHIN.as_millis() as u64 > now_ms
 }
 
-/// Whether the resume window of `file`, counted from B2's start of it, is over.
+/// Whether the resume window of `file`, counted from B2's start of it, is over (never, for
+/// a start B2 gave no time for).
 pub fn past_window(file: &FileVersion, window: std::time::Duration, now_ms: u64) -> bool {
-    file.uploaded_ms() + window.as_millis() as u64 <= now_ms
+    file.upload_timestamp
+        .is_some_and(|t| t + window.as_millis() as u64 <= now_ms)
 }
 
 /// An unfinished large file of this library that nobody resumed within `window` of its
@@ -143,5 +153,54 @@ mod tests {
             "2000-02-29 01:01 UTC"
         );
         assert_eq!(utc_time(1_798_761_600_000), "2027-01-01 00:00 UTC");
+    }
+
+    fn ours_started_at(ms: Option<u64>) -> FileVersion {
+        let mut f = FileVersion::new("4_z1", "a.tar", crate::b2::api::Action::Start, 0);
+        f.file_info
+            .insert("b2dest_part_size".to_string(), "100000000".to_string());
+        f.upload_timestamp = ms;
+        f
+    }
+
+    fn part(ms: u64) -> Part {
+        Part {
+            part_number: 1,
+            content_length: 1,
+            content_sha1: None,
+            upload_timestamp: ms,
+        }
+    }
+
+    #[test]
+    fn a_start_or_part_without_a_time_is_never_taken_for_abandoned() {
+        let day = std::time::Duration::from_secs(86_400);
+        let now = 10 * 86_400_000;
+        // Dated and old: abandoned.
+        assert!(is_abandoned(
+            &ours_started_at(Some(0)),
+            &[part(1)],
+            day,
+            now
+        ));
+        // B2 gave no time for the start (a null or missing uploadTimestamp): live, in window.
+        let undated = ours_started_at(None);
+        assert!(is_live(&undated, &[], now));
+        assert!(!past_window(&undated, day, now));
+        assert!(!is_abandoned(&undated, &[], day, now));
+        // Nor for one of its parts.
+        assert!(!is_abandoned(
+            &ours_started_at(Some(0)),
+            &[part(0)],
+            day,
+            now
+        ));
+        // A recent part keeps an old start alive.
+        assert!(!is_abandoned(
+            &ours_started_at(Some(0)),
+            &[part(now - 1)],
+            day,
+            now
+        ));
     }
 }
