@@ -21,5 +21,6 @@ pub mod ops;
 pub mod remote_path;
 pub mod runtime;
 pub mod status;
+pub mod usage_cache;
 
 pub use status::DestStatus;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::b2::SessionRegistry;
 use crate::error::{Error, Result};
 use crate::operation::{LogLevel, Operation};
-use crate::ops::usage::UsageCache;
+use crate::usage_cache::UsageCache;
 
 /// What lives once per process: the runtime and the B2 sessions bound to its connections.
 pub struct ProcessState {

@@ -123,8 +123,8 @@ impl Destination {
 
     /// Which destination the usage cache files this one's figures under: the account and
     /// the backup directory (the bucket id is added by the caller).
-    pub fn usage_key(&self, bucket_id: &str) -> usage::UsageKey {
-        usage::UsageKey {
+    pub fn usage_key(&self, bucket_id: &str) -> crate::usage_cache::UsageKey {
+        crate::usage_cache::UsageKey {
             api_url: self.config.api_url.clone(),
             account_id: self.config.account_id.clone(),
             bucket_id: bucket_id.to_string(),

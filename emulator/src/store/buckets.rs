@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::journal::Record;
-use super::locks::BucketLock;
+use super::model::BucketLock;
 use super::model::{random_hex, BucketMeta, Sse};
 use super::Store;
 use crate::error::{B2Error, B2Result};

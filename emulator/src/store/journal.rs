@@ -60,7 +60,7 @@ pub(super) enum Record {
     /// A version's Object Lock retention and legal hold set.
     Lock {
         seq: u64,
-        lock: super::locks::VersionLock,
+        lock: super::model::VersionLock,
     },
     /// A version's content swapped (integrity tests corrupt a stored file this way).
     Replaced {
@@ -370,8 +370,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::locks::{BucketLock, LockMode, Retention, VersionLock};
     use crate::store::model::Sse;
+    use crate::store::model::{BucketLock, LockMode, Retention, VersionLock};
 
     #[test]
     fn journals_written_before_encryption_and_object_lock_still_load() {

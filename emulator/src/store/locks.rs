@@ -1,105 +1,10 @@
-//! Object Lock in the store: a bucket's lock settings, each version's retention and legal
-//! hold, and the rules that decide, under the store's lock, whether a version may be
+//! Object Lock in the store: the rules that decide, under the store's lock, whether a version may be
 //! deleted or its retention changed. The wire shapes are in `api/retention.rs`.
 
-use serde::{Deserialize, Serialize};
-
 use super::journal::Record;
-use super::model::{now_millis, Action, Version};
+use super::model::{now_millis, Action, BucketLock, LockMode, Retention, Version, VersionLock};
 use super::Store;
 use crate::error::{B2Error, B2Result};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LockMode {
-    Governance,
-    Compliance,
-}
-
-impl LockMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LockMode::Governance => "governance",
-            LockMode::Compliance => "compliance",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<LockMode> {
-        match s {
-            "governance" => Some(LockMode::Governance),
-            "compliance" => Some(LockMode::Compliance),
-            _ => None,
-        }
-    }
-}
-
-/// A version's retention: no delete, no change before `retain_until` (ms since epoch).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Retention {
-    pub mode: LockMode,
-    pub retain_until: u64,
-}
-
-/// What Object Lock holds on one version.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionLock {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention: Option<Retention>,
-    /// None: never set (B2 shows `null`); `Some(false)`: set to "off".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub legal_hold: Option<bool>,
-}
-
-impl VersionLock {
-    pub fn is_none(&self) -> bool {
-        self.retention.is_none() && self.legal_hold.is_none()
-    }
-
-    /// The retention that still binds at `now`.
-    pub fn active_retention(&self, now: u64) -> Option<Retention> {
-        self.retention.filter(|r| r.retain_until > now)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PeriodUnit {
-    Days,
-    Years,
-}
-
-/// A bucket's default retention: given to every upload that names none.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DefaultRetention {
-    pub mode: LockMode,
-    pub duration: u64,
-    pub unit: PeriodUnit,
-}
-
-impl DefaultRetention {
-    pub fn millis(&self) -> u64 {
-        let day = 86_400_000u64;
-        match self.unit {
-            PeriodUnit::Days => self.duration.saturating_mul(day),
-            PeriodUnit::Years => self.duration.saturating_mul(365 * day),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketLock {
-    /// Once on, never off again.
-    #[serde(default)]
-    pub enabled: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_retention: Option<DefaultRetention>,
-}
-
-impl BucketLock {
-    pub fn is_off(&self) -> bool {
-        !self.enabled && self.default_retention.is_none()
-    }
-}
 
 /// B2's answer to a change or delete Object Lock forbids (b2sdk maps 403 `access_denied`
 /// to its `AccessDenied`, and its simulator raises that for locked deletes).

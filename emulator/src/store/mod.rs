@@ -28,10 +28,7 @@ use crate::error::{B2Error, B2Result};
 use journal::{Record, State};
 
 pub use listing::{ListEntry, ListQuery};
-pub use locks::{
-    check_retention_change, BucketLock, DefaultRetention, LockMode, PeriodUnit, Retention,
-    VersionLock,
-};
+pub use locks::check_retention_change;
 pub use model::*;
 pub use wire::{FileJson, LockReaders, StoredVersion};
 

@@ -1,4 +1,5 @@
-//! What the store holds: buckets, file versions, parts, and their ids.
+//! What the store holds: buckets, file versions, parts, their ids, and what Object Lock
+//! holds on them (a bucket's lock settings, each version's retention and legal hold).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -6,7 +7,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::locks::{BucketLock, VersionLock};
 pub use crate::sse::Sse;
 
 /// B2's limit for a single upload and for one part: 5 GB.
@@ -154,5 +154,99 @@ mod tests {
         let id = file_id("abc123", 42);
         assert_eq!(parse_file_id(&id), Some(42));
         assert_eq!(parse_file_id("garbage"), None);
+    }
+}
+
+// -- Object Lock ----------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LockMode> {
+        match s {
+            "governance" => Some(LockMode::Governance),
+            "compliance" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// A version's retention: no delete, no change before `retain_until` (ms since epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub retain_until: u64,
+}
+
+/// What Object Lock holds on one version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionLock {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// None: never set (B2 shows `null`); `Some(false)`: set to "off".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
+}
+
+impl VersionLock {
+    pub fn is_none(&self) -> bool {
+        self.retention.is_none() && self.legal_hold.is_none()
+    }
+
+    /// The retention that still binds at `now`.
+    pub fn active_retention(&self, now: u64) -> Option<Retention> {
+        self.retention.filter(|r| r.retain_until > now)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodUnit {
+    Days,
+    Years,
+}
+
+/// A bucket's default retention: given to every upload that names none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: LockMode,
+    pub duration: u64,
+    pub unit: PeriodUnit,
+}
+
+impl DefaultRetention {
+    pub fn millis(&self) -> u64 {
+        let day = 86_400_000u64;
+        match self.unit {
+            PeriodUnit::Days => self.duration.saturating_mul(day),
+            PeriodUnit::Years => self.duration.saturating_mul(365 * day),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketLock {
+    /// Once on, never off again.
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+impl BucketLock {
+    pub fn is_off(&self) -> bool {
+        !self.enabled && self.default_retention.is_none()
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::journal::Record;
-use super::locks::VersionLock;
+use super::model::VersionLock;
 use super::model::*;
 use super::Store;
 use crate::error::{B2Error, B2Result};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::locks::{PeriodUnit, VersionLock};
 use super::model::{Action, BucketMeta, Version};
+use super::model::{PeriodUnit, VersionLock};
 
 impl Version {
     /// The JSON B2 uses for a file version in every call that returns one, as the caller's
