@@ -16,7 +16,7 @@ use super::client::B2Client;
 use super::encryption::{StartEncryption, KEY_MD5_INFO};
 use super::lock::{Retention, RetentionValue};
 use super::settle::{self, Called};
-use super::upload::encode_name;
+use super::wire::encode_name;
 use crate::error::Result;
 
 /// A JSON call of B2's native API: its name, and the shape of its answer.

@@ -16,10 +16,11 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::api::FileVersion;
 use super::chunk_pool::{Chunk, ChunkPool, NET_PIECE};
-use super::client::{B2Client, Failed};
+use super::client::B2Client;
 use super::encryption::{check_readable, explain_key_refusal};
 use super::http::{network_failure, read_failure, timed_out};
 use super::in_order::{InOrderSha1, StopOnDrop, Stopped, BUDGET};
+use super::retry::Failed;
 use super::retry::Failure;
 use crate::error::{Error, Result};
 use crate::local::dir::{identity, identity_of_dir, is_link_error, EntryKind};

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::client::Failed;
 use super::late::{LateAnswer, SendError};
 use super::retry::B2Failure;
+use super::retry::Failed;
+use super::wire::{http_date_ms, now_ms};
 use crate::operation::Operation;
 
 /// One request whose answer is JSON, bounded by `timeout` in all (API answers are small).
@@ -49,7 +50,7 @@ pub async fn exchange_json_hearing<T: DeserializeOwned>(
             .and_then(|d| d.to_str().ok())
             .and_then(http_date_ms)
         {
-            op.note_b2_clock(b2_ms as i64 - super::upload::now_ms() as i64);
+            op.note_b2_clock(b2_ms as i64 - now_ms() as i64);
         }
         match sent {
             Ok(resp) if resp.status().is_success() => read_success(call, resp).await,
@@ -123,7 +124,7 @@ pub async fn read_failure(call: &str, resp: reqwest::Response) -> B2Failure {
     let now_ms = header("Date")
         .as_deref()
         .and_then(http_date_ms)
-        .unwrap_or_else(super::upload::now_ms);
+        .unwrap_or_else(now_ms);
     let body = resp.bytes().await.unwrap_or_default();
     B2Failure::answered_at(call, status, &body, retry_after.as_deref(), now_ms)
 }
@@ -154,52 +155,4 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
-}
-
-/// An HTTP `Date` (`Wed, 02 Dec 2026 07:17:00 GMT`, the only form servers send now) in
-/// ms since the epoch.
-pub fn http_date_ms(date: &str) -> Option<u64> {
-    let mut parts = date.split_whitespace().skip(1);
-    let day: i64 = parts.next()?.parse().ok()?;
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = parts.next()?;
-    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next() != Some("GMT") || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Howard Hinnant's days-from-civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    u64::try_from(secs).ok().map(|s| s * 1000)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn http_dates_read_as_epoch_ms() {
-        assert_eq!(
-            super::http_date_ms("Thu, 01 Jan 1970 00:00:00 GMT"),
-            Some(0)
-        );
-        assert_eq!(
-            super::http_date_ms("Tue, 29 Feb 2000 01:01:00 GMT"),
-            Some(951_782_400_000 + 3_660_000)
-        );
-        assert_eq!(
-            super::http_date_ms("Fri, 01 Jan 2027 00:00:00 GMT"),
-            Some(1_798_761_600_000)
-        );
-        assert_eq!(super::http_date_ms("yesterday"), None);
-    }
 }

@@ -2,6 +2,7 @@
 //! downloads.
 
 pub mod api;
+pub mod backoff;
 pub mod billing;
 pub mod calls;
 mod chunk_pool;
@@ -14,6 +15,7 @@ pub mod late;
 pub mod lenient;
 pub mod list;
 pub mod lock;
+pub mod lookups;
 pub mod retry;
 pub mod session;
 pub mod settings;
@@ -21,6 +23,7 @@ pub mod settle;
 pub mod throttle;
 pub mod tls;
 pub mod upload;
+pub mod wire;
 
 pub use client::B2Client;
 pub use session::{B2Session, SessionRegistry};

@@ -1,6 +1,7 @@
 //! Unit tests of the failure table, on B2's real error bodies.
 
 use super::*;
+use crate::b2::backoff::RetryPolicy;
 use crate::status::DestStatus;
 
 /// Error bodies as B2 sends them, `{status, code, message}`. Status and code are those

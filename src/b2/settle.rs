@@ -8,9 +8,10 @@ use std::sync::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::client::{B2Client, Failed, API_VERSION};
+use super::client::{B2Client, API_VERSION};
 use super::http::exchange_json_hearing;
 use super::late::LateAnswer;
+use super::retry::Failed;
 use super::retry::Failure;
 use crate::error::{Error, Result};
 

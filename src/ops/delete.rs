@@ -192,7 +192,7 @@ async fn remove(
         });
     }
     let bytes = if v.is_stored() { v.bytes() } else { 0 };
-    let bypass = match lock::delete_plan(v, may_bypass, upload::now_ms()) {
+    let bypass = match lock::delete_plan(v, may_bypass, crate::b2::wire::now_ms()) {
         DeletePlan::Held(until) => return Ok(Removed::Held(bytes, until)),
         DeletePlan::Delete { bypass } => bypass,
     };
@@ -208,7 +208,7 @@ async fn remove(
         Err(Error::Locked(_)) => Ok(Removed::Held(
             bytes,
             v.lock()
-                .active_retention(upload::now_ms())
+                .active_retention(crate::b2::wire::now_ms())
                 .map(|r| r.retain_until_timestamp),
         )),
         // B2 deleted it on a try whose answer was lost, and the retry found it gone.

@@ -11,7 +11,8 @@ use crate::b2::api::FileVersion;
 use crate::b2::calls::UpdateFileRetention;
 use crate::b2::list::FileLister;
 use crate::b2::lock::Retention;
-use crate::b2::upload::{now_ms, utc_time};
+use crate::b2::upload::utc_time;
+use crate::b2::wire::now_ms;
 use crate::error::{Error, Result};
 use crate::remote_path::{EmptyPath, RemotePath};
 

@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::{usage, Destination, Report};
-use crate::b2::upload::{now_ms, KeptCopies, KeptCopy, UploadJob, UploadedFile};
+use crate::b2::upload::{KeptCopies, KeptCopy, UploadJob, UploadedFile};
+use crate::b2::wire::now_ms;
 use crate::error::{Error, Result};
 use crate::local::dir::{is_link_error, EntryKind};
 use crate::local::file::LocalFile;

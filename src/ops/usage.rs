@@ -60,7 +60,7 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                     if lock.retention.is_none() {
                         usage.lock_unreadable += 1;
                     }
-                    usage.held.count(&v, &lock, upload::now_ms());
+                    usage.held.count(&v, &lock, crate::b2::wire::now_ms());
                     if first_of_name {
                         usage.files += 1;
                     }
@@ -69,7 +69,7 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                 Action::Start if v.file_id.is_some() => {
                     let parts = list::parts(client, v.id()).await?;
                     let window = dest.config.resume_window;
-                    if upload::is_abandoned(&v, &parts, window, upload::now_ms()) {
+                    if upload::is_abandoned(&v, &parts, window, crate::b2::wire::now_ms()) {
                         match upload::cancel_large_file(client, bucket_id, v.id(), &v.file_name)
                             .await
                         {

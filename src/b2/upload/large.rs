@@ -14,16 +14,17 @@ use super::unfinished::{
     cancel_large_file, is_abandoned, is_live, is_ours, keeps_lock, past_window, same_content,
     utc_time, LIVE_WITHIN,
 };
-use super::{now_ms, SendFailed, UploadJob, UploadedFile, CONTENT_TYPE};
+use super::{SendFailed, UploadJob, UploadedFile, CONTENT_TYPE};
 use crate::b2::api::{FileVersion, Part};
 use crate::b2::calls::{
     FinishLargeFile, GetFileInfo, GetUploadPartUrl, StartLargeFile, UploadPart,
 };
-use crate::b2::client::Failed;
 use crate::b2::late::LateAnswer;
 use crate::b2::list;
+use crate::b2::retry::Failed;
 use crate::b2::retry::Failure;
 use crate::b2::session::{take_fresh, UploadTarget};
+use crate::b2::wire::now_ms;
 use crate::error::{Error, Result};
 use crate::local::file::hex;
 use crate::operation::LogLevel;

@@ -20,15 +20,15 @@ pub use unfinished::{
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
 use super::api::FileVersion;
-use super::client::{B2Client, Failed};
+use super::client::B2Client;
 use super::http::{failure_from_response, network_failure, read_success, timed_out};
 use super::lock::Retention;
+use super::retry::Failed;
 use super::retry::{B2Failure, Failure};
 use super::session::UploadTarget;
 use super::throttle::{paced, Pacing};
@@ -37,18 +37,7 @@ use crate::error::{Error, Result};
 use crate::local::file::{LocalFile, RangeOutcome, RangeStream};
 use crate::local::shown;
 
-/// B2 file names travel percent-encoded, `/` kept as it is.
-const NAME_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
 const CONTENT_TYPE: &str = "application/octet-stream";
-
-pub fn encode_name(name: &str) -> String {
-    utf8_percent_encode(name, NAME_ENCODE).to_string()
-}
 
 /// A file now stored on B2.
 #[derive(Clone, Debug)]
@@ -293,11 +282,4 @@ async fn stalled(
         last = now;
         last_paced = paced;
     }
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -8,7 +8,7 @@ use crate::b2::list::FileLister;
 use crate::b2::lock::{BucketLock, Retention, RetentionMode};
 use crate::b2::session::Authorization;
 use crate::b2::session::BucketInfo;
-use crate::b2::upload::now_ms;
+use crate::b2::wire::now_ms;
 use crate::error::{Error, Result};
 use crate::ops::lock::{self as policy, DeletePlan};
 use crate::ops::Destination;
