@@ -10,6 +10,17 @@
  * Threads: every function may be called from any thread, concurrently. Callbacks run only
  * on the thread that made the call. The library starts no thread and opens no connection
  * before the first call, and works in a child process after fork().
+ *
+ * Every operation (dest_validate, dest_upload, dest_download, dest_list, dest_usage,
+ * dest_delete, dest_protect), once, for all of them:
+ * - Ownership: the strings stay the caller's; the library reads them only during the call
+ *   and keeps no pointer to them, nor to progress or user_data after it returns. The
+ *   response becomes the caller's, to free once with dest_free.
+ * - Threads: blocks the calling thread while the work runs on the library's runtime
+ *   threads; progress and the log callback run on the calling thread only.
+ * - Panics: a panic inside is caught: the call returns DEST_ERR_INTERNAL (12) with a
+ *   response whose error.code is "internal" and whose message says what panicked (the
+ *   same text goes to the log callback at DEST_LOG_ERROR).
  * Secrets: the application key and B2's tokens never appear in a response or log line.
  */
 
@@ -180,13 +191,7 @@ extern "C" {
  * (a public bucket, one that keeps old versions, a limit already reached). Returns
  * `DEST_OK` when every check passed, else the status of the first failed check.
  *
- * Ownership: the strings stay the caller's; the library reads them only during the call and
- * keeps no pointer to them. The response becomes the caller's, to free once with
- * `dest_free`.
- * Threads: blocks the calling thread while the work runs on the library's runtime threads;
- * may be called from any thread, concurrently.
- * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
- * `error.code` is `"internal"`.
+ * Ownership, threads and panics: as for every operation (the top of this header).
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -214,14 +219,7 @@ int32_t dest_validate(const char *config_json, char **response_json);
  * directory upload that fails or is cancelled part-way keeps on B2 the files it completed
  * and its error response lists them in `files`, beside `failed` and `not_started`.
  *
- * Ownership: the strings stay the caller's; the library reads them only during the call and
- * keeps no pointer to them, nor to `progress` or `user_data` after it returns. The response
- * becomes the caller's, to free once with `dest_free`.
- * Threads: blocks the calling thread while the work runs on the library's runtime threads;
- * `progress` and the log callback run on the calling thread only. May be called from any
- * thread, concurrently.
- * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
- * `error.code` is `"internal"`.
+ * Ownership, threads and panics: as for every operation (the top of this header).
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -247,14 +245,7 @@ int32_t dest_upload(const char *config_json,
  * Arguments as for `dest_upload`. The response has `size`, `sha1`, `verified` (for a
  * directory, `files`), freed with `dest_free`.
  *
- * Ownership: the strings stay the caller's; the library reads them only during the call and
- * keeps no pointer to them, nor to `progress` or `user_data` after it returns. The response
- * becomes the caller's, to free once with `dest_free`.
- * Threads: blocks the calling thread while the work runs on the library's runtime threads;
- * `progress` and the log callback run on the calling thread only. May be called from any
- * thread, concurrently.
- * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
- * `error.code` is `"internal"`.
+ * Ownership, threads and panics: as for every operation (the top of this header).
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -274,13 +265,7 @@ int32_t dest_download(const char *config_json,
  * `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
  * response.
  *
- * Ownership: the strings stay the caller's; the library reads them only during the call and
- * keeps no pointer to them. The response becomes the caller's, to free once with
- * `dest_free`.
- * Threads: blocks the calling thread while the work runs on the library's runtime threads;
- * may be called from any thread, concurrently.
- * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
- * `error.code` is `"internal"`.
+ * Ownership, threads and panics: as for every operation (the top of this header).
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -295,13 +280,7 @@ int32_t dest_list(const char *config_json, const char *remote_path, char **respo
  *
  * `config_json`: not NULL. `response_json`: NULL or where to store the response.
  *
- * Ownership: the strings stay the caller's; the library reads them only during the call and
- * keeps no pointer to them. The response becomes the caller's, to free once with
- * `dest_free`.
- * Threads: blocks the calling thread while the work runs on the library's runtime threads;
- * may be called from any thread, concurrently.
- * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
- * `error.code` is `"internal"`.
+ * Ownership, threads and panics: as for every operation (the top of this header).
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -322,13 +301,7 @@ int32_t dest_usage(const char *config_json, char **response_json);
  * `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
  * response.
  *
- * Ownership: the strings stay the caller's; the library reads them only during the call and
- * keeps no pointer to them. The response becomes the caller's, to free once with
- * `dest_free`.
- * Threads: blocks the calling thread while the work runs on the library's runtime threads;
- * may be called from any thread, concurrently.
- * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
- * `error.code` is `"internal"`.
+ * Ownership, threads and panics: as for every operation (the top of this header).
  *
  * # Safety
  * Each pointer is NULL or valid as described.
@@ -348,13 +321,7 @@ int32_t dest_delete(const char *config_json, const char *remote_path, char **res
  * `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
  * response.
  *
- * Ownership: the strings stay the caller's; the library reads them only during the call and
- * keeps no pointer to them. The response becomes the caller's, to free once with
- * `dest_free`.
- * Threads: blocks the calling thread while the work runs on the library's runtime threads;
- * may be called from any thread, concurrently.
- * A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
- * `error.code` is `"internal"`.
+ * Ownership, threads and panics: as for every operation (the top of this header).
  *
  * # Safety
  * Each pointer is NULL or valid as described.

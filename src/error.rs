@@ -54,6 +54,19 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// A caught panic, `where` it was caught, with its message when it has one (a panic's
+    /// payload is a `&str` or a `String` unless it was raised with another value).
+    pub fn from_panic(place: &str, payload: &(dyn std::any::Any + Send)) -> Error {
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        Error::Internal(match message {
+            Some(m) => format!("a panic was caught {place}: {m}"),
+            None => format!("a panic was caught {place}"),
+        })
+    }
+
     /// The one mapping from errors to ABI status codes.
     pub fn status(&self) -> DestStatus {
         match self {

@@ -9,7 +9,7 @@ mod logger;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::config::{DestinationConfig, Encryption};
 use crate::error::{Error, Result};
@@ -17,6 +17,7 @@ pub use crate::operation::DestLogLevel;
 use crate::operation::LogLevel;
 use crate::ops::{self, Destination, Report};
 use crate::runtime::{self, Observer};
+use crate::status::DestStatus;
 
 /// Progress of an upload or download.
 ///
@@ -96,21 +97,22 @@ unsafe fn c_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str> {
     })
 }
 
-/// What an operation ended with, and the secrets to keep out of its response (the
-/// application key, and the SSE-C customer key when there is one).
-type Outcome = (Result<Report>, Vec<String>);
-
 /// Parses the configuration and runs `work` on the runtime, the calling thread waiting.
-fn run_operation<F, Fut>(config_json: &str, observer: &mut HostObserver, work: F) -> Outcome
+/// The secrets to keep out of the response (the application key, the SSE-C customer key,
+/// the tokens the operation used) go into `secrets` as soon as they are known, so that a
+/// panic part-way still leaves them with the boundary.
+fn run_operation<F, Fut>(
+    config_json: &str,
+    observer: &mut HostObserver,
+    secrets: &mut Vec<String>,
+    work: F,
+) -> Result<Report>
 where
     F: FnOnce(Destination) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Report>> + Send + 'static,
 {
-    let parsed = match DestinationConfig::parse(config_json) {
-        Ok(p) => p,
-        Err(e) => return (Err(e), Vec::new()),
-    };
-    let mut secrets = vec![parsed.config.application_key.expose().to_string()];
+    let parsed = DestinationConfig::parse(config_json)?;
+    secrets.push(parsed.config.application_key.expose().to_string());
     if let Encryption::SseC(key) = &parsed.config.encryption {
         secrets.push(key.expose_base64().to_string());
     }
@@ -141,7 +143,7 @@ where
     if let Some(op) = &op {
         secrets.extend(op.secrets());
     }
-    let outcome = match (outcome, costs) {
+    match (outcome, costs) {
         (Ok(mut report), Some(costs)) => {
             report.fields.extend(costs);
             Ok(report)
@@ -152,36 +154,80 @@ where
             ..Report::default()
         }),
         (outcome, None) => outcome,
-    };
-    (outcome, secrets)
+    }
 }
 
-/// The one wrapper of every exported operation.
+/// The one wrapper of every exported operation: the response pointer is cleared first, and
+/// everything after (reading the arguments, the operation, rendering the response and
+/// turning it into a C string) runs inside `catch_unwind`. A panic anywhere in it becomes
+/// `DEST_ERR_INTERNAL`, its message (redacted) in the response and in an error log line.
 ///
 /// # Safety
 /// `response_json` is NULL or points to writable storage for one pointer.
-unsafe fn boundary(response_json: *mut *mut c_char, call: impl FnOnce() -> Result<Outcome>) -> i32 {
+unsafe fn boundary(
+    response_json: *mut *mut c_char,
+    call: impl FnOnce(&mut Vec<String>) -> Result<Report>,
+) -> i32 {
     if !response_json.is_null() {
         // SAFETY: the caller gave writable storage; a NULL there is the safe default.
         unsafe { *response_json = std::ptr::null_mut() };
     }
-    let (outcome, secrets) = match catch_unwind(AssertUnwindSafe(call)) {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(bad_argument)) => (Err(bad_argument), Vec::new()),
-        Err(_) => (
-            Err(Error::Internal(
-                "a panic was caught at the C boundary".into(),
-            )),
-            Vec::new(),
-        ),
+    let mut secrets: Vec<String> = Vec::new();
+    let answered = catch_unwind(AssertUnwindSafe(|| {
+        let outcome = call(&mut secrets);
+        respond(outcome, &secrets, !response_json.is_null())
+    }));
+    let (status, response) = match answered {
+        Ok(done) => done,
+        Err(payload) => {
+            let error = Error::from_panic("at the C boundary", payload.as_ref());
+            let line = envelope::redact(&error.to_string(), &secrets);
+            let _ = catch_unwind(AssertUnwindSafe(|| logger::deliver(LogLevel::Error, &line)));
+            // Rendering a bare error cannot panic in any way the first try could not; if
+            // it does, the host still gets its status and a NULL response.
+            catch_unwind(AssertUnwindSafe(|| {
+                respond(Err(error), &secrets, !response_json.is_null())
+            }))
+            .unwrap_or((DestStatus::DestErrInternal, None))
+        }
     };
-    let (status, body) = envelope::render(outcome);
-    if !response_json.is_null() {
-        let c = envelope::to_c_string(body, &secrets);
+    if let (false, Some(c)) = (response_json.is_null(), response) {
         // SAFETY: checked non-NULL above.
         unsafe { *response_json = c.into_raw() };
     }
     status as i32
+}
+
+/// The status and, when the host wants it, the response as a C string.
+fn respond(
+    outcome: Result<Report>,
+    secrets: &[String],
+    wanted: bool,
+) -> (DestStatus, Option<CString>) {
+    let (status, body) = envelope::render(outcome);
+    (status, wanted.then(|| envelope::to_c_string(body, secrets)))
+}
+
+/// The body of every operation's export: reads each named C string argument (NULL and
+/// invalid UTF-8 refused by name), then runs the operation on the runtime behind
+/// `boundary`, the calling thread waiting.
+///
+/// `export!(response_json, observer, config_json, [arg, ...], |dest| work)`: `work` may
+/// use each `arg` as a `String` and `dest` as the opened `Destination`.
+macro_rules! export {
+    ($response:ident, $observer:expr, $config:ident, [$($arg:ident),*], |$dest:ident| $work:expr) => {
+        // SAFETY: every pointer is NULL or valid, as the caller promised.
+        unsafe {
+            boundary($response, |secrets| {
+                let config = c_str($config, stringify!($config))?;
+                $(let $arg = c_str($arg, stringify!($arg))?.to_owned();)*
+                let mut observer = $observer;
+                run_operation(config, &mut observer, secrets, move |$dest| async move {
+                    $work.await
+                })
+            })
+        }
+    };
 }
 
 /// Checks a destination: the key is accepted and has listFiles, readFiles, writeFiles and
@@ -194,13 +240,7 @@ unsafe fn boundary(response_json: *mut *mut c_char, call: impl FnOnce() -> Resul
 /// (a public bucket, one that keeps old versions, a limit already reached). Returns
 /// `DEST_OK` when every check passed, else the status of the first failed check.
 ///
-/// Ownership: the strings stay the caller's; the library reads them only during the call and
-/// keeps no pointer to them. The response becomes the caller's, to free once with
-/// `dest_free`.
-/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
-/// may be called from any thread, concurrently.
-/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
-/// `error.code` is `"internal"`.
+/// Ownership, threads and panics: as for every operation (the top of this header).
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -209,17 +249,13 @@ pub unsafe extern "C" fn dest_validate(
     config_json: *const c_char,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: pointers as the caller promised.
-    unsafe {
-        boundary(response_json, || {
-            let config = c_str(config_json, "config_json")?;
-            Ok(run_operation(
-                config,
-                &mut HostObserver::logs_only(),
-                |dest| async move { ops::validate::run(&dest).await },
-            ))
-        })
-    }
+    export!(
+        response_json,
+        HostObserver::logs_only(),
+        config_json,
+        [],
+        |dest| { ops::validate::run(&dest) }
+    )
 }
 
 /// Uploads `local_path` (a regular file, or a directory whose tree is uploaded) to
@@ -242,14 +278,7 @@ pub unsafe extern "C" fn dest_validate(
 /// directory upload that fails or is cancelled part-way keeps on B2 the files it completed
 /// and its error response lists them in `files`, beside `failed` and `not_started`.
 ///
-/// Ownership: the strings stay the caller's; the library reads them only during the call and
-/// keeps no pointer to them, nor to `progress` or `user_data` after it returns. The response
-/// becomes the caller's, to free once with `dest_free`.
-/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
-/// `progress` and the log callback run on the calling thread only. May be called from any
-/// thread, concurrently.
-/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
-/// `error.code` is `"internal"`.
+/// Ownership, threads and panics: as for every operation (the top of this header).
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -262,23 +291,13 @@ pub unsafe extern "C" fn dest_upload(
     user_data: *mut c_void,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: pointers as the caller promised.
-    unsafe {
-        boundary(response_json, || {
-            let (config, local, remote) = (
-                c_str(config_json, "config_json")?,
-                c_str(local_path, "local_path")?,
-                c_str(remote_path, "remote_path")?,
-            );
-            let (local, remote) = (PathBuf::from(local), remote.to_string());
-            let mut observer = HostObserver::with_progress(progress, user_data);
-            Ok(run_operation(
-                config,
-                &mut observer,
-                move |dest| async move { ops::upload::run(&dest, &local, &remote).await },
-            ))
-        })
-    }
+    export!(
+        response_json,
+        HostObserver::with_progress(progress, user_data),
+        config_json,
+        [local_path, remote_path],
+        |dest| ops::upload::run(&dest, Path::new(&local_path), &remote_path)
+    )
 }
 
 /// Restores `remote_path` (a file, or a directory tree) to `local_path`. A file is written
@@ -294,14 +313,7 @@ pub unsafe extern "C" fn dest_upload(
 /// Arguments as for `dest_upload`. The response has `size`, `sha1`, `verified` (for a
 /// directory, `files`), freed with `dest_free`.
 ///
-/// Ownership: the strings stay the caller's; the library reads them only during the call and
-/// keeps no pointer to them, nor to `progress` or `user_data` after it returns. The response
-/// becomes the caller's, to free once with `dest_free`.
-/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
-/// `progress` and the log callback run on the calling thread only. May be called from any
-/// thread, concurrently.
-/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
-/// `error.code` is `"internal"`.
+/// Ownership, threads and panics: as for every operation (the top of this header).
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -314,23 +326,13 @@ pub unsafe extern "C" fn dest_download(
     user_data: *mut c_void,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: pointers as the caller promised.
-    unsafe {
-        boundary(response_json, || {
-            let (config, remote, local) = (
-                c_str(config_json, "config_json")?,
-                c_str(remote_path, "remote_path")?,
-                c_str(local_path, "local_path")?,
-            );
-            let (local, remote) = (PathBuf::from(local), remote.to_string());
-            let mut observer = HostObserver::with_progress(progress, user_data);
-            Ok(run_operation(
-                config,
-                &mut observer,
-                move |dest| async move { ops::download::run(&dest, &remote, &local).await },
-            ))
-        })
-    }
+    export!(
+        response_json,
+        HostObserver::with_progress(progress, user_data),
+        config_json,
+        [remote_path, local_path],
+        |dest| ops::download::run(&dest, &remote_path, Path::new(&local_path))
+    )
 }
 
 /// Lists the current (newest, not hidden) files under `remote_path` (`""` for the whole
@@ -340,13 +342,7 @@ pub unsafe extern "C" fn dest_download(
 /// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
 /// response.
 ///
-/// Ownership: the strings stay the caller's; the library reads them only during the call and
-/// keeps no pointer to them. The response becomes the caller's, to free once with
-/// `dest_free`.
-/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
-/// may be called from any thread, concurrently.
-/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
-/// `error.code` is `"internal"`.
+/// Ownership, threads and panics: as for every operation (the top of this header).
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -356,21 +352,13 @@ pub unsafe extern "C" fn dest_list(
     remote_path: *const c_char,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: pointers as the caller promised.
-    unsafe {
-        boundary(response_json, || {
-            let (config, remote) = (
-                c_str(config_json, "config_json")?,
-                c_str(remote_path, "remote_path")?,
-            );
-            let remote = remote.to_string();
-            Ok(run_operation(
-                config,
-                &mut HostObserver::logs_only(),
-                move |dest| async move { ops::list::run(&dest, &remote).await },
-            ))
-        })
-    }
+    export!(
+        response_json,
+        HostObserver::logs_only(),
+        config_json,
+        [remote_path],
+        |dest| { ops::list::run(&dest, &remote_path) }
+    )
 }
 
 /// Measures the space the backup directory uses on B2: `used_bytes` (every stored version,
@@ -380,13 +368,7 @@ pub unsafe extern "C" fn dest_list(
 ///
 /// `config_json`: not NULL. `response_json`: NULL or where to store the response.
 ///
-/// Ownership: the strings stay the caller's; the library reads them only during the call and
-/// keeps no pointer to them. The response becomes the caller's, to free once with
-/// `dest_free`.
-/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
-/// may be called from any thread, concurrently.
-/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
-/// `error.code` is `"internal"`.
+/// Ownership, threads and panics: as for every operation (the top of this header).
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -395,17 +377,13 @@ pub unsafe extern "C" fn dest_usage(
     config_json: *const c_char,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: pointers as the caller promised.
-    unsafe {
-        boundary(response_json, || {
-            let config = c_str(config_json, "config_json")?;
-            Ok(run_operation(
-                config,
-                &mut HostObserver::logs_only(),
-                |dest| async move { ops::usage::run(&dest).await },
-            ))
-        })
-    }
+    export!(
+        response_json,
+        HostObserver::logs_only(),
+        config_json,
+        [],
+        |dest| { ops::usage::run(&dest) }
+    )
 }
 
 /// Deletes every version of the file `remote_path` and of every file under
@@ -421,13 +399,7 @@ pub unsafe extern "C" fn dest_usage(
 /// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
 /// response.
 ///
-/// Ownership: the strings stay the caller's; the library reads them only during the call and
-/// keeps no pointer to them. The response becomes the caller's, to free once with
-/// `dest_free`.
-/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
-/// may be called from any thread, concurrently.
-/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
-/// `error.code` is `"internal"`.
+/// Ownership, threads and panics: as for every operation (the top of this header).
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -437,21 +409,13 @@ pub unsafe extern "C" fn dest_delete(
     remote_path: *const c_char,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: pointers as the caller promised.
-    unsafe {
-        boundary(response_json, || {
-            let (config, remote) = (
-                c_str(config_json, "config_json")?,
-                c_str(remote_path, "remote_path")?,
-            );
-            let remote = remote.to_string();
-            Ok(run_operation(
-                config,
-                &mut HostObserver::logs_only(),
-                move |dest| async move { ops::delete::run(&dest, &remote).await },
-            ))
-        })
-    }
+    export!(
+        response_json,
+        HostObserver::logs_only(),
+        config_json,
+        [remote_path],
+        |dest| { ops::delete::run(&dest, &remote_path) }
+    )
 }
 
 /// Extends the B2 Object Lock retention of existing backups: every stored version of the
@@ -466,13 +430,7 @@ pub unsafe extern "C" fn dest_delete(
 /// `config_json`, `remote_path`: not NULL. `response_json`: NULL or where to store the
 /// response.
 ///
-/// Ownership: the strings stay the caller's; the library reads them only during the call and
-/// keeps no pointer to them. The response becomes the caller's, to free once with
-/// `dest_free`.
-/// Threads: blocks the calling thread while the work runs on the library's runtime threads;
-/// may be called from any thread, concurrently.
-/// A panic inside is caught: the call returns `DEST_ERR_INTERNAL` (12) with a response whose
-/// `error.code` is `"internal"`.
+/// Ownership, threads and panics: as for every operation (the top of this header).
 ///
 /// # Safety
 /// Each pointer is NULL or valid as described.
@@ -482,21 +440,13 @@ pub unsafe extern "C" fn dest_protect(
     remote_path: *const c_char,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: pointers as the caller promised.
-    unsafe {
-        boundary(response_json, || {
-            let (config, remote) = (
-                c_str(config_json, "config_json")?,
-                c_str(remote_path, "remote_path")?,
-            );
-            let remote = remote.to_string();
-            Ok(run_operation(
-                config,
-                &mut HostObserver::logs_only(),
-                move |dest| async move { ops::protect::run(&dest, &remote).await },
-            ))
-        })
-    }
+    export!(
+        response_json,
+        HostObserver::logs_only(),
+        config_json,
+        [remote_path],
+        |dest| { ops::protect::run(&dest, &remote_path) }
+    )
 }
 
 /// Frees a response stored by any `dest_*` function. NULL is fine. Each response must be

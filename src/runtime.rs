@@ -2,10 +2,13 @@
 //! operation on it while the host's own thread waits, reports progress and relays logs.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
 
 use crate::b2::SessionRegistry;
 use crate::error::{Error, Result};
@@ -104,8 +107,16 @@ where
     let (tx, rx) = mpsc::channel::<Result<T>>();
     let fut = make(op.clone());
     state.runtime.spawn(async move {
-        test_panic("task");
-        let _ = tx.send(fut.await);
+        // A panic in the operation is caught here, where its payload still is, and sent
+        // back as the outcome (tokio would keep it in a JoinHandle nobody waits on).
+        let outcome = AssertUnwindSafe(async move {
+            test_panic("task");
+            fut.await
+        })
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|payload| Err(Error::from_panic("in an operation task", payload.as_ref())));
+        let _ = tx.send(outcome);
     });
 
     let mut last = op.progress();
@@ -125,8 +136,10 @@ where
         match received {
             Ok(result) => break result,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // The task ended without sending: it panicked.
-                break Err(Error::Internal("an operation task panicked".into()));
+                // The task ended without sending: the runtime dropped it unfinished.
+                break Err(Error::Internal(
+                    "an operation task was stopped before it finished; try again".into(),
+                ));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
