@@ -58,7 +58,7 @@ pub struct DestinationConfig {
     /// limit.
     pub bandwidth_limit: Option<u64>,
     /// Object Lock: every upload carries a retention, deletes respect it. None: no lock.
-    pub object_lock: Option<crate::b2::lock::ObjectLockSettings>,
+    pub object_lock: Option<crate::b2::object_lock::ObjectLockSettings>,
     /// Certificates trusted besides the system's roots (a TLS-inspecting proxy's CA, a
     /// private B2-compatible endpoint's), read from the PEM file `ca_file` names.
     pub ca_file: Option<std::sync::Arc<crate::b2::tls::ExtraRoots>>,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 
 use super::lenient;
-use super::lock::{BucketLock, BucketLockValue, Readable, RetentionValue, VersionLock};
+use super::object_lock::{BucketLock, BucketLockValue, Readable, RetentionValue, VersionLock};
 
 /// Holds the account token: no `Debug`, so it cannot be formatted into a message.
 #[derive(Deserialize)]

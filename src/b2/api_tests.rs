@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::b2::lock::{BucketLock, RetentionMode};
+use crate::b2::object_lock::{BucketLock, RetentionMode};
 
 fn bucket(extra: Value) -> Bucket {
     let mut b = json!({"bucketId": "b1", "bucketName": "n", "accountId": "a"});
@@ -315,7 +315,7 @@ fn error_bodies_with_null_fields_read() {
 #[test]
 fn a_retention_update_answer_without_a_readable_retention_holds_what_was_sent() {
     use crate::b2::calls::UpdateFileRetentionAnswer;
-    use crate::b2::lock::Retention;
+    use crate::b2::object_lock::Retention;
     let sent = Retention {
         mode: RetentionMode::Governance,
         retain_until_timestamp: 50,

@@ -14,7 +14,7 @@ use super::api::{
 };
 use super::client::B2Client;
 use super::encryption::{StartEncryption, KEY_MD5_INFO};
-use super::lock::{Retention, RetentionValue};
+use super::object_lock::{Retention, RetentionValue};
 use super::settle::{self, Called};
 use super::wire::encode_name;
 use crate::error::Result;

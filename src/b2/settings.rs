@@ -52,7 +52,7 @@ pub struct B2Settings {
     /// Object Lock: the retention every upload carries, and whether governance may be
     /// bypassed. Not part of the session's identity: operations read it from their own
     /// destination's settings, never from a session shared with another destination.
-    pub object_lock: Option<super::lock::ObjectLockSettings>,
+    pub object_lock: Option<super::object_lock::ObjectLockSettings>,
     /// Certificates trusted besides the system's roots (`ca_file`); part of the session's
     /// identity and of the HTTP client's.
     pub extra_roots: Option<std::sync::Arc<super::tls::ExtraRoots>>,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::b2::lock::{ObjectLockSettings, RetentionMode};
+use crate::b2::object_lock::{ObjectLockSettings, RetentionMode};
 use crate::error::{Error, Result};
 
 /// B2 supports retention periods of 1 to 3,000 days (Backblaze's Object Lock page).

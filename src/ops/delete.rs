@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
-use super::lock::{self, DeletePlan, Held};
+use super::object_lock::{self, DeletePlan, Held};
 use super::{usage, Destination, Report};
 use crate::b2::api::{Action, FileVersion};
 use crate::b2::calls::DeleteFileVersion;
@@ -39,7 +39,7 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
     let bucket = dest.bucket().await?;
     let file_name = path.object_name.clone();
     let mut freed = Freed::default();
-    let may_bypass = lock::may_bypass(dest).await?;
+    let may_bypass = object_lock::may_bypass(dest).await?;
     let outcome = remove_all(dest, &bucket.id, &path, may_bypass, &mut freed).await;
     usage::adjust(dest, &bucket.id, &file_name, -(freed.bytes as i64));
     let mut report = Report::with(json!({
@@ -192,7 +192,7 @@ async fn remove(
         });
     }
     let bytes = if v.is_stored() { v.bytes() } else { 0 };
-    let bypass = match lock::delete_plan(v, may_bypass, crate::b2::wire::now_ms()) {
+    let bypass = match object_lock::delete_plan(v, may_bypass, crate::b2::wire::now_ms()) {
         DeletePlan::Held(until) => return Ok(Removed::Held(bytes, until)),
         DeletePlan::Delete { bypass } => bypass,
     };

@@ -19,7 +19,7 @@ pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
         "encryption": f.encryption_mode().unwrap_or("none"),
         "customer_key_md5": f.recorded_key_md5(),
     });
-    for (k, v) in super::lock::entry_fields(f) {
+    for (k, v) in super::object_lock::entry_fields(f) {
         entry[k] = v;
     }
     entry

@@ -3,7 +3,7 @@
 pub mod delete;
 pub mod download;
 pub mod list;
-pub mod lock;
+pub mod object_lock;
 pub mod protect;
 pub mod upload;
 pub mod usage;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::b2::lock::ObjectLockSettings;
+use crate::b2::object_lock::ObjectLockSettings;
 use crate::b2::session::{Authorization, BucketInfo};
 use crate::b2::MAX_PART_SIZE;
 use crate::b2::{B2Client, B2Settings};

@@ -10,7 +10,7 @@ use super::{Destination, Report};
 use crate::b2::api::FileVersion;
 use crate::b2::calls::UpdateFileRetention;
 use crate::b2::list::FileLister;
-use crate::b2::lock::Retention;
+use crate::b2::object_lock::Retention;
 use crate::b2::upload::utc_time;
 use crate::b2::wire::now_ms;
 use crate::error::{Error, Result};
@@ -55,16 +55,16 @@ pub async fn run(dest: &Destination, remote: &str) -> Result<Report> {
         }
     }
     if !matches!(
-        super::lock::bucket_lock(dest, &bucket).await?,
-        crate::b2::lock::BucketLock::On(_)
+        super::object_lock::bucket_lock(dest, &bucket).await?,
+        crate::b2::object_lock::BucketLock::On(_)
     ) {
         return Err(Error::Permission(format!(
             "bucket \"{}\" does not have Object Lock enabled: {}",
             bucket.name,
-            super::lock::ENABLE_LOCK
+            super::object_lock::ENABLE_LOCK
         )));
     }
-    super::lock::check_clock(dest, &bucket).await?;
+    super::object_lock::check_clock(dest, &bucket).await?;
     let now = now_ms();
     let target = policy.retention_from(now);
     let mut done = Done::default();

@@ -57,7 +57,7 @@ pub async fn run(dest: &Destination, local: &Path, remote: &str) -> Result<Repor
     usage::check_limit(dest, &bucket.id).await?;
     let part_size = dest.part_size().await?;
     // Before any byte: the lock this destination promises must be one B2 will keep.
-    let lock = super::lock::upload_lock(dest, &bucket).await?;
+    let lock = super::object_lock::upload_lock(dest, &bucket).await?;
     let job = JobSettings { part_size, lock };
     let slots = Arc::new(Semaphore::new(dest.config.concurrency));
     let kept = KeptCopies::default();
@@ -287,7 +287,7 @@ async fn upload_one(
 #[derive(Clone, Copy)]
 struct JobSettings {
     part_size: u64,
-    lock: Option<crate::b2::lock::ObjectLockSettings>,
+    lock: Option<crate::b2::object_lock::ObjectLockSettings>,
 }
 
 enum WalkItem {

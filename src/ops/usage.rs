@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{Destination, Report};
 use crate::b2::api::Action;
 use crate::b2::list::{self, FileLister};
-use crate::b2::lock::BucketLock;
+use crate::b2::object_lock::BucketLock;
 use crate::b2::upload;
 use crate::error::{Error, Result};
 use crate::operation::LogLevel;
@@ -32,7 +32,7 @@ pub struct Usage {
     /// cancelled by this measurement.
     pub cancelled_large_files: u64,
     /// Versions Object Lock holds now, as far as the key may read.
-    pub held: super::lock::Held,
+    pub held: super::object_lock::Held,
     /// Versions whose retention the key may not read (no `readFileRetentions`).
     pub lock_unreadable: u64,
     /// Entries B2 listed that this library could not fully read: how many, and what was
@@ -148,10 +148,10 @@ pub async fn run(dest: &Destination) -> Result<Report> {
         "limit_reached": limit_reached(dest, u.used_bytes),
     });
     // On a bucket without Object Lock nothing can be locked, whatever the key may read.
-    let lock = super::lock::bucket_lock_of(&bucket);
+    let lock = super::object_lock::bucket_lock_of(&bucket);
     let unreadable = u.lock_unreadable > 0 && lock != BucketLock::Off;
     let held = if unreadable {
-        super::lock::Held::unknown_fields()
+        super::object_lock::Held::unknown_fields()
     } else {
         u.held.fields()
     };

@@ -1,6 +1,6 @@
 //! `dest_validate`: every check a hosting admin needs before trusting the destination.
 
-mod lock;
+mod object_lock;
 
 use std::sync::Arc;
 
@@ -100,7 +100,7 @@ async fn run_checks(
         .copied()
         .filter(|c| !auth.has_capability(c))
         .collect();
-    let lock_caps = lock::capabilities(dest, &auth, checks);
+    let lock_caps = object_lock::capabilities(dest, &auth, checks);
     if missing.is_empty() {
         checks.pass("capabilities", format!("the key has {}", needed.join(", ")));
     } else {
@@ -172,7 +172,7 @@ async fn run_checks(
         format!("bucket \"{}\" exists", bucket.name),
     );
     bucket_warnings(dest, &bucket, warnings);
-    let bucket_lock = lock::bucket(dest, &bucket, checks, warnings);
+    let bucket_lock = object_lock::bucket(dest, &bucket, checks, warnings);
 
     if !missing.is_empty() || !lock_caps || checks.failure.is_some() {
         return Ok(Some(bucket));
@@ -197,7 +197,7 @@ async fn run_checks(
         }
         return Ok(Some(bucket));
     }
-    let retention = lock::probe_retention(dest, &bucket_lock, &auth);
+    let retention = object_lock::probe_retention(dest, &bucket_lock, &auth);
     match probe(dest, &bucket, retention).await {
         Ok(None) => checks.pass(
             "probe",
@@ -283,18 +283,22 @@ fn bucket_warnings(dest: &Destination, bucket: &BucketInfo, warnings: &mut Vec<S
 async fn probe(
     dest: &Destination,
     bucket: &BucketInfo,
-    retention: Option<crate::b2::lock::Retention>,
-) -> Result<Option<crate::b2::lock::Retention>> {
+    retention: Option<crate::b2::object_lock::Retention>,
+) -> Result<Option<crate::b2::object_lock::Retention>> {
     let client = &dest.client;
     if retention.is_some() {
-        lock::sweep_old_probes(dest, bucket).await?;
+        object_lock::sweep_old_probes(dest, bucket).await?;
     }
     let scratch = tempfile_dir()?;
     let token = format!("{:016x}", fastrand::u64(..));
     let content = format!("b2dest validation probe {token}\n").repeat(64);
     let local = scratch.path.join("probe");
     std::fs::write(&local, &content).map_err(|e| Error::local_io("could not write", &local, &e))?;
-    let name = format!("{}{}{token}", dest.directory_prefix(), lock::PROBE_PREFIX);
+    let name = format!(
+        "{}{}{token}",
+        dest.directory_prefix(),
+        object_lock::PROBE_PREFIX
+    );
     let file = LocalFile::open(&local)?;
     let slots = Arc::new(Semaphore::new(1));
     let uploaded = UploadJob {
@@ -350,7 +354,7 @@ async fn read_back(
     name: &str,
     local: &std::path::Path,
     expected: &[u8],
-    retention: Option<&crate::b2::lock::Retention>,
+    retention: Option<&crate::b2::object_lock::Retention>,
 ) -> Result<()> {
     let version = list::find_file(&dest.client, &bucket.id, name)
         .await?
@@ -359,7 +363,7 @@ async fn read_back(
             retryable: true,
         })?;
     if let Some(wanted) = retention {
-        lock::check_probe_retention(&version, wanted)?;
+        object_lock::check_probe_retention(&version, wanted)?;
     }
     // The library's own private scratch directory, named once.
     let scratch = local.parent().unwrap_or(std::path::Path::new("."));

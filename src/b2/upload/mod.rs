@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use super::api::FileVersion;
 use super::client::B2Client;
 use super::http::{failure_from_response, network_failure, read_success, timed_out};
-use super::lock::Retention;
+use super::object_lock::Retention;
 use super::retry::Failed;
 use super::retry::{B2Failure, Failure};
 use super::session::UploadTarget;

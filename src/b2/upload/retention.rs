@@ -9,7 +9,7 @@ use super::{UploadJob, UploadedFile};
 use crate::b2::api::FileVersion;
 use crate::b2::calls::{DeleteFileVersion, UpdateFileRetention};
 use crate::b2::client::B2Client;
-use crate::b2::lock::Retention;
+use crate::b2::object_lock::Retention;
 use crate::error::Result;
 use crate::operation::LogLevel;
 

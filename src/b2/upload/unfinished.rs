@@ -7,7 +7,7 @@ use crate::b2::api::{FileVersion, Part};
 use crate::b2::calls::CancelLargeFile;
 use crate::b2::client::B2Client;
 use crate::b2::list;
-use crate::b2::lock::Retention;
+use crate::b2::object_lock::Retention;
 use crate::error::{Error, Result};
 
 /// Made by this library (only its own abandoned files are swept; another tool may still

@@ -5,12 +5,12 @@
 use super::Checks;
 use crate::b2::api::FileVersion;
 use crate::b2::list::FileLister;
-use crate::b2::lock::{BucketLock, Retention, RetentionMode};
+use crate::b2::object_lock::{BucketLock, Retention, RetentionMode};
 use crate::b2::session::Authorization;
 use crate::b2::session::BucketInfo;
 use crate::b2::wire::now_ms;
 use crate::error::{Error, Result};
-use crate::ops::lock::{self as policy, DeletePlan};
+use crate::ops::object_lock::{self as policy, DeletePlan};
 use crate::ops::Destination;
 
 /// How long a probe stays locked.

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::Destination;
 use crate::b2::api::FileVersion;
-use crate::b2::lock::{BucketLock, ObjectLockSettings, RetentionMode, VersionLock};
+use crate::b2::object_lock::{BucketLock, ObjectLockSettings, RetentionMode, VersionLock};
 use crate::b2::session::BucketInfo;
 use crate::error::{Error, Result};
 
