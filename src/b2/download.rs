@@ -23,8 +23,9 @@ use super::in_order::{InOrderSha1, StopOnDrop, Stopped, BUDGET};
 use super::retry::Failed;
 use super::retry::Failure;
 use crate::error::{Error, Result};
-use crate::local::dir::{identity, identity_of_dir, is_link_error, EntryKind};
+use crate::local::dir::identity_of_dir;
 use crate::local::file::hex;
+use crate::local::sys::{identity, is_link_error, EntryKind};
 use crate::local::Dir;
 use crate::operation::LogLevel;
 

@@ -12,7 +12,8 @@ use bytes::{Bytes, BytesMut};
 use sha1::{Digest, Sha1};
 use tokio::sync::{mpsc, oneshot};
 
-use super::dir::{Dir, Holder};
+use super::dir::Dir;
+use super::trusted::Holder;
 use crate::error::{Error, Result};
 use crate::operation::Operation;
 

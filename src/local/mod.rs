@@ -4,6 +4,8 @@
 
 pub mod dir;
 pub mod file;
+pub mod sys;
+pub mod trusted;
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -25,8 +27,8 @@ pub enum Named {
 /// file from a directory by the open handle, so nothing can be swapped in between.
 pub fn open_named(path: &Path) -> Result<Named> {
     // Only the host's own links are followed; O_NONBLOCK: a FIFO there must not hang it.
-    let dir::Opened { fd, dir } =
-        dir::open_trusted(path, dir::Want::Any, false).map_err(|e| match e.kind() {
+    let trusted::Opened { fd, dir } = trusted::open_trusted(path, trusted::Want::Any, false)
+        .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(format!(
                 "the local path {} does not exist; check the path the backup gave",
                 path.display()
@@ -65,7 +67,7 @@ pub fn make_dirs_below(root: &Arc<Dir>, sub_dirs: &str) -> Result<Arc<Dir>> {
         let name = OsStr::new(segment);
         let next = at.make_subdir(name).map_err(|e| {
             let path = at.display(name);
-            if dir::is_link_error(&e) {
+            if sys::is_link_error(&e) {
                 link_refused(&path)
             } else {
                 Error::local_io("could not create the directory", &path, &e)
