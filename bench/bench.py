@@ -195,7 +195,8 @@ def measure(emu, cmd, env, workdir, label):
         last = [l for l in f.read().splitlines() if l.strip()][-1]
     wall, user, sys_, rss_kib = last.split()
     with open(out_path, "rb") as f:
-        stdout = f.read().decode(errors="replace")
+        raw = f.read()
+    stdout = raw.decode(errors="replace")
     with open(err_path, "rb") as f:
         stderr = f.read().decode(errors="replace")
     calls = {k: v for k, v in counts.get("calls", {}).items() if v}
@@ -215,6 +216,8 @@ def measure(emu, cmd, env, workdir, label):
         "emulator_cpu": emu_cpu,
         "loadavg_before": load,
         "stdout_tail": stdout[-1500:],
+        "stdout_bytes": len(raw),
+        "stdout_lines": raw.count(b"\n"),
         "stderr_tail": stderr[-1500:],
     }
     try:
@@ -363,6 +366,17 @@ class Bench:
         # BENCH_ONLY=tls: only the HTTPS rows (a smoke run of them); BENCH_TLS_MB: their size.
         self.only = os.environ.get("BENCH_ONLY", "")
         self.tls_size = int(os.environ.get("BENCH_TLS_MB", "0")) * MIB or self.big
+        # BENCH_ONLY=load: only issue 22's rows (a listing of BENCH_LIST_ENTRIES, a restore at
+        # 16 and 64 connections of BENCH_LOAD_MB, BENCH_LOAD_FILES uploads at 10 × 10 on the
+        # WAN model; 0 skips a row). The full run restores its 8 GiB file.
+        self.n_list = int(os.environ.get("BENCH_LIST_ENTRIES", "100000"))
+        load_mb = os.environ.get("BENCH_LOAD_MB")
+        self.load_size = int(load_mb) * MIB if load_mb else (GIB if self.only == "load" else self.huge)
+        self.load_files = int(os.environ.get("BENCH_LOAD_FILES", "100000"))
+        self.load_procs, self.load_threads = 10, 10
+        self.load_min, self.load_max = 1024, 64 * 1024  # bytes, as tests/c/load.c
+        self.load_runs = int(os.environ.get("BENCH_LOAD_RUNS", "1"))
+        self.load_driver = args.load_driver
         self.ca_file = None
         self.results = {}   # scenario key -> {tool: [runs]}
         self.titles = {}    # scenario key -> title
@@ -379,6 +393,11 @@ class Bench:
         need = self.big * 2 + self.huge * 3 + self.wan_size * 2 + self.n_small * self.small_size * 4 + 4 * GIB
         if self.only == "tls":
             need = self.tls_size * 3 + GIB
+        load_need = (self.load_size * 2 if self.load_size else 0) + self.load_files * self.load_max * 2
+        if self.only == "load":
+            need = load_need + GIB
+        elif self.load_size != self.huge:
+            need += self.load_size * 2
         free = shutil.disk_usage(base).free
         if free < need:
             raise SystemExit(f"bench: {base} has {free / GIB:.1f} GiB free, needs about {need / GIB:.1f} GiB")
@@ -401,6 +420,10 @@ class Bench:
         self.plugin_extra_env = os.environ.get("BENCH_PLUGIN_ENV", "").split()
         if self.plugin_extra_env:
             self.notes.append(f"The plugin's driver ran with `{' '.join(self.plugin_extra_env)}` (BENCH_PLUGIN_ENV).")
+        plugin_lib = os.environ.get("BENCH_PLUGIN_LIB")
+        if plugin_lib:
+            self.notes.append(f"The plugin's drivers were linked to `{plugin_lib}` (BENCH_PLUGIN_LIB), "
+                              "not this tree's target/release.")
         self.connect(Emulator(self.work, 5_000_000, 100_000_000))
 
         t0 = time.time()
@@ -408,6 +431,12 @@ class Bench:
             self.tls_path = os.path.join(self.work, "tls.bin")
             self.tls_sha1 = make_big_file(self.tls_path, self.tls_size)
             log(f"test file made in {time.time() - t0:.1f} s")
+            return
+        if self.only == "load":
+            if self.load_size:
+                self.load_path = os.path.join(self.work, "load.bin")
+                self.load_sha1 = make_big_file(self.load_path, self.load_size)
+                log(f"test file made in {time.time() - t0:.1f} s")
             return
         self.big_path = os.path.join(self.work, "big.bin")
         self.big_sha1 = make_big_file(self.big_path, self.big)
@@ -418,6 +447,11 @@ class Bench:
         else:
             self.wan_path = os.path.join(self.work, "wan.bin")
             self.wan_sha1 = make_big_file(self.wan_path, self.wan_size)
+        if self.load_size == self.huge:
+            self.load_path, self.load_sha1 = self.huge_path, self.huge_sha1
+        elif self.load_size:
+            self.load_path = os.path.join(self.work, "load.bin")
+            self.load_sha1 = make_big_file(self.load_path, self.load_size)
         self.small_dir = os.path.join(self.work, "small")
         make_small_files(self.small_dir, self.n_small, self.small_size)
         log(f"test files made in {time.time() - t0:.1f} s")
@@ -776,10 +810,102 @@ class Bench:
         self.scenario_download("tls-down", path, size, sha1, tools,
                                title=f"HTTPS: restore the {human_size(size)} file + verify, concurrency {CONCURRENCY}")
 
+    def scenario_list(self):
+        """dest_list of n_list seeded entries against rclone's `lsjson -R` and the b2 CLI's
+        `ls -r`: the plugin's peak RSS is held against its response's size."""
+        n = self.n_list
+        self.emu.seed("bench-list/f", n, 1000)  # bench-list/f00000000 ...: no sub-directory
+
+        def check(run, tool):
+            if tool == "plugin":
+                resp = run.get("response") or {}
+                if resp.get("entries") != f"<{n} items>":
+                    return f"list gave {resp.get('entries')!r} entries, expected {n}"
+            elif run["stdout_lines"] < n:
+                return f"{run['stdout_lines']} lines of output for {n} files"
+            return None
+
+        self.run_set("load-list", f"`dest_list` of {n:,} entries (rclone: `lsjson -R`, b2 CLI: `ls -r`)",
+                     self.runs, {
+                         "plugin": lambda i: (self.plugin("list", self.config("bench-list"), ""), None, None, check),
+                         "rclone": lambda i: ([self.bins["rclone"], "lsjson", "-R", "--files-only",
+                                               f"emu:{BUCKET}/bench-list"], None, None, check),
+                         "b2": lambda i: ([self.bins["b2"], "ls", "-r", f"b2://{BUCKET}/bench-list/"],
+                                          None, None, check),
+                     })
+
+    def scenario_load_wan(self):
+        """load_files small files uploaded by tests/c/load.c as JetBackup's engine sends them:
+        load_procs forked processes of load_threads threads, one dest_upload per file, on an
+        emulator with the WAN model. Each process reports its own peak RSS (getrusage)."""
+        self.emu.stop()
+        wan_args = ["--latency-ms", str(self.wan_latency_ms), "--bandwidth-mb-per-s", f"{self.wan_mb_per_s:g}"]
+        self.connect(Emulator(self.work, 5_000_000, 100_000_000, wan_args, name="emulator-load"))
+        P, T, F = self.load_procs, self.load_threads, self.load_files
+        self.envs["load"] = dict(self.envs["plugin"], B2DEST_ACCOUNT_ID=ACCOUNT,
+                                 B2DEST_APPLICATION_KEY=KEY, B2DEST_BUCKET=BUCKET)
+        self.load_minimum = {"b2_authorize_account": P, "b2_list_buckets": P,
+                             "b2_get_upload_url": P * T, "b2_upload_file": F // P * P}
+        scratch = os.path.join(self.work, "load-scratch")
+
+        def check(run, tool):
+            resp = run.get("response") or {}
+            if not resp.get("ok"):
+                return f"load driver: {json.dumps(resp)[:300]}"
+            if run["calls"].get("b2_upload_file", 0) < F // P * P:
+                return f"{run['calls'].get('b2_upload_file', 0)} b2_upload_file for {F // P * P} files"
+            return None
+
+        def make(i):
+            # Never deleted between runs (100,000 deletes at 40 ms each): every run has its prefix.
+            cmd = [self.load_driver, self.emu.url, scratch, "--procs", P, "--threads", T, "--files", F,
+                   "--min-size", self.load_min, "--max-size", self.load_max, "--large", 0, "--restore", 0,
+                   "--timeout", 7200, "--prefix", f"bench-load/r{i}"]
+            return ([str(a) for a in cmd], lambda: os.makedirs(scratch),
+                    lambda: shutil.rmtree(scratch, ignore_errors=True), check)
+
+        # The load driver runs under the plugin's column, with its environment.
+        label = f"WAN {self.wan_latency_ms} ms, {self.wan_mb_per_s:g} MB/s per connection:"
+        title = (f"{label} {F // P * P:,} files of {human_size(self.load_min)}–{human_size(self.load_max)}, "
+                 f"{P} processes × {T} threads, one `dest_upload` each (tests/c/load.c)")
+        envs = self.envs
+        self.envs = dict(envs, plugin=envs["load"])
+        try:
+            self.run_set("load-10x10", title, self.load_runs, {"plugin": make})
+        finally:
+            self.envs = envs
+        runs = [r for r in self.results["load-10x10"].get("plugin", []) if r["ok"]]
+        if runs:
+            got = {c: statistics.median(r["calls"].get(c, 0) for r in runs)
+                   for c in sorted({c for r in runs for c in r["calls"]} | set(self.load_minimum))}
+            self.notes.append(
+                f"load-10x10: B2 calls per type at the emulator, made / minimum: "
+                + ", ".join(f"{c.removeprefix('b2_')} {got[c]:g} / {self.load_minimum.get(c, 0):,}" for c in got)
+                + f" (minimum: per process 1 authorization and 1 bucket lookup, one upload URL per thread, "
+                "one b2_upload_file per file).")
+
+    def scenarios_load(self):
+        """Issue 22's rows: a listing of 100,000 entries, a restore at 16 and 64
+        connections, 100,000 small files at 10 processes × 10 threads on the WAN model."""
+        if self.n_list:
+            self.scenario_list()
+        if self.load_size:
+            for conc in (16, 64):
+                self.scenario_download(f"load-down-c{conc}", self.load_path, self.load_size, self.load_sha1,
+                                       ("plugin", "rclone"), conc, shared="load-down")
+            self.remove_remote("plugin", "load-down")
+            self.uploaded.discard("load-down/file")
+        if self.load_files:
+            self.scenario_load_wan()
+
     def run(self):
         self.measure_floors()
         if self.only == "tls":
             self.scenarios_tls()
+            self.elapsed = time.time() - self.started
+            return
+        if self.only == "load":
+            self.scenarios_load()
             self.elapsed = time.time() - self.started
             return
         self.scenario_upload("up-big", self.big_path, self.big)
@@ -790,6 +916,7 @@ class Bench:
         self.scenario_many()
         self.scenario_delete()
         self.scenario_usage()
+        self.scenarios_load()
         if os.environ.get("BENCH_NO_TLS") != "1":
             self.scenarios_tls()
         if os.environ.get("BENCH_NO_WAN") != "1":
@@ -902,6 +1029,29 @@ class Bench:
                 add(key_now, "CPU (user+sys)", "cpu", "s")
                 add(key_now, "CPU s per GiB", lambda r: r["cpu"] / self.tls_gib, "s")
                 add(key_now, "peak RSS", "rss_mib", "MiB")
+            elif key_now == "load-list":
+                resp_mib = self.med(key_now, "plugin", lambda r: r["stdout_bytes"] / MIB)
+                add(key_now, "wall", "wall", "s")
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB",
+                    [("≤ 2 × the response + 16 MiB", lambda p, b, v: p <= 2 * resp_mib + 16)])
+                add(key_now, "output (plugin: the response)", lambda r: r["stdout_bytes"] / MIB, "MiB")
+            elif key_now.startswith("load-down-"):
+                add(key_now, "wall", "wall", "s")
+                add(key_now, "CPU (user+sys)", "cpu", "s")
+                add(key_now, "peak RSS", "rss_mib", "MiB", [("≤ 64 MiB", lambda p, b, v: p <= 64)])
+            elif key_now == "load-10x10":
+                minimum = sum(self.load_minimum.values())
+                add(key_now, "wall (whole run, files written first)", "wall", "s")
+                add(key_now, "wall (upload phase)", lambda r: r["response"]["upload_wall_s"], "s")
+                add(key_now, "CPU (user+sys, all processes)", "cpu", "s")
+                add(key_now, "peak RSS, largest process", lambda r: max(
+                    q["max_rss_kib"] for q in r["response"]["processes"]) / 1024, "MiB",
+                    [("≤ 64 MiB", lambda p, b, v: p <= 64)])
+                add(key_now, "B2 transactions", "transactions", "n",
+                    [(f"≤ 1.01 × the minimum {minimum:,}", lambda p, b, v: p <= 1.01 * minimum)])
+                add(key_now, "B2 transactions / minimum", lambda r: round(r["transactions"] / minimum, 4), "n")
+                continue
             elif key_now.startswith("wan-"):
                 add(key_now, "wall", "wall", "s", [within_floor])
                 add(key_now, "CPU (user+sys)", "cpu", "s")
@@ -1061,6 +1211,7 @@ def main():
     ap.add_argument("--rclone-debian", help="optional extra column: Debian's rclone")
     ap.add_argument("--sha1-speed", required=True, help="emulator/examples/sha1_speed.rs, built")
     ap.add_argument("--throughput", required=True, help="emulator/examples/throughput.rs, built")
+    ap.add_argument("--load-driver", required=True, help="tests/c/load.c, built")
     args = ap.parse_args()
 
     def on_signal(signum, _frame):

@@ -11,11 +11,16 @@
 # ms, MB/s per connection), BENCH_WAN_CONCURRENCY="1,4,8,16", BENCH_NO_WAN=1, BENCH_TMPDIR
 # (default /var/tmp), BENCH_PLUGIN_ENV; BENCH_NO_TLS=1 skips the HTTPS rows (upload and
 # restore against an emulator with --tls, each client given its CA), BENCH_ONLY=tls runs
-# only them (BENCH_TLS_MB their size; written to results-quick.*).
+# only them (BENCH_TLS_MB their size; written to results-quick.*). BENCH_ONLY=load runs only
+# issue 22's rows (also part of the full run): `dest_list` of BENCH_LIST_ENTRIES (100,000),
+# a restore at concurrency 16 and 64 of BENCH_LOAD_MB (default 1024; the full run: its
+# 8 GiB file), BENCH_LOAD_FILES (100,000) small files from 10 processes × 10 threads on the
+# WAN model (tests/c/load.c, BENCH_LOAD_RUNS runs); 0 skips a row. BENCH_PLUGIN_LIB: a
+# directory holding another libb2dest.so (an older build) to link the drivers to.
 #
 # Builds in release mode (library, emulator, the sha1_speed and throughput examples that
-# measure the floors), compiles bench/driver.c, installs the pinned peers into bench/.venv,
-# then runs bench/bench.py, which prints the results table and writes bench/results.md
+# measure the floors), compiles bench/driver.c and tests/c/load.c, installs the pinned
+# peers into bench/.venv, then runs bench/bench.py, which prints the results table and writes bench/results.md
 # (raw runs in bench/results.json; a --quick run writes bench/results-quick.*, not
 # committed). Test files and the emulators' data live in a temp dir under $BENCH_TMPDIR
 # and are removed at the end.
@@ -35,7 +40,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=(--quick) ;;
         --debian-rclone) DEBIAN=1 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $arg (use --quick, --debian-rclone)" >&2; exit 64 ;;
     esac
 done
@@ -69,12 +74,16 @@ cargo build --release -p b2-emulator --example sha1_speed --example throughput
 
 BUILD_DIR=$(mktemp -d "${TMPDIR:-/tmp}/b2dest-bench-driver.XXXXXX")
 trap 'rm -rf "$BUILD_DIR"' EXIT
+LIB_DIR=${BENCH_PLUGIN_LIB:-$ROOT/target/release}
+[ -f "$LIB_DIR/libb2dest.so" ] || { echo "bench: no libb2dest.so in $LIB_DIR" >&2; exit 66; }
 gcc -O2 -Wall -Wextra -Werror -I"$ROOT/include" -o "$BUILD_DIR/driver" "$ROOT/bench/driver.c" \
-    -L"$ROOT/target/release" -lb2dest -Wl,-rpath,"$ROOT/target/release"
+    -L"$LIB_DIR" -lb2dest -Wl,-rpath,"$LIB_DIR"
+gcc -O2 -Wall -Wextra -Werror -I"$ROOT/include" -o "$BUILD_DIR/load" "$ROOT/tests/c/load.c" \
+    -L"$LIB_DIR" -lb2dest -Wl,-rpath,"$LIB_DIR" -pthread
 
 EXTRA=()
 [ "$DEBIAN" = 1 ] && EXTRA=(--rclone-debian /usr/bin/rclone)
 python3 "$ROOT/bench/bench.py" "${QUICK[@]}" "${EXTRA[@]}" --driver "$BUILD_DIR/driver" \
     --rclone "$VENV/bin/rclone" --b2 "$VENV/bin/b2" \
     --sha1-speed "$ROOT/target/release/examples/sha1_speed" \
-    --throughput "$ROOT/target/release/examples/throughput"
+    --throughput "$ROOT/target/release/examples/throughput" --load-driver "$BUILD_DIR/load"
