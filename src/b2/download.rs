@@ -347,25 +347,37 @@ impl TempFile {
     }
 }
 
+/// Refuses a target that is a directory or a link (a restore neither replaces nor follows
+/// one that is there from the start).
+pub fn check_target(dir: &Dir, name: &OsStr) -> Result<()> {
+    let dest = dir.display(name);
+    match dir.stat_at(name) {
+        Ok(Some(s)) if s.kind == EntryKind::Dir => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a directory; give the path of the file to write",
+                dest.display()
+            )))
+        }
+        Ok(Some(s)) if s.kind == EntryKind::Link => {
+            return Err(Error::LocalIo(format!(
+                "{} is a symbolic link; a restore does not replace or follow links below its target: remove it or restore elsewhere",
+                dest.display()
+            )))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl DownloadJob<'_> {
     pub async fn run(&self) -> Result<DownloadedFile> {
         let dest = self.dir.display(self.name);
         // Without the key the file was stored under, B2 can only refuse: ask it nothing.
         check_readable(self.version, &self.client.encryption, &dest)?;
-        match self.dir.stat_at(self.name) {
-            Ok(Some(s)) if s.kind == EntryKind::Dir => {
-                return Err(Error::InvalidArgument(format!(
-                    "{} is a directory; give the path of the file to write",
-                    dest.display()
-                )))
-            }
-            Ok(Some(s)) if s.kind == EntryKind::Link => {
-                return Err(Error::LocalIo(format!(
-                    "{} is a symbolic link; a restore does not replace or follow links below its target: remove it or restore elsewhere",
-                    dest.display()
-                )))
-            }
-            _ => {}
+        // With an opening, the caller checked the target before it asked B2: what appeared
+        // there since is replaced, never followed.
+        if self.opening.is_none() {
+            check_target(self.dir, self.name)?;
         }
         let size = match (self.version.length(), &self.version.file_id) {
             (Some(size), Some(_)) => size,

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::{list, Destination, Report};
 use crate::b2::api::FileVersion;
 use crate::b2::by_name::{self, Opened};
-use crate::b2::download::{remove_stale_temps, DownloadJob, DownloadedFile, Opening};
+use crate::b2::download::{check_target, remove_stale_temps, DownloadJob, DownloadedFile, Opening};
 use crate::b2::encryption::{check_readable, explain_key_refusal};
 use crate::b2::list::find_file;
 use crate::b2::session::BucketInfo;
@@ -175,6 +175,20 @@ async fn restore_file(
 ) -> Result<Option<Report>> {
     let client = &dest.client;
     let name = &path.object_name;
+    let (parent, file_name) = split_target(local)?;
+    // The target's directory opened, and the target checked, before B2 is asked, as a
+    // restore from a listing did: a swap or a link planted during the download is met
+    // by the handle and the rename, never followed. A directory still missing is made
+    // only once the file is found.
+    let early = match Dir::open_named(parent) {
+        Ok(dir) => {
+            let dir = Arc::new(dir);
+            check_target(&dir, file_name)?;
+            Some(dir)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::local_io("could not open the directory", parent, &e)),
+    };
     let (version, opening) = match by_name::open(client, &bucket.name, name, range_size).await? {
         Opened::Found(version, answer, len) => (*version, Some(Opening::new(answer, len))),
         Opened::Missing => return Ok(None),
@@ -202,11 +216,16 @@ async fn restore_file(
             (version, None)
         }
     };
-    let (parent, file_name) = split_target(local)?;
-    let dir = Arc::new(
-        Dir::open_or_create_named(parent)
-            .map_err(|e| Error::local_io("could not open or create the directory", parent, &e))?,
-    );
+    let dir = match early {
+        Some(dir) => dir,
+        None => {
+            let dir = Arc::new(Dir::open_or_create_named(parent).map_err(|e| {
+                Error::local_io("could not open or create the directory", parent, &e)
+            })?);
+            check_target(&dir, file_name)?;
+            dir
+        }
+    };
     clean_stale(dest, &dir);
     let got = DownloadJob {
         client,
