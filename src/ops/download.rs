@@ -180,13 +180,15 @@ async fn restore_file(
     // restore from a listing did: a swap or a link planted during the download is met
     // by the handle and the rename, never followed. A directory still missing is made
     // only once the file is found.
-    let early = match Dir::open_named(parent) {
+    // (A target that is a directory is refused only once the path turns out to be a file:
+    // a directory restore names one.)
+    let (early, target_refused) = match Dir::open_named(parent) {
         Ok(dir) => {
             let dir = Arc::new(dir);
-            check_target(&dir, file_name)?;
-            Some(dir)
+            let checked = check_target(&dir, file_name).err();
+            (Some(dir), checked)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
         Err(e) => return Err(Error::local_io("could not open the directory", parent, &e)),
     };
     let (version, opening) = match by_name::open(client, &bucket.name, name, range_size).await? {
@@ -216,6 +218,9 @@ async fn restore_file(
             (version, None)
         }
     };
+    if let Some(e) = target_refused {
+        return Err(e);
+    }
     let dir = match early {
         Some(dir) => dir,
         None => {
