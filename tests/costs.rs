@@ -131,3 +131,84 @@ fn retried_and_failed_calls_are_counted_too() {
     assert_eq!(st, LIMIT, "{v}");
     assert_costs_match(&emu, "a refused list", &v);
 }
+
+/// The calls of the last operation, without the session's authorization and bucket lookup.
+fn restore_calls(v: &Value) -> BTreeMap<String, u64> {
+    let mut calls: BTreeMap<String, u64> =
+        serde_json::from_value(v["transactions"]["calls"].clone()).unwrap();
+    calls.remove("b2_authorize_account");
+    calls.remove("b2_list_buckets");
+    calls
+}
+
+/// A single-file restore asks B2 for the file by name and learns its length, SHA1 and file
+/// info from the answer's headers: no listing call (class C), whatever the file's size.
+#[test]
+fn a_single_file_restore_makes_no_listing_call() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({"concurrency": 2}));
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_file(dir.path(), "small", 5_000, 11);
+    let large = write_file(dir.path(), "large", 3 * PART as usize + 11, 12);
+    let empty = write_file(dir.path(), "empty", 0, 13);
+    for (f, name) in [(&small, "small"), (&large, "large"), (&empty, "empty")] {
+        assert_eq!(upload(&cfg, f, name).0, OK);
+    }
+    // The large one went up as a large file: B2 holds no content SHA1 for it, only the
+    // large_file_sha1 of its file info.
+    let stored = emu.file_versions(BUCKET);
+    let large_version = stored
+        .iter()
+        .find(|v| v.file_name.ends_with("/large"))
+        .unwrap();
+    assert_eq!(large_version.sha1, "none");
+    assert!(large_version.file_info.contains_key("large_file_sha1"));
+
+    emu.reset_counts();
+    let (st, v) = download(&cfg, "small", &dir.path().join("small.back"));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_costs_match(&emu, "small restore", &v);
+    assert_eq!(
+        restore_calls(&v),
+        [("b2_download_file_by_name".to_string(), 1)].into(),
+        "{v}"
+    );
+
+    emu.reset_counts();
+    let back = dir.path().join("large.back");
+    let (st, v) = download(&cfg, "large", &back);
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["verified"], true, "checked against large_file_sha1: {v}");
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(&large).unwrap()
+    );
+    assert_costs_match(&emu, "large restore", &v);
+    let calls = restore_calls(&v);
+    assert_eq!(calls.get("b2_download_file_by_name"), Some(&1), "{v}");
+    assert!(calls.get("b2_download_file_by_id") >= Some(&3), "{v}");
+    assert!(calls.keys().all(|c| c.starts_with("b2_download_")), "{v}");
+    assert_eq!(emu.counts().bytes_sent, 3 * PART + 11, "each byte once");
+
+    // An empty file answers the first range with 416: asked once more without a Range.
+    emu.reset_counts();
+    let (st, v) = download(&cfg, "empty", &dir.path().join("empty.back"));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(
+        restore_calls(&v),
+        [("b2_download_file_by_name".to_string(), 2)].into(),
+        "{v}"
+    );
+
+    // A name with nothing under it: B2's 404, then the listing (it may be a directory).
+    emu.reset_counts();
+    let (st, v) = download(&cfg, "missing", &dir.path().join("missing.back"));
+    assert_eq!(st, NOT_FOUND, "{v}");
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_download_file_by_name"), 1, "{counts:?}");
+    assert_eq!(counts.get("b2_list_file_names"), 1, "{counts:?}");
+    assert_eq!(counts.get("b2_download_file_by_id"), 0, "{counts:?}");
+    assert!(!dir.path().join("missing.back").exists());
+}

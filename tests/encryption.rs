@@ -60,12 +60,11 @@ fn round_trip(emu: &Emulator, cfg: &str) -> (tempfile::TempDir, Value) {
         );
     }
     // The small one in one request, the large one as (at least four) ranges, each one
-    // carrying what B2 needs.
-    assert!(
-        emu.counts().get("b2_download_file_by_id") >= 5,
-        "{:?}",
-        emu.counts()
-    );
+    // carrying what B2 needs: each file's first by name, the rest by id, no listing.
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_download_file_by_name"), 2, "{counts:?}");
+    assert!(counts.get("b2_download_file_by_id") >= 3, "{counts:?}");
+    assert_eq!(counts.get("b2_list_file_names"), 0, "{counts:?}");
     let (st, listed) = list(cfg, "");
     assert_eq!(st, OK, "{listed}");
     (dir, listed)
@@ -202,8 +201,20 @@ fn a_restore_without_the_key_or_with_another_one_fails_plainly_and_writes_nothin
                 message.contains("nothing was downloaded or written"),
                 "{message}"
             );
-            // Known to fail from the key's recorded MD5: refused before any download.
-            assert_eq!(emu.counts().get("b2_download_file_by_id"), 0, "{name}");
+            // B2 refused the by-name request (no byte came); the listing then told which
+            // key the file was stored under, and no range was asked for.
+            let counts = emu.counts();
+            assert_eq!(
+                counts.get("b2_download_file_by_name"),
+                1,
+                "{name}: {counts:?}"
+            );
+            assert_eq!(counts.get("b2_list_file_names"), 1, "{name}: {counts:?}");
+            assert_eq!(
+                counts.get("b2_download_file_by_id"),
+                0,
+                "{name}: {counts:?}"
+            );
             let left: Vec<_> = std::fs::read_dir(target.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name())
@@ -477,9 +488,9 @@ fn a_redirect_is_not_followed_so_the_customer_key_goes_nowhere_else() {
     assert_eq!(upload(&cfg, &f, "small").0, OK);
     for (call, status, path) in [
         (
-            "b2_download_file_by_id",
+            "b2_download_file_by_name",
             307,
-            "b2api/v4/b2_download_file_by_id?fileId=x",
+            "file/b2dest-test/backups/server1/small",
         ),
         ("b2_list_file_names", 302, "b2api/v4/b2_list_file_names"),
     ] {

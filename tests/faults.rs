@@ -132,7 +132,7 @@ fn an_expired_token_is_renewed_once_and_the_work_goes_on() {
         ("b2_start_large_file", large),
         ("b2_get_upload_part_url", large),
         ("b2_finish_large_file", large),
-        ("b2_list_file_names", 100),
+        ("b2_download_file_by_name", 100),
         ("b2_download_file_by_id", large),
     ] {
         let emu = emulator();

@@ -375,10 +375,10 @@ fn links_planted_during_a_restore_are_refused_at_every_level() {
     // The final name planted as a link while the file downloads: replaced, not followed.
     let restore2 = dir.path().join("restore2");
     std::fs::create_dir(&restore2).unwrap();
-    delay(&emu, "b2_download_file_by_id", 1, 800);
-    let before = emu.counts().get("b2_download_file_by_id");
+    delay(&emu, "b2_download_file_by_name", 1, 800);
+    let before = emu.counts().get("b2_download_file_by_name");
     let plant = || symlink(outside.join("a"), restore2.join("a")).unwrap();
-    let (st, v) = with_change(&emu, "b2_download_file_by_id", before + 1, plant, || {
+    let (st, v) = with_change(&emu, "b2_download_file_by_name", before + 1, plant, || {
         download(&cfg, "tree/a", &restore2.join("a"))
     });
     assert_eq!(st, OK, "{v}");
@@ -403,13 +403,13 @@ fn links_planted_during_a_restore_are_refused_at_every_level() {
     // lands in the directory that was opened, wherever it went, never outside.
     let restore3 = dir.path().join("restore3");
     std::fs::create_dir_all(restore3.join("p")).unwrap();
-    delay(&emu, "b2_download_file_by_id", 1, 800);
-    let before = emu.counts().get("b2_download_file_by_id");
+    delay(&emu, "b2_download_file_by_name", 1, 800);
+    let before = emu.counts().get("b2_download_file_by_name");
     let swap = || {
         std::fs::rename(restore3.join("p"), restore3.join("moved")).unwrap();
         symlink(&outside, restore3.join("p")).unwrap();
     };
-    let (st, v) = with_change(&emu, "b2_download_file_by_id", before + 1, swap, || {
+    let (st, v) = with_change(&emu, "b2_download_file_by_name", before + 1, swap, || {
         download(&cfg, "tree/sub/b", &restore3.join("p/b"))
     });
     assert_eq!(st, OK, "{v}");
@@ -439,22 +439,23 @@ fn a_download_corrupted_once_is_fetched_again_and_succeeds() {
     for (name, len) in [("small", 5000usize), ("large", 3 * PART as usize)] {
         let f = write_file(dir.path(), name, len, 7);
         assert_eq!(upload(&cfg, &f, name).0, OK);
-        // The calls of one clean download (one, or one per range).
-        let before = emu.counts().get("b2_download_file_by_id");
+        // The calls of one clean download (one by name, then one per further range).
+        let before = downloads(&emu);
         assert_eq!(download(&cfg, name, &dir.path().join("clean")).0, OK);
-        let calls = emu.counts().get("b2_download_file_by_id") - before;
+        let calls = downloads(&emu) - before;
+        // The first request's bytes damaged: the second try goes all by id.
         emu.inject(Fault {
-            call: "b2_download_file_by_id".into(),
+            call: "b2_download_file_by_name".into(),
             count: 1,
             action: FaultAction::Corrupt,
         });
-        let before = emu.counts().get("b2_download_file_by_id");
+        let before = downloads(&emu);
         let target = dir.path().join(format!("{name}.back"));
         let (st, v) = download(&cfg, name, &target);
         assert_eq!(st, OK, "{v}");
         assert_eq!(std::fs::read(&target).unwrap(), content(len, 7));
         assert_eq!(
-            emu.counts().get("b2_download_file_by_id") - before,
+            downloads(&emu) - before,
             2 * calls,
             "one more whole download, no more: {name}"
         );
@@ -462,7 +463,7 @@ fn a_download_corrupted_once_is_fetched_again_and_succeeds() {
     // Damaged on B2: the same wrong bytes twice are said so, and left to the host to try
     // again, since B2 itself reported no damage.
     emu.corrupt_file(BUCKET, "backups/server1/small");
-    let before = emu.counts().get("b2_download_file_by_id");
+    let before = downloads(&emu);
     let (st, v) = download(&cfg, "small", &dir.path().join("again"));
     assert_eq!(st, INTEGRITY, "{v}");
     assert_eq!(v["error"]["retryable"], true, "{v}");
@@ -473,7 +474,13 @@ fn a_download_corrupted_once_is_fetched_again_and_succeeds() {
             .contains("the same bytes arrived both times"),
         "{v}"
     );
-    assert_eq!(emu.counts().get("b2_download_file_by_id") - before, 2);
+    assert_eq!(downloads(&emu) - before, 2);
+}
+
+/// Download requests so far, by name and by id.
+fn downloads(emu: &Emulator) -> u64 {
+    let c = emu.counts();
+    c.get("b2_download_file_by_name") + c.get("b2_download_file_by_id")
 }
 
 /// Not a test of its own: the child process that `a_killed_restore_leaves_no_file` kills.

@@ -107,10 +107,13 @@ fn large_file_goes_in_parts_with_whole_sha1() {
     assert_eq!(down["verified"], true);
     assert_eq!(std::fs::read(&back).unwrap(), data);
     // Fetched as ranges of at most the part size, each byte once, within the budget of
-    // one call a range plus at most one extra a stream (3 here) for the stagger.
+    // one call a range plus at most one extra a stream (3 here) for the stagger: the
+    // first by name (its answer says the length and SHA1: no listing), the rest by id.
     let counts = emu.counts();
+    assert_eq!(counts.get("b2_download_file_by_name"), 1, "{counts:?}");
+    assert_eq!(counts.get("b2_list_file_names"), 0, "{counts:?}");
     let whole_ranges = (len as u64).div_ceil(PART);
-    let ranges = counts.get("b2_download_file_by_id");
+    let ranges = counts.get("b2_download_file_by_id") + 1;
     assert!(
         (whole_ranges..=whole_ranges + 3).contains(&ranges),
         "{counts:?}"

@@ -210,7 +210,9 @@ fn a_download_damaged_in_transit_twice_says_what_arrived_and_may_be_tried_again(
     assert_eq!(upload(&cfg, &f, "f").0, OK);
     let sha1 = sha1_hex(&std::fs::read(&f).unwrap());
     // The same byte flipped on the wire twice: the same wrong SHA1 twice, B2's copy intact.
-    inject(&emu, "b2_download_file_by_id", 2, FaultAction::Corrupt);
+    // The first try is the by-name request, the second goes by the id it gave.
+    inject(&emu, "b2_download_file_by_name", 1, FaultAction::Corrupt);
+    inject(&emu, "b2_download_file_by_id", 1, FaultAction::Corrupt);
     emu.reset_counts();
     let target = dir.path().join("back");
     let (st, v) = download(&cfg, "f", &target);
@@ -224,7 +226,9 @@ fn a_download_damaged_in_transit_twice_says_what_arrived_and_may_be_tried_again(
             && !message.contains("most likely damaged"),
         "{message}"
     );
-    assert_eq!(emu.counts().get("b2_download_file_by_id"), 2);
+    let counts = emu.counts();
+    assert_eq!(counts.get("b2_download_file_by_name"), 1, "{counts:?}");
+    assert_eq!(counts.get("b2_download_file_by_id"), 1, "{counts:?}");
     assert!(!target.exists(), "nothing written");
     // The host's next try gets the intact copy.
     let (st, v) = download(&cfg, "f", &target);

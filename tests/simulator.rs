@@ -111,8 +111,12 @@ fn a_large_file_goes_up_in_parts_and_restores_in_parallel_ranges() {
 
     sim.reset_counts();
     restore_matches(&cfg, "home.tar", &f);
-    // Ranges ramp up to the part size over the first `concurrency` of them (plan_ranges).
-    assert_eq!(sim.calls("b2_download_file_by_id"), 7);
+    // The first range (a part's size) by name, whose headers say the size and SHA1: no
+    // listing. The rest by id, ramping up to the part size over the first `concurrency`
+    // of them (plan_ranges).
+    assert_eq!(sim.calls("b2_download_file_by_name"), 1);
+    assert_eq!(sim.calls("b2_list_file_names"), 0);
+    assert_eq!(sim.calls("b2_download_file_by_id"), 6);
     assert_eq!(sim.bytes_sent(), LARGE as u64, "each byte once");
 }
 

@@ -60,6 +60,28 @@ pub struct DownloadJob<'a> {
     pub name: &'a OsStr,
     pub concurrency: usize,
     pub range_size: u64,
+    /// The by-name answer the restore started with, if it did (`by_name.rs`).
+    pub opening: Option<Opening>,
+}
+
+/// The answer of `b2_download_file_by_name`: its body is the file's bytes `[0, len)`, read
+/// by the first try of the first range; every other request goes by the file's id.
+pub struct Opening {
+    answer: std::sync::Mutex<Option<reqwest::Response>>,
+    len: u64,
+}
+
+impl Opening {
+    pub fn new(answer: reqwest::Response, len: u64) -> Opening {
+        Opening {
+            answer: std::sync::Mutex::new(Some(answer)),
+            len,
+        }
+    }
+
+    fn take(&self) -> Option<reqwest::Response> {
+        self.answer.lock().ok().and_then(|mut a| a.take())
+    }
 }
 
 /// A private directory's name: `.b2dest-{16 hex}`.
@@ -327,25 +349,37 @@ impl TempFile {
     }
 }
 
+/// Refuses a target that is a directory or a link (a restore neither replaces nor follows
+/// one that is there from the start).
+pub fn check_target(dir: &Dir, name: &OsStr) -> Result<()> {
+    let dest = dir.display(name);
+    match dir.stat_at(name) {
+        Ok(Some(s)) if s.kind == EntryKind::Dir => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a directory; give the path of the file to write",
+                dest.display()
+            )))
+        }
+        Ok(Some(s)) if s.kind == EntryKind::Link => {
+            return Err(Error::LocalIo(format!(
+                "{} is a symbolic link; a restore does not replace or follow links below its target: remove it or restore elsewhere",
+                dest.display()
+            )))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl DownloadJob<'_> {
     pub async fn run(&self) -> Result<DownloadedFile> {
         let dest = self.dir.display(self.name);
         // Without the key the file was stored under, B2 can only refuse: ask it nothing.
         check_readable(self.version, &self.client.encryption, &dest)?;
-        match self.dir.stat_at(self.name) {
-            Ok(Some(s)) if s.kind == EntryKind::Dir => {
-                return Err(Error::InvalidArgument(format!(
-                    "{} is a directory; give the path of the file to write",
-                    dest.display()
-                )))
-            }
-            Ok(Some(s)) if s.kind == EntryKind::Link => {
-                return Err(Error::LocalIo(format!(
-                    "{} is a symbolic link; a restore does not replace or follow links below its target: remove it or restore elsewhere",
-                    dest.display()
-                )))
-            }
-            _ => {}
+        // With an opening, the caller checked the target before it asked B2: what appeared
+        // there since is replaced, never followed.
+        if self.opening.is_none() {
+            check_target(self.dir, self.name)?;
         }
         let size = match (self.version.length(), &self.version.file_id) {
             (Some(size), Some(_)) => size,
@@ -437,10 +471,19 @@ impl DownloadJob<'_> {
 
     async fn fetch_all(&self, temp: &TempFile, size: u64) -> Result<[u8; 20]> {
         let range_size = self.range_size.max(size.div_ceil(MAX_RANGES)).max(1);
-        let ranges = if size <= range_size {
-            vec![(0, size)]
-        } else {
-            plan_ranges(size, range_size, self.concurrency.max(1))
+        let streams = self.concurrency.max(1);
+        let ranges = match &self.opening {
+            // The first range is what the by-name request asked for; the rest as usual.
+            Some(o) if o.len > 0 && o.len < size => std::iter::once((0, o.len))
+                .chain(
+                    plan_ranges(size - o.len, range_size, streams)
+                        .into_iter()
+                        .map(|(at, len)| (at + o.len, len)),
+                )
+                .collect(),
+            Some(_) => vec![(0, size)],
+            None if size <= range_size => vec![(0, size)],
+            None => plan_ranges(size, range_size, streams),
         };
         self.fetch_ranges(temp, &ranges).await
     }
@@ -522,26 +565,39 @@ impl DownloadJob<'_> {
                     req = req.header(k, v);
                 }
                 let written = &written;
+                // The by-name answer, already counted, on the first range's first try.
+                let opened = match &self.opening {
+                    Some(o) if offset == 0 && done == 0 => o.take(),
+                    _ => None,
+                };
                 async move {
                     if start >= end {
                         return Ok(());
                     }
                     let timeout = client.session.timeout;
-                    let sent = tokio::time::timeout(timeout, req.send()).await;
-                    // Every attempt B2 may have received is billed; a refused connect is not.
-                    if !matches!(&sent, Ok(Err(e)) if e.is_connect()) {
-                        client.op.count_call(CALL);
-                    }
-                    let Ok(sent) = sent else {
-                        return Err(timed_out(CALL, timeout));
-                    };
-                    let mut resp = match sent {
-                        Ok(r) if r.status().is_success() => r,
-                        Ok(r) => {
-                            let failure = read_failure(CALL, r).await;
-                            return Err(failure.with_customer_key(customer_key_sent).into());
+                    let mut resp = match opened {
+                        Some(r) => r,
+                        None => {
+                            let sent = tokio::time::timeout(timeout, req.send()).await;
+                            // Every attempt B2 may have received is billed; a refused
+                            // connect is not.
+                            if !matches!(&sent, Ok(Err(e)) if e.is_connect()) {
+                                client.op.count_call(CALL);
+                            }
+                            let Ok(sent) = sent else {
+                                return Err(timed_out(CALL, timeout));
+                            };
+                            match sent {
+                                Ok(r) if r.status().is_success() => r,
+                                Ok(r) => {
+                                    let failure = read_failure(CALL, r).await;
+                                    return Err(failure
+                                        .with_customer_key(customer_key_sent)
+                                        .into());
+                                }
+                                Err(e) => return Err(network_failure(CALL, &e)),
+                            }
                         }
-                        Err(e) => return Err(network_failure(CALL, &e)),
                     };
                     let mut pos = start;
                     // One buffer of the process's pool at a time, with room for the next

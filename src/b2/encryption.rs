@@ -160,6 +160,15 @@ impl Encryption {
         }
     }
 
+    /// Headers of a download by name, before the file's mode is known: the customer key
+    /// whenever this destination has one.
+    pub fn by_name_headers(&self) -> Vec<(&'static str, HeaderValue)> {
+        match self {
+            Encryption::SseC(key) => Self::customer_key_headers(key),
+            _ => Vec::new(),
+        }
+    }
+
     /// `serverSideEncryption` of `b2_start_large_file`.
     pub fn start_json(&self) -> Option<StartEncryption<'_>> {
         match self {

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod backoff;
 pub mod billing;
+pub mod by_name;
 pub mod calls;
 mod chunk_pool;
 pub mod client;

@@ -18,7 +18,11 @@ use serde_json::{json, Value};
 
 use super::{list, Destination, Report};
 use crate::b2::api::FileVersion;
-use crate::b2::download::{remove_stale_temps, DownloadJob, DownloadedFile};
+use crate::b2::by_name::{self, Opened};
+use crate::b2::download::{check_target, remove_stale_temps, DownloadJob, DownloadedFile, Opening};
+use crate::b2::encryption::{check_readable, explain_key_refusal};
+use crate::b2::list::find_file;
+use crate::b2::session::BucketInfo;
 use crate::error::{Error, Result};
 use crate::local::{make_dirs_below, Dir};
 use crate::operation::LogLevel;
@@ -29,26 +33,14 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
     let bucket = dest.bucket().await?;
     let range_size = dest.part_size().await?;
     let concurrency = dest.config.concurrency;
-    if !remote.ends_with('/') {
-        if let Some(version) =
-            crate::b2::list::find_file(&dest.client, &bucket.id, &path.object_name).await?
-        {
-            let (parent, name) = split_target(local)?;
-            let dir = Arc::new(Dir::open_or_create_named(parent).map_err(|e| {
-                Error::local_io("could not open or create the directory", parent, &e)
-            })?);
-            clean_stale(dest, &dir);
-            let got = fetch(dest, &version, &dir, name, concurrency, range_size).await?;
-            let mut report = Report::with(json!({
-                "remote_path": path.relative, "size": got.size, "sha1": got.sha1, "verified": got.verified,
-            }));
-            report
-                .warnings
-                .extend(unverified_warning(&version.file_name, &got, local));
+    // A path ending in '/' is a directory; any other is first asked for by name.
+    let by_name = !remote.ends_with('/');
+    if by_name {
+        if let Some(report) = restore_file(dest, &bucket, &path, local, range_size).await? {
             return Ok(report);
         }
     }
-    let (files, odd) = list::current_files(dest, &bucket.id, &path).await?;
+    let (files, odd) = list::current_files(dest, &bucket.id, &path, by_name).await?;
     if files.is_empty() {
         return Err(Error::NotFound(format!(
             "nothing is stored at \"{}\" in the backup directory; list the destination to see what is there",
@@ -171,6 +163,95 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
     Ok(report)
 }
 
+/// A single-file restore: the by-name download first, whose answer says what a listing
+/// would, so no listing call is made. None when nothing is stored under exactly that name
+/// (the path may be a directory).
+async fn restore_file(
+    dest: &Destination,
+    bucket: &BucketInfo,
+    path: &RemotePath,
+    local: &Path,
+    range_size: u64,
+) -> Result<Option<Report>> {
+    let client = &dest.client;
+    let name = &path.object_name;
+    let (parent, file_name) = split_target(local)?;
+    // The target's directory opened, and the target checked, before B2 is asked, as a
+    // restore from a listing did: a swap or a link planted during the download is met
+    // by the handle and the rename, never followed. A directory still missing is made
+    // only once the file is found.
+    // (A target that is a directory is refused only once the path turns out to be a file:
+    // a directory restore names one.)
+    let (early, target_refused) = match Dir::open_named(parent) {
+        Ok(dir) => {
+            let dir = Arc::new(dir);
+            let checked = check_target(&dir, file_name).err();
+            (Some(dir), checked)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
+        Err(e) => return Err(Error::local_io("could not open the directory", parent, &e)),
+    };
+    let (version, opening) = match by_name::open(client, &bucket.name, name, range_size).await? {
+        Opened::Found(version, answer, len) => (*version, Some(Opening::new(answer, len))),
+        Opened::Missing => return Ok(None),
+        Opened::Unreadable => match find_file(client, &bucket.id, name).await? {
+            Some(version) => (version, None),
+            None => return Ok(None),
+        },
+        // Refused (its SSE-C key, most likely): the listing says which key the file
+        // needs, for the message, and whether it is SSE-C at all (a file stored before
+        // SSE-C was configured is refused when sent a key; it goes by id without one).
+        Opened::Refused(e, key_sent) => {
+            let Some(version) = find_file(client, &bucket.id, name).await? else {
+                return Err(e);
+            };
+            let target = local.to_path_buf();
+            check_readable(&version, &client.encryption, &target)?;
+            if version.encryption_mode() == Some("SSE-C") || !key_sent {
+                return Err(explain_key_refusal(
+                    e,
+                    &version,
+                    &client.encryption,
+                    &target,
+                ));
+            }
+            (version, None)
+        }
+    };
+    if let Some(e) = target_refused {
+        return Err(e);
+    }
+    let dir = match early {
+        Some(dir) => dir,
+        None => {
+            let dir = Arc::new(Dir::open_or_create_named(parent).map_err(|e| {
+                Error::local_io("could not open or create the directory", parent, &e)
+            })?);
+            check_target(&dir, file_name)?;
+            dir
+        }
+    };
+    clean_stale(dest, &dir);
+    let got = DownloadJob {
+        client,
+        version: &version,
+        dir: &dir,
+        name: file_name,
+        concurrency: dest.config.concurrency,
+        range_size,
+        opening,
+    }
+    .run()
+    .await?;
+    let mut report = Report::with(json!({
+        "remote_path": path.relative, "size": got.size, "sha1": got.sha1, "verified": got.verified,
+    }));
+    report
+        .warnings
+        .extend(unverified_warning(&version.file_name, &got, local));
+    Ok(Some(report))
+}
+
 enum Outcome {
     Restored(Value, DownloadedFile),
     Failed(String, Error),
@@ -225,6 +306,7 @@ async fn fetch(
         name,
         concurrency,
         range_size,
+        opening: None,
     }
     .run()
     .await

@@ -26,11 +26,14 @@ pub fn entry(dest: &Destination, f: &FileVersion) -> Value {
 }
 
 /// The current files at `path`: the file itself, or everything below it, and the entries
-/// B2 listed there that could not be fully read.
+/// B2 listed there that could not be fully read. `name_missing`: B2 already answered that
+/// nothing is stored under exactly the path's name (a by-name download's 404), so only
+/// what is below it is listed.
 pub async fn current_files(
     dest: &Destination,
     bucket_id: &str,
     path: &RemotePath,
+    name_missing: bool,
 ) -> Result<(Vec<FileVersion>, OddEntries)> {
     let mut odd = OddEntries::default();
     let mut files: Vec<FileVersion> = FileLister::names(bucket_id, &path.dir_prefix())
@@ -40,7 +43,7 @@ pub async fn current_files(
         .inspect(|f| odd.note(f))
         .filter(FileVersion::is_stored)
         .collect();
-    if files.is_empty() && !path.relative.is_empty() {
+    if files.is_empty() && !path.relative.is_empty() && !name_missing {
         let found = list::find_file(&dest.client, bucket_id, &path.object_name).await?;
         found.iter().for_each(|f| odd.note(f));
         files.extend(found);

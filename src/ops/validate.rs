@@ -378,6 +378,7 @@ async fn read_back(
         name: local.file_name().unwrap_or_default(),
         concurrency: 1,
         range_size: u64::MAX,
+        opening: None,
     }
     .run()
     .await?;
