@@ -10,9 +10,10 @@ use percent_encoding::percent_decode_str;
 use reqwest::header::HeaderMap;
 
 use super::api::{Action, FileEncryption, FileVersion};
-use super::client::{B2Client, Failed};
+use super::client::B2Client;
 use super::http::{network_failure, read_failure, timed_out};
-use super::upload::encode_name;
+use super::retry::Failed;
+use super::wire::encode_name;
 use crate::error::Result;
 
 pub const CALL: &str = "b2_download_file_by_name";
