@@ -12,7 +12,7 @@ use front::*;
 use serde_json::json;
 
 #[test]
-fn usage_counts_a_tree_and_cancels_an_unfinished_upload_dated_1970() {
+fn usage_counts_a_tree_and_keeps_an_unfinished_upload_whose_parts_are_undated() {
     let Some(sim) = Simulator::start() else {
         return;
     };
@@ -30,10 +30,11 @@ fn usage_counts_a_tree_and_cancels_an_unfinished_upload_dated_1970() {
     sim.reset_counts();
     let (st, used) = usage(&cfg);
     assert_eq!(st, OK, "{used}");
-    // The simulator's upload timestamps count from 5000 ms after 1970: its unfinished file
-    // is far past the resume window, and none of its parts is dated (they carry no
-    // uploadTimestamp), so usage takes it for abandoned and cancels it, as it would on B2
-    // a day later.
+    // The simulator's upload timestamps count from 5000 ms after 1970, so its unfinished
+    // file looks far past the resume window; but none of its parts is dated (they carry no
+    // uploadTimestamp), and a part that cannot be dated may be one another upload is
+    // sending now: usage counts the unfinished file (its 10,000 bytes of parts) and leaves
+    // it, as it would on B2 where parts are dated (it was cancelled at once before).
     assert_eq!(
         (
             used["used_bytes"].as_u64(),
@@ -41,18 +42,21 @@ fn usage_counts_a_tree_and_cancels_an_unfinished_upload_dated_1970() {
             used["cancelled_large_files"].as_u64(),
             used["unfinished_large_files"].as_u64()
         ),
-        (Some(700 + 900), Some(2), Some(1), Some(0)),
+        (Some(700 + 900 + 10_000), Some(2), Some(0), Some(1)),
         "{used}"
     );
-    assert_eq!(sim.calls("b2_cancel_large_file"), 1);
-    assert!(sim
-        .files(SIM_BUCKET)
-        .iter()
-        .all(|f| f["action"] == "upload"));
+    assert_eq!(sim.calls("b2_cancel_large_file"), 0);
+    assert_eq!(
+        sim.files(SIM_BUCKET)
+            .iter()
+            .filter(|f| f["action"] == "start")
+            .count(),
+        1
+    );
 }
 
 #[test]
-fn a_lost_answer_to_a_small_upload_is_sent_again_since_the_simulator_dates_it_1970() {
+fn a_lost_answer_to_a_small_upload_is_found_by_its_attempt_id_though_dated_1970() {
     let Some(sim) = Simulator::start() else {
         return;
     };
@@ -61,20 +65,19 @@ fn a_lost_answer_to_a_small_upload_is_sent_again_since_the_simulator_dates_it_19
     let small = write_file(dir.path(), "small", 1_000, 23);
     sim.lose_answer("b2_upload_file", 0);
     upload_ok(&cfg, &small, "lost/small");
-    // The library takes the version it finds for its own only if B2 stored it since the
-    // upload began; the simulator's uploadTimestamp is a counter from 5000 ms after 1970,
-    // so the version is not proven this upload's and the file goes up again. Against B2
-    // the lost answer costs no second version (idempotence.rs).
-    assert_eq!(sim.calls("b2_upload_file"), 2);
+    // The version the lost answer left is found by the attempt id its file info carries
+    // (`b2dest_attempt`), not by its time: the simulator's uploadTimestamp, a counter from
+    // 5000 ms after 1970, no longer matters, and it is not sent again (it was, before).
+    assert_eq!(sim.calls("b2_upload_file"), 1);
     let held = sim.files(SIM_BUCKET);
-    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(held.len(), 1, "{held:?}");
     let (st, listed) = list(&cfg, "lost");
     assert_eq!((st, listed["count"].as_u64()), (OK, Some(1)), "{listed}");
     restore_matches(&cfg, "lost/small", &small);
     let (st, del) = delete(&cfg, "lost");
     assert_eq!(
         (st, del["deleted_versions"].as_u64()),
-        (OK, Some(2)),
+        (OK, Some(1)),
         "{del}"
     );
 }
