@@ -1,5 +1,6 @@
 //! The destination's configuration: parsed from the host's JSON, checked field by field.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -16,52 +17,38 @@ pub const DEFAULT_API_URL: &str = "https://api.backblazeb2.com";
 /// 14 s at 4 and 5.8 s at 16. Streaming from the file, each costs about 1 MiB.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 const MAX_NAME_CHARS: usize = 40;
+/// Below this a body would sit idle long enough between two slices for B2 to give up on
+/// it (several transfers share the limit).
+const MIN_BANDWIDTH: u64 = 16 * 1024;
 
 pub use crate::b2::settings::ApplicationKey;
 pub use crate::b2::settings::Encryption;
+use crate::b2::B2Settings;
 
 mod encryption;
 
-/// One B2 destination as the host saved it.
+/// One B2 destination as the host saved it: what the host's side needs (names, limits,
+/// how many connections), and the account's settings the B2 client takes as they are.
 #[derive(Clone, Debug)]
 pub struct DestinationConfig {
     pub name: String,
-    pub account_id: String,
-    pub application_key: ApplicationKey,
     pub bucket: String,
     /// Normalised: no leading or trailing `/`; empty means the bucket's root.
     pub backup_directory: String,
     /// Percent of `quota_bytes`; 0 is off.
     pub free_disk_space_limit: u8,
     pub quota_bytes: Option<u64>,
-    pub upload_retries: u32,
     pub concurrency: usize,
     pub part_size_bytes: Option<u64>,
     pub read_only: bool,
     /// A directory upload fails at the first file it cannot upload, instead of skipping
     /// it and reporting it in `skipped`.
     pub strict: bool,
-    /// Without a trailing `/`.
-    pub api_url: String,
-    pub timeout: Duration,
-    /// First back-off delay of the retry rules (B2 suggests one second).
-    pub retry_initial_delay: Duration,
-    /// Sent as `X-Bz-Test-Mode` on every call, to have B2 inject its own faults.
-    pub test_mode: Option<String>,
-    /// How long the parts of a large upload that failed for a passing reason are kept for
-    /// the host's next try to resume, from B2's start of the file; 0: not kept past the
-    /// next upload, usage or delete that sees them.
-    pub resume_window: Duration,
-    /// How new files are encrypted at rest; its `Debug` never shows a customer key.
-    pub encryption: Encryption,
-    /// Bytes a second for uploads and downloads of this destination together; None: no
-    /// limit.
-    pub bandwidth_limit: Option<u64>,
-    /// Object Lock: every upload carries a retention, deletes respect it. None: no lock.
-    pub object_lock: Option<crate::b2::object_lock::ObjectLockSettings>,
-    /// Certificates trusted besides the system's roots (a TLS-inspecting proxy's CA, a
-    /// private B2-compatible endpoint's), read from the PEM file `ca_file` names.
-    pub ca_file: Option<std::sync::Arc<crate::b2::tls::ExtraRoots>>,
+    /// The account, key and request bounds (`api_url`, `account_id`, `application_key`,
+    /// `timeout_seconds`, `upload_retries`, `retry_initial_delay_ms`, `test_mode`,
+    /// `resume_window_hours`, `encryption`, `bandwidth_limit_bytes_per_second`,
+    /// `object_lock`, `ca_file`), parsed straight into the client's settings.
+    pub b2: B2Settings,
 }
 
 /// The configuration and what the host should hear about it.
@@ -70,30 +57,6 @@ pub struct ParsedConfig {
     pub config: DestinationConfig,
     pub warnings: Vec<String>,
 }
-
-const KNOWN_KEYS: &[&str] = &[
-    "name",
-    "account_id",
-    "application_key",
-    "bucket",
-    "backup_directory",
-    "free_disk_space_limit",
-    "quota_bytes",
-    "upload_retries",
-    "concurrency",
-    "part_size_bytes",
-    "read_only",
-    "strict",
-    "api_url",
-    "timeout_seconds",
-    "retry_initial_delay_ms",
-    "test_mode",
-    "resume_window_hours",
-    "encryption",
-    "bandwidth_limit_bytes_per_second",
-    "object_lock",
-    "ca_file",
-];
 
 impl DestinationConfig {
     pub fn parse(json: &str) -> Result<ParsedConfig> {
@@ -108,7 +71,10 @@ impl DestinationConfig {
                 "the destination configuration must be a JSON object".into(),
             ));
         };
-        let fields = Fields(&map);
+        let fields = Fields {
+            map: &map,
+            read: RefCell::new(Vec::new()),
+        };
 
         let name = fields.required_string("name")?;
         let name_chars = name.chars().count();
@@ -204,15 +170,15 @@ impl DestinationConfig {
 
         let mut encryption_warnings = Vec::new();
         let encryption = encryption::parse(fields.present("encryption"), &mut encryption_warnings)?;
-        let bandwidth_limit = encryption::bandwidth(fields.optional_uint(
-            "bandwidth_limit_bytes_per_second",
-            0,
-            u64::MAX,
-        )?)?;
+        let bandwidth_limit =
+            bandwidth(fields.optional_uint("bandwidth_limit_bytes_per_second", 0, u64::MAX)?)?;
 
+        let object_lock_field = fields.present("object_lock");
+        // Known is what the parser above asked for: there is no second list to keep.
+        let read = fields.read.borrow();
         let mut warnings: Vec<String> = map
             .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .filter(|k| !read.contains(&k.as_str()))
             .map(|k| {
                 format!(
                     "unknown configuration field \"{}\" was ignored",
@@ -222,50 +188,57 @@ impl DestinationConfig {
             .collect();
         warnings.extend(encryption_warnings);
         warnings.sort();
-        let object_lock = object_lock::parse(map.get("object_lock"), &mut warnings)?;
+        let object_lock = object_lock::parse(object_lock_field, &mut warnings)?;
 
         Ok(ParsedConfig {
             config: DestinationConfig {
                 name,
-                account_id,
-                application_key,
                 bucket,
                 backup_directory,
                 free_disk_space_limit,
                 quota_bytes,
-                upload_retries,
                 concurrency,
                 part_size_bytes,
                 read_only,
                 strict,
-                api_url,
-                timeout,
-                retry_initial_delay,
-                test_mode,
-                resume_window,
-                encryption,
-                bandwidth_limit,
-                object_lock,
-                ca_file,
+                b2: B2Settings {
+                    api_url,
+                    account_id,
+                    application_key,
+                    timeout,
+                    upload_retries,
+                    retry_initial_delay,
+                    test_mode,
+                    resume_window,
+                    encryption,
+                    bandwidth_limit,
+                    object_lock,
+                    extra_roots: ca_file,
+                },
             },
             warnings,
         })
     }
 }
 
-struct Fields<'a>(&'a Map<String, Value>);
+/// The host's JSON object, and every key the parser asked it for: the known keys.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    read: RefCell<Vec<&'static str>>,
+}
 
-impl Fields<'_> {
-    fn present(&self, key: &str) -> Option<&Value> {
-        self.0.get(key).filter(|v| !v.is_null())
+impl<'a> Fields<'a> {
+    fn present(&self, key: &'static str) -> Option<&'a Value> {
+        self.read.borrow_mut().push(key);
+        self.map.get(key).filter(|v| !v.is_null())
     }
 
-    fn required_string(&self, key: &str) -> Result<String> {
+    fn required_string(&self, key: &'static str) -> Result<String> {
         self.optional_string(key)?
             .ok_or_else(|| Error::Config(format!("field \"{key}\" is missing; it is required")))
     }
 
-    fn optional_string(&self, key: &str) -> Result<Option<String>> {
+    fn optional_string(&self, key: &'static str) -> Result<Option<String>> {
         match self.present(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -273,7 +246,7 @@ impl Fields<'_> {
         }
     }
 
-    fn optional_bool(&self, key: &str) -> Result<Option<bool>> {
+    fn optional_bool(&self, key: &'static str) -> Result<Option<bool>> {
         match self.present(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -284,7 +257,7 @@ impl Fields<'_> {
     /// A whole number in `min..=max`. Hosts that keep form values as text send `"3"`,
     /// so a string holding a whole number is taken too; PHP sends `50.0` and `1e7`, so a
     /// float with no fraction is taken too.
-    fn optional_uint(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>> {
+    fn optional_uint(&self, key: &'static str, min: u64, max: u64) -> Result<Option<u64>> {
         let n = match self.present(key) {
             None => return Ok(None),
             Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().and_then(whole_number)),
@@ -302,6 +275,18 @@ impl Fields<'_> {
                 "field \"{key}\" must be a whole number from {min} to {max}"
             ))),
         }
+    }
+}
+
+/// `bandwidth_limit_bytes_per_second`: 0 or absent is no limit; a limit so low that a
+/// request would stall for minutes is refused.
+fn bandwidth(limit: Option<u64>) -> Result<Option<u64>> {
+    match limit {
+        None | Some(0) => Ok(None),
+        Some(n) if n < MIN_BANDWIDTH => Err(Error::Config(format!(
+            "field \"bandwidth_limit_bytes_per_second\" is {n}: give 0 for no limit, or at least {MIN_BANDWIDTH}"
+        ))),
+        Some(n) => Ok(Some(n)),
     }
 }
 
@@ -445,7 +430,7 @@ mod tests {
         v["encryption"] = serde_json::json!({"mode": "SSE-C", "customer_key": key});
         let parsed = DestinationConfig::parse(&v.to_string()).unwrap();
         assert!(!format!("{parsed:?}").contains(key));
-        assert_eq!(parsed.config.encryption.mode_name(), "SSE-C");
+        assert_eq!(parsed.config.b2.encryption.mode_name(), "SSE-C");
     }
 
     #[test]
@@ -455,7 +440,7 @@ mod tests {
             if let (Some(b), Some(e)) = (v.as_object_mut(), extra.as_object()) {
                 b.extend(e.clone());
             }
-            DestinationConfig::parse(&v.to_string()).map(|p| p.config.resume_window)
+            DestinationConfig::parse(&v.to_string()).map(|p| p.config.b2.resume_window)
         };
         let hours = |h: u64| Duration::from_secs(h * 3600);
         assert_eq!(parsed(serde_json::json!({})).unwrap(), hours(24));
@@ -484,5 +469,39 @@ mod tests {
         v["quota_bytes"] = serde_json::json!("1000");
         let c = DestinationConfig::parse(&v.to_string()).unwrap().config;
         assert_eq!((c.free_disk_space_limit, c.quota_bytes), (80, Some(1000)));
+    }
+
+    #[test]
+    fn bandwidth_zero_is_no_limit() {
+        assert_eq!(bandwidth(None).unwrap(), None);
+        assert_eq!(bandwidth(Some(0)).unwrap(), None);
+        assert_eq!(bandwidth(Some(1_000_000)).unwrap(), Some(1_000_000));
+        assert!(bandwidth(Some(100)).is_err());
+    }
+
+    #[test]
+    fn a_field_is_known_when_the_parser_reads_it_and_only_then() {
+        let mut v = base();
+        for (k, val) in [
+            ("backup_directory", serde_json::json!("d")),
+            ("ca_file", serde_json::json!("")),
+            ("object_lock", serde_json::Value::Null),
+            ("test_mode", serde_json::json!("")),
+            ("bandwidth_limit_bytes_per_second", serde_json::json!(0)),
+            ("retry_initial_delay_ms", serde_json::json!(5)),
+            ("uplaod_retries", serde_json::json!(2)),
+        ] {
+            v[k] = val;
+        }
+        let parsed = DestinationConfig::parse(&v.to_string()).unwrap();
+        assert_eq!(
+            parsed.warnings,
+            vec!["unknown configuration field \"uplaod_retries\" was ignored".to_string()]
+        );
+        assert_eq!(parsed.config.b2.upload_retries, 3);
+        assert_eq!(
+            parsed.config.b2.retry_initial_delay,
+            Duration::from_millis(5)
+        );
     }
 }

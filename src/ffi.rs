@@ -112,8 +112,8 @@ where
     Fut: Future<Output = Result<Report>> + Send + 'static,
 {
     let parsed = DestinationConfig::parse(config_json)?;
-    secrets.push(parsed.config.application_key.expose().to_string());
-    if let Encryption::SseC(key) = &parsed.config.encryption {
+    secrets.push(parsed.config.b2.application_key.expose().to_string());
+    if let Encryption::SseC(key) = &parsed.config.b2.encryption {
         secrets.push(key.expose_base64().to_string());
     }
     observer.secrets = secrets.clone();

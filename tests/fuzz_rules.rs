@@ -181,7 +181,7 @@ fn whole_number_fields_refuse_what_is_not_a_number() {
         assert!(refused_naming("concurrency", raw), "{raw} was taken");
     }
     let c = DestinationConfig::parse(&config_with("upload_retries", "1e1")).unwrap();
-    assert_eq!(c.config.upload_retries, 10);
+    assert_eq!(c.config.b2.upload_retries, 10);
     let c = DestinationConfig::parse(&config_with("quota_bytes", "1e7")).unwrap();
     assert_eq!(c.config.quota_bytes, Some(10_000_000));
 }

@@ -7,10 +7,6 @@ use serde_json::Value;
 use crate::b2::settings::{CustomerKey, Encryption};
 use crate::error::{Error, Result};
 
-/// Below this a body would sit idle long enough between two slices for B2 to give up on
-/// it (several transfers share the limit).
-pub const MIN_BANDWIDTH: u64 = 16 * 1024;
-
 const KNOWN: &[&str] = &["mode", "customer_key"];
 
 /// Parses `encryption`; unknown fields inside it are warnings, like unknown top-level ones.
@@ -61,17 +57,6 @@ pub fn parse(value: Option<&Value>, warnings: &mut Vec<String>) -> Result<Encryp
         _ => Err(Error::Config(
             "field \"encryption.mode\" must be \"SSE-B2\" or \"SSE-C\"".into(),
         )),
-    }
-}
-
-/// `bandwidth_limit_bytes_per_second`: 0 or absent is no limit.
-pub fn bandwidth(limit: Option<u64>) -> Result<Option<u64>> {
-    match limit {
-        None | Some(0) => Ok(None),
-        Some(n) if n < MIN_BANDWIDTH => Err(Error::Config(format!(
-            "field \"bandwidth_limit_bytes_per_second\" is {n}: give 0 for no limit, or at least {MIN_BANDWIDTH}"
-        ))),
-        Some(n) => Ok(Some(n)),
     }
 }
 
@@ -130,13 +115,5 @@ mod tests {
         let mut warnings = Vec::new();
         parse(Some(&json!({"mode": "SSE-B2", "extra": 1})), &mut warnings).unwrap();
         assert_eq!(warnings.len(), 1);
-    }
-
-    #[test]
-    fn bandwidth_zero_is_no_limit() {
-        assert_eq!(bandwidth(None).unwrap(), None);
-        assert_eq!(bandwidth(Some(0)).unwrap(), None);
-        assert_eq!(bandwidth(Some(1_000_000)).unwrap(), Some(1_000_000));
-        assert!(bandwidth(Some(100)).is_err());
     }
 }

@@ -15,32 +15,12 @@ use serde_json::{Map, Value};
 
 use crate::b2::object_lock::ObjectLockSettings;
 use crate::b2::session::{Authorization, BucketInfo};
+use crate::b2::B2Client;
 use crate::b2::MAX_PART_SIZE;
-use crate::b2::{B2Client, B2Settings};
 use crate::config::DestinationConfig;
 use crate::error::{Error, Result};
 use crate::operation::Operation;
 use crate::runtime::process_state;
-
-/// The one place the host's configuration becomes the B2 client's settings.
-impl From<&DestinationConfig> for B2Settings {
-    fn from(config: &DestinationConfig) -> B2Settings {
-        B2Settings {
-            api_url: config.api_url.clone(),
-            account_id: config.account_id.clone(),
-            application_key: config.application_key.clone(),
-            timeout: config.timeout,
-            upload_retries: config.upload_retries,
-            retry_initial_delay: config.retry_initial_delay,
-            test_mode: config.test_mode.clone(),
-            resume_window: config.resume_window,
-            encryption: config.encryption.clone(),
-            bandwidth_limit: config.bandwidth_limit,
-            object_lock: config.object_lock,
-            extra_roots: config.ca_file.clone(),
-        }
-    }
-}
 
 /// What an operation reports: its fields, and, for a validation with a failed check, the
 /// failure that decides the status while the fields still say what passed.
@@ -112,7 +92,7 @@ pub struct Destination {
 
 impl Destination {
     pub fn open(config: DestinationConfig, op: Arc<Operation>) -> Result<Destination> {
-        let settings = B2Settings::from(&config);
+        let settings = config.b2.clone();
         let sessions = &process_state()?.sessions;
         let session = sessions.session_for(&settings)?;
         let throttle = sessions.throttle_for(&settings, &config.bucket);
@@ -125,8 +105,8 @@ impl Destination {
     /// the backup directory (the bucket id is added by the caller).
     pub fn usage_key(&self, bucket_id: &str) -> crate::usage_cache::UsageKey {
         crate::usage_cache::UsageKey {
-            api_url: self.config.api_url.clone(),
-            account_id: self.config.account_id.clone(),
+            api_url: self.config.b2.api_url.clone(),
+            account_id: self.config.b2.account_id.clone(),
             bucket_id: bucket_id.to_string(),
             directory: self.config.backup_directory.clone(),
         }
@@ -180,7 +160,7 @@ impl Destination {
 
     /// This destination's Object Lock policy (its own, never a shared session's).
     pub fn object_lock(&self) -> Option<ObjectLockSettings> {
-        B2Settings::from(&self.config).object_lock
+        self.config.b2.object_lock
     }
 
     /// The prefix of every file of the backup directory.

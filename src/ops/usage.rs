@@ -68,7 +68,7 @@ pub async fn measure(dest: &Destination, bucket_id: &str) -> Result<Usage> {
                 Action::Hide => usage.hide_markers += 1,
                 Action::Start if v.file_id.is_some() => {
                     let parts = list::parts(client, v.id()).await?;
-                    let window = dest.config.resume_window;
+                    let window = dest.config.b2.resume_window;
                     if upload::is_abandoned(&v, &parts, window, crate::b2::wire::now_ms()) {
                         match upload::cancel_large_file(client, bucket_id, v.id(), &v.file_name)
                             .await
