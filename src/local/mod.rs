@@ -5,6 +5,7 @@
 pub mod dir;
 pub mod file;
 pub mod sys;
+pub mod temp;
 pub mod trusted;
 
 use std::ffi::OsStr;
