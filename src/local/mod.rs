@@ -7,6 +7,7 @@ pub mod file;
 pub mod sys;
 pub mod temp;
 pub mod trusted;
+pub mod walk;
 
 use std::ffi::OsStr;
 use std::fs::File;
