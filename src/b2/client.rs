@@ -6,9 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use super::api::AuthorizeResponse;
 use super::backoff::RetryPolicy;
 use super::encryption::Encryption;
@@ -169,28 +166,16 @@ impl B2Client {
                 Ok(body) => return Ok(self.authorization_from(body)),
                 Err(f) => f,
             };
-            // The table tells a refused key at authorization as such (never Reauthorize).
-            let retry_after = match failed.failure {
-                Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
-                    retry_after
-                }
-                Failure::FreshUploadUrl | Failure::Reauthorize | Failure::Fatal => {
-                    return Err(failed.error)
-                }
-            };
-            match self.calls.delay(attempt, started.elapsed(), retry_after) {
-                Some(wait) => {
-                    self.log_retry(
-                        call,
-                        &failed.error,
-                        wait,
-                        attempt + 1,
-                        self.calls.max_attempts,
-                    );
-                    self.sleep(wait).await?
-                }
-                None => return Err(gave_up(failed.failure, failed.error, attempt)),
+            // The table tells a refused key at authorization as such (never Reauthorize,
+            // nor an upload URL's expiry): anything but a pause is final here.
+            if matches!(
+                failed.failure,
+                Failure::FreshUploadUrl | Failure::Reauthorize | Failure::Fatal
+            ) {
+                return Err(failed.error);
             }
+            self.back_off(call, &self.calls, failed, attempt, started)
+                .await?;
         }
     }
 
@@ -266,7 +251,7 @@ impl B2Client {
                 Ok(v) => return Ok(v),
                 Err(f) => f,
             };
-            let retry_after = match failed.failure {
+            match failed.failure {
                 Failure::Fatal => return Err(failed.error),
                 Failure::FreshUploadUrl if fresh_urls < MAX_FRESH_UPLOAD_URLS => {
                     fresh_urls += 1;
@@ -296,41 +281,38 @@ impl B2Client {
                 Failure::Reauthorize => {
                     return Err(gave_up(failed.failure, failed.error, tries + 1))
                 }
-                Failure::FreshUploadUrl => None,
-                Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
-                    retry_after
-                }
-            };
+                Failure::FreshUploadUrl
+                | Failure::Transient { .. }
+                | Failure::NewUploadUrl { .. } => {}
+            }
             tries += 1;
-            let Some(wait) = policy.delay(tries, started.elapsed(), retry_after) else {
-                return Err(gave_up(failed.failure, failed.error, tries));
-            };
-            self.log_retry(call, &failed.error, wait, tries + 1, policy.max_attempts);
-            self.sleep(wait).await?;
+            self.back_off(call, policy, failed, tries, started).await?;
             // A long back-off may outlive the token.
             auth = self.authorization().await?;
         }
     }
 
-    /// A JSON API call, `POST {apiUrl}/b2api/v4/{call}`.
-    pub async fn call<Req, Resp>(&self, call: &'static str, body: &Req) -> Result<Resp>
-    where
-        Req: Serialize + ?Sized,
-        Resp: DeserializeOwned,
-    {
-        let payload = serde_json::to_vec(body)
-            .map_err(|e| Error::Internal(format!("could not encode {call}: {e}")))?;
-        self.with_retries(call, &self.calls.clone(), |auth| {
-            let req = self
-                .decorate(
-                    self.http()
-                        .post(format!("{}/b2api/{API_VERSION}/{call}", auth.api_url)),
-                    &auth.token,
-                )
-                .header("Content-Type", "application/json")
-                .body(payload.clone());
-            exchange_json(call, req, self.session.timeout, &self.op)
-        })
-        .await
+    /// After failed try number `tries` of `call`: waits as `policy` and B2's `Retry-After`
+    /// say and logs that it will try again, or, when the policy is spent, ends with what
+    /// the host reads (`gave_up`). The one back-off of every retry, authorization's too.
+    async fn back_off(
+        &self,
+        call: &str,
+        policy: &RetryPolicy,
+        failed: Failed,
+        tries: u32,
+        started: Instant,
+    ) -> Result<()> {
+        let retry_after = match failed.failure {
+            Failure::Transient { retry_after } | Failure::NewUploadUrl { retry_after } => {
+                retry_after
+            }
+            _ => None,
+        };
+        let Some(wait) = policy.delay(tries, started.elapsed(), retry_after) else {
+            return Err(gave_up(failed.failure, failed.error, tries));
+        };
+        self.log_retry(call, &failed.error, wait, tries + 1, policy.max_attempts);
+        self.sleep(wait).await
     }
 }

@@ -25,7 +25,19 @@ pub struct Called<T> {
     pub late: Vec<LateAnswer>,
 }
 
-/// `client.call` under the same retry rules, noting unanswered attempts.
+impl B2Client {
+    /// A JSON API call, `POST {apiUrl}/b2api/v4/{call}`, under the retry rules: the one
+    /// place a JSON call is built and sent is `settle` below, this without a settling step.
+    pub async fn call<Req, Resp>(&self, call: &'static str, body: &Req) -> Result<Resp>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        call_noting(self, call, body).await.result
+    }
+}
+
+/// A JSON call under the retry rules, noting unanswered attempts.
 pub async fn call_noting<Req, Resp>(
     client: &B2Client,
     call: &'static str,
