@@ -285,6 +285,7 @@ async fn answer(
             FaultAction::Delay { millis } => {
                 tokio::time::sleep(Duration::from_millis(millis)).await
             }
+            FaultAction::Hold => shared.faults.hold().await,
             FaultAction::Corrupt => corrupt = true,
             FaultAction::LoseAnswer => lose_answer = true,
             FaultAction::GarbleAnswer => garble = true,
