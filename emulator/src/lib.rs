@@ -478,7 +478,6 @@ impl Emulator {
     }
 
     fn shut_down(&mut self) {
-        self.shared.faults.release_all();
         let _ = self.shutdown.send(true);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
