@@ -3,6 +3,11 @@
 
 pub mod faults;
 pub mod lock;
+pub mod log;
+mod root;
+
+#[allow(unused_imports)] // some test binaries need no root
+pub use root::needs_root;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;
