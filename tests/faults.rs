@@ -6,26 +6,10 @@ mod common;
 use std::ffi::c_void;
 use std::sync::Arc;
 
-use b2_emulator::{Emulator, Fault, FaultAction};
+use b2_emulator::FaultAction;
+use common::faults::{error, inject};
 use common::*;
 use serde_json::json;
-
-fn error(status: u16, code: &str) -> FaultAction {
-    FaultAction::Error {
-        status,
-        code: code.to_string(),
-        retry_after: None,
-        message: None,
-    }
-}
-
-fn inject(emu: &Emulator, call: &str, count: u32, action: FaultAction) {
-    emu.inject(Fault {
-        call: call.to_string(),
-        count,
-        action,
-    });
-}
 
 /// Uploads `len` bytes, downloads them back, and checks the copy is identical.
 fn round_trip(cfg: &str, len: usize, seed: u64) -> (i32, serde_json::Value) {

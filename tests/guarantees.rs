@@ -7,27 +7,11 @@ mod common;
 use std::ffi::c_void;
 use std::os::unix::fs::PermissionsExt;
 
-use b2_emulator::{Emulator, Fault, FaultAction};
+use b2_emulator::{Emulator, FaultAction};
 use base64::Engine;
+use common::faults::{error, inject};
 use common::*;
 use serde_json::{json, Value};
-
-fn inject(emu: &Emulator, call: &str, count: u32, action: FaultAction) {
-    emu.inject(Fault {
-        call: call.to_string(),
-        count,
-        action,
-    });
-}
-
-fn error(status: u16, code: &str) -> FaultAction {
-    FaultAction::Error {
-        status,
-        code: code.to_string(),
-        retry_after: None,
-        message: None,
-    }
-}
 
 /// Stores a large file the way another tool might: through B2's own calls, with no
 /// `large_file_sha1`, so B2 holds no SHA1 of the whole file.

@@ -5,18 +5,10 @@
 
 mod common;
 
-use b2_emulator::{Fault, FaultAction};
+use b2_emulator::Fault;
+use common::faults::error;
 use common::*;
 use serde_json::json;
-
-fn error(status: u16, code: &str) -> FaultAction {
-    FaultAction::Error {
-        status,
-        code: code.to_string(),
-        retry_after: None,
-        message: None,
-    }
-}
 
 fn sessions_kept() -> usize {
     b2dest::runtime::process_state().unwrap().sessions.len()
