@@ -1,6 +1,7 @@
 //! Shared by the integration tests: an in-process emulator and thin callers of the C ABI.
 #![allow(dead_code)]
 
+pub mod customer;
 pub mod faults;
 pub mod lock;
 pub mod log;
