@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of b2dest: the Rust suites of the plugin and the emulator (rclone
-# conformance, faults, fork and threads under valgrind included), the C examples built with
-# warnings as errors, the shell harness and the PHP tests, the install into a prefix with
-# pkg-config, the cPanel transport, and the header check.
+# Runs every test of b2dest: rustfmt and clippy (a warning fails the run), the Rust suites
+# of the plugin and the emulator (rclone conformance, faults, fork and threads under
+# valgrind included), the C examples built with warnings as errors, the shell harness and
+# the PHP tests, the install into a prefix with pkg-config, the cPanel transport, and the
+# header check.
 # Installs what it lacks (rclone, php-cli, valgrind, gcc, make, pkg-config, binutils) with
 # apt-get when it can, and b2sdk (for its B2 simulator) into target/venv-b2sdk.
 set -euo pipefail
@@ -50,6 +51,12 @@ export B2DEST_REQUIRE_SIMULATOR=1
 # A clean build has nothing to gain from incremental data, which is a third of target/.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 echo "== disk free where target/ goes: $(df -h --output=avail . | tail -1 | tr -d ' ')"
+
+# Formatting and lints first: a minute, where the tests below take many.
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test --workspace"
 cargo test --workspace --locked

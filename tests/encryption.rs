@@ -2,12 +2,10 @@
 //! of small and large files (ranged downloads), verified at the emulator (the mode stored,
 //! the key's MD5); a restore without the key or with another fails plainly and writes
 //! nothing; a resume never mixes keys; validate probes with the configured encryption and
-//! reports the bucket's default; the customer key is in no response, log line or journal.
+//! reports the bucket's default; the customer key is in no response or journal (nor in a
+//! log line: tests/log_lines.rs).
 
 mod common;
-
-use std::ffi::{c_char, c_void, CStr};
-use std::sync::Mutex;
 
 use b2_emulator::{Emulator, Fault, FaultAction, Sse};
 use base64::Engine;
@@ -376,106 +374,6 @@ fn bad_encryption_settings_are_refused_by_name() {
         assert!(!message.contains(&short), "{message}");
     }
     assert_eq!(emu.counts().get("b2_authorize_account"), 0);
-}
-
-static LOG_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-/// Held by each test that sets the (process-wide) log callback, so none removes it while
-/// another still collects.
-static LOG_TEST: Mutex<()> = Mutex::new(());
-
-unsafe extern "C" fn keep_log(_level: i32, message: *const c_char, _user: *mut c_void) {
-    let text = unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned();
-    LOG_LINES.lock().unwrap().push(text);
-}
-
-#[test]
-fn the_customer_key_is_in_no_response_or_log_line() {
-    let _one_at_a_time = LOG_TEST.lock().unwrap_or_else(|e| e.into_inner());
-    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
-    let emu = emulator();
-    let cfg = config(&emu, sse_c(CUSTOMER_KEYS[0]));
-    let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "big", LARGE, 8);
-    // Every response goes through take_response, which looks for both customer keys.
-    assert_eq!(validate(&cfg).0, OK);
-    emu.inject(Fault {
-        call: "b2_upload_part".into(),
-        count: 1,
-        action: FaultAction::Error {
-            status: 503,
-            code: "service_unavailable".into(),
-            retry_after: None,
-            message: None,
-        },
-    });
-    assert_eq!(upload(&cfg, &f, "big").0, OK);
-    assert_eq!(list(&cfg, "").0, OK);
-    assert_eq!(download(&cfg, "big", &dir.path().join("back")).0, OK);
-    let wrong = config(&emu, sse_c(CUSTOMER_KEYS[1]));
-    assert_eq!(
-        download(&wrong, "big", &dir.path().join("wrong")).0,
-        ENCRYPTION_KEY
-    );
-    assert_eq!(usage(&cfg).0, OK);
-    assert_eq!(delete(&cfg, "big").0, OK);
-    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
-    let lines = LOG_LINES.lock().unwrap().clone();
-    assert!(
-        lines.iter().any(|l| l.contains("b2_upload_part")),
-        "the retry was logged: {lines:#?}"
-    );
-    for l in &lines {
-        assert_no_secret(l);
-    }
-    assert!(!journal(&emu).contains(CUSTOMER_KEYS[0]));
-}
-
-#[test]
-fn keys_echoed_in_b2_error_messages_are_redacted_from_log_lines() {
-    let _one_at_a_time = LOG_TEST.lock().unwrap_or_else(|e| e.into_inner());
-    let emu = emulator();
-    let cfg = config(&emu, sse_c(CUSTOMER_KEYS[0]));
-    let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "small", 5000, 31);
-    // What B2 or a proxy in between could send: the request's own secrets, echoed.
-    let echo = format!(
-        "echoing the request: key {} and Authorization {}",
-        CUSTOMER_KEYS[0],
-        emu.application_key()
-    );
-    emu.inject(Fault {
-        call: "b2_upload_file".into(),
-        count: 1,
-        action: FaultAction::Error {
-            status: 503,
-            code: "service_unavailable".into(),
-            retry_after: None,
-            message: Some(echo.clone()),
-        },
-    });
-    LOG_LINES.lock().unwrap().clear();
-    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
-    let (st, _) = upload(&cfg, &f, "small");
-    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
-    assert_eq!(st, OK);
-    assert_eq!(emu.counts().get("b2_upload_file"), 2, "the 503 was retried");
-    let lines = LOG_LINES.lock().unwrap().clone();
-    let retry: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains("echoing the request"))
-        .collect();
-    assert!(!retry.is_empty(), "the retry was logged: {lines:#?}");
-    for l in &retry {
-        assert!(
-            l.contains("key [redacted] and Authorization [redacted]"),
-            "{l}"
-        );
-    }
-    for l in &lines {
-        assert_no_secret(l);
-    }
 }
 
 #[test]

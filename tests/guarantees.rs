@@ -4,31 +4,14 @@
 
 mod common;
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::c_void;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Mutex;
 
-use b2_emulator::{Emulator, Fault, FaultAction};
+use b2_emulator::{Emulator, FaultAction};
 use base64::Engine;
+use common::faults::{error, inject};
 use common::*;
 use serde_json::{json, Value};
-
-fn inject(emu: &Emulator, call: &str, count: u32, action: FaultAction) {
-    emu.inject(Fault {
-        call: call.to_string(),
-        count,
-        action,
-    });
-}
-
-fn error(status: u16, code: &str) -> FaultAction {
-    FaultAction::Error {
-        status,
-        code: code.to_string(),
-        retry_after: None,
-        message: None,
-    }
-}
 
 /// Stores a large file the way another tool might: through B2's own calls, with no
 /// `large_file_sha1`, so B2 holds no SHA1 of the whole file.
@@ -147,44 +130,6 @@ fn calls_other_than_uploads_are_tried_five_times() {
     assert_eq!(st, REMOTE, "{v}");
     assert_eq!(v["error"]["retryable"], true, "{v}");
     assert_eq!(emu.counts().get("b2_list_file_names"), 5);
-}
-
-static LOG_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-unsafe extern "C" fn keep_log(_level: i32, message: *const c_char, _user: *mut c_void) {
-    let text = unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned();
-    LOG_LINES.lock().unwrap().push(text);
-}
-
-#[test]
-fn a_restore_that_replaces_a_file_flushes_it_first() {
-    let emu = emulator();
-    let cfg = config(&emu, json!({}));
-    let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "f", 5_000, 3);
-    assert_eq!(upload(&cfg, &f, "f").0, OK);
-    let fresh = dir.path().join("fresh");
-    let existing = dir.path().join("existing");
-    std::fs::write(&existing, b"the previous restore").unwrap();
-    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
-    assert_eq!(download(&cfg, "f", &fresh).0, OK);
-    assert_eq!(download(&cfg, "f", &existing).0, OK);
-    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
-    let flushed: Vec<String> = LOG_LINES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("flushed"))
-        .cloned()
-        .collect();
-    assert_eq!(flushed.len(), 1, "{flushed:?}");
-    assert!(flushed[0].contains("existing"), "{flushed:?}");
-    assert_eq!(
-        std::fs::read(&existing).unwrap(),
-        std::fs::read(&f).unwrap()
-    );
 }
 
 /// Cancels once bytes have arrived.

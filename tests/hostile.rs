@@ -1,7 +1,7 @@
 //! A hosting customer who owns the tree being backed up or restored, and changes it while
 //! the library works (issue 11, points 1, 2, 7, 8 and the corrupted download of 9). The
-//! window is opened with the emulator's delay fault; the change is made from a thread that
-//! waits until the emulator has seen the delayed call.
+//! emulator holds a request (`FaultAction::Hold`) and the change is made while it is held
+//! (`common::faults::with_held_change`), so it falls inside the window for certain.
 
 mod common;
 
@@ -10,9 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use b2_emulator::{Emulator, Fault, FaultAction};
+use common::faults::{await_held, pass_then_hold, with_held_change};
 use common::*;
 use serde_json::{json, Value};
 
@@ -22,33 +22,6 @@ fn delay(emu: &Emulator, call: &str, count: u32, millis: u64) {
         count,
         action: FaultAction::Delay { millis },
     });
-}
-
-/// Runs `work` while another thread waits until the emulator has counted `at_least` calls
-/// of `call` and then makes `change` (the customer's move).
-fn with_change<R>(
-    emu: &Emulator,
-    call: &str,
-    at_least: u64,
-    change: impl FnOnce() + Send,
-    work: impl FnOnce() -> R,
-) -> R {
-    std::thread::scope(|scope| {
-        let changer = scope.spawn(|| {
-            let start = Instant::now();
-            while emu.counts().get(call) < at_least {
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "{call} never came"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            change();
-        });
-        let out = work();
-        changer.join().expect("the change was made");
-        out
-    })
 }
 
 fn stored_sha1s(emu: &Emulator) -> Vec<(String, String)> {
@@ -83,16 +56,14 @@ fn a_file_swapped_for_a_link_or_another_file_after_the_walk_is_skipped_not_follo
     let other = write_file(dir.path(), "other", 800, 4);
     // The upload of "a" waits at the server; meanwhile b becomes a link to a file outside
     // the tree and c another file (another inode) with the outside content.
-    delay(&emu, "b2_upload_file", 1, 800);
+    pass_then_hold(&emu, "b2_upload_file", 0, 1);
     let swap = || {
         std::fs::remove_file(tree.join("b")).unwrap();
         symlink(&outside, tree.join("b")).unwrap();
         std::fs::write(&other, std::fs::read(&outside).unwrap()).unwrap();
         std::fs::rename(&other, tree.join("c")).unwrap();
     };
-    let (st, v) = with_change(&emu, "b2_upload_file", 1, swap, || {
-        upload(&cfg, &tree, "tree")
-    });
+    let (st, v) = with_held_change(&emu, swap, || upload(&cfg, &tree, "tree"));
     assert_eq!(st, OK, "{v}");
     let mut skipped = skipped_paths(&v);
     skipped.sort();
@@ -135,17 +106,14 @@ fn a_parent_directory_swapped_for_a_link_is_never_followed() {
     }
     // Call 1 is "a" (the root's files come first), call 2 "held/x": while it waits, the
     // directory "held" (already open) and "later" (not yet opened) become links outside.
-    delay(&emu, "b2_upload_file", 1, 0);
-    delay(&emu, "b2_upload_file", 1, 800);
+    pass_then_hold(&emu, "b2_upload_file", 1, 1);
     let swap = || {
         std::fs::rename(tree.join("held"), dir.path().join("moved-held")).unwrap();
         symlink(&outside, tree.join("held")).unwrap();
         std::fs::rename(tree.join("later"), dir.path().join("moved-later")).unwrap();
         symlink(&outside, tree.join("later")).unwrap();
     };
-    let (st, v) = with_change(&emu, "b2_upload_file", 2, swap, || {
-        upload(&cfg, &tree, "tree")
-    });
+    let (st, v) = with_held_change(&emu, swap, || upload(&cfg, &tree, "tree"));
     assert_eq!(st, OK, "{v}");
     assert_eq!(
         skipped_paths(&v),
@@ -353,12 +321,9 @@ fn links_planted_during_a_restore_are_refused_at_every_level() {
 
     // A subdirectory planted as a link while the first file downloads.
     let restore = dir.path().join("restore");
-    delay(&emu, "b2_download_file_by_id", 1, 800);
-    let before = emu.counts().get("b2_download_file_by_id");
+    pass_then_hold(&emu, "b2_download_file_by_id", 0, 1);
     let plant = || symlink(&outside, restore.join("sub")).unwrap();
-    let (st, v) = with_change(&emu, "b2_download_file_by_id", before + 1, plant, || {
-        download(&cfg, "tree", &restore)
-    });
+    let (st, v) = with_held_change(&emu, plant, || download(&cfg, "tree", &restore));
     assert_eq!(st, LOCAL_IO, "{v}");
     assert!(
         v["error"]["message"].as_str().unwrap().contains(&format!(
@@ -375,10 +340,9 @@ fn links_planted_during_a_restore_are_refused_at_every_level() {
     // The final name planted as a link while the file downloads: replaced, not followed.
     let restore2 = dir.path().join("restore2");
     std::fs::create_dir(&restore2).unwrap();
-    delay(&emu, "b2_download_file_by_name", 1, 800);
-    let before = emu.counts().get("b2_download_file_by_name");
+    pass_then_hold(&emu, "b2_download_file_by_name", 0, 1);
     let plant = || symlink(outside.join("a"), restore2.join("a")).unwrap();
-    let (st, v) = with_change(&emu, "b2_download_file_by_name", before + 1, plant, || {
+    let (st, v) = with_held_change(&emu, plant, || {
         download(&cfg, "tree/a", &restore2.join("a"))
     });
     assert_eq!(st, OK, "{v}");
@@ -403,13 +367,12 @@ fn links_planted_during_a_restore_are_refused_at_every_level() {
     // lands in the directory that was opened, wherever it went, never outside.
     let restore3 = dir.path().join("restore3");
     std::fs::create_dir_all(restore3.join("p")).unwrap();
-    delay(&emu, "b2_download_file_by_name", 1, 800);
-    let before = emu.counts().get("b2_download_file_by_name");
+    pass_then_hold(&emu, "b2_download_file_by_name", 0, 1);
     let swap = || {
         std::fs::rename(restore3.join("p"), restore3.join("moved")).unwrap();
         symlink(&outside, restore3.join("p")).unwrap();
     };
-    let (st, v) = with_change(&emu, "b2_download_file_by_name", before + 1, swap, || {
+    let (st, v) = with_held_change(&emu, swap, || {
         download(&cfg, "tree/sub/b", &restore3.join("p/b"))
     });
     assert_eq!(st, OK, "{v}");
@@ -512,8 +475,7 @@ fn a_killed_restore_leaves_no_file_and_a_named_leftover_is_removed_next_time() {
         std::fs::create_dir(&restore).unwrap();
         std::fs::write(restore.join("neighbour"), b"a file of the customer").unwrap();
         let target = restore.join("big");
-        delay(&emu, "b2_download_file_by_id", 10, 4000);
-        let before = emu.counts().get("b2_download_file_by_id");
+        pass_then_hold(&emu, "b2_download_file_by_id", 0, 1);
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
         cmd.args([
             "--exact",
@@ -529,19 +491,14 @@ fn a_killed_restore_leaves_no_file_and_a_named_leftover_is_removed_next_time() {
             cmd.env("B2DEST_TEST_NAMED_TEMP", "1");
         }
         let mut child = cmd.spawn().unwrap();
-        let start = Instant::now();
-        while emu.counts().get("b2_download_file_by_id") == before {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no download came"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // The temporary file exists before the first range is asked for.
+        // The temporary file exists before the first range is asked for; the child is
+        // killed while that request is held.
+        await_held(&emu, 1);
         child.kill().unwrap();
         let status = child.wait().unwrap();
         assert!(!status.success());
         emu.clear_faults();
+        emu.release(1);
         if !named {
             assert_eq!(
                 entries(&restore),

@@ -163,7 +163,17 @@ fn a_protect_that_stops_part_way_says_how_many_it_extended() {
     }
     pass_then_fail(&emu, "b2_update_file_retention", 1, 1, 400, "bad_request");
     let (st, v) = protect(&lock_cfg(&emu, "governance", 5), "p");
-    assert_ne!(st, OK, "{v}");
+    // A plain 400 bad_request matches no rule of the retry table (src/b2/retry.rs): its
+    // fallback, REMOTE, final, "B2 refused the request".
+    assert_eq!(st, REMOTE, "{v}");
+    assert_eq!(v["error"]["retryable"], false, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("B2 refused the request"),
+        "{v}"
+    );
     let extended = emu
         .file_versions(BUCKET)
         .iter()

@@ -1,11 +1,8 @@
 //! How failed requests are tried again: an expired upload token costs no retry, the
-//! account token's expiry still re-authorizes, a retry's log line says what happened and
-//! that it is tried again, and only the final failure says the retries ran out.
+//! account token's expiry still re-authorizes, and only the final failure says the retries
+//! ran out (what a retry's log line says is in tests/log_lines.rs).
 
 mod common;
-
-use std::ffi::{c_char, c_void, CStr};
-use std::sync::Mutex;
 
 use b2_emulator::{Emulator, Fault, FaultAction};
 use common::*;
@@ -121,84 +118,6 @@ fn an_expired_account_token_still_reauthorizes_and_the_upload_uses_no_retry() {
     assert_eq!(counts.get("b2_authorize_account"), 1, "{counts:?}");
     assert_eq!(counts.get("b2_get_upload_url"), 2, "{counts:?}");
     assert_eq!(counts.get("b2_upload_file"), 2, "{counts:?}");
-}
-
-static LOG_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-unsafe extern "C" fn keep_log(_level: i32, message: *const c_char, _user: *mut c_void) {
-    let text = unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned();
-    LOG_LINES.lock().unwrap().push(text);
-}
-
-fn lines_with(mark: &str) -> Vec<String> {
-    LOG_LINES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains(mark))
-        .cloned()
-        .collect()
-}
-
-#[test]
-fn a_retry_says_what_happened_and_only_the_final_failure_says_the_retries_ran_out() {
-    b2dest::ffi::dest_set_log_callback(Some(keep_log), 4, std::ptr::null_mut());
-    let emu = emulator();
-    let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "f", 100, 4);
-
-    // Two failures, then a success.
-    let cfg = config(&emu, json!({"upload_retries": 3}));
-    inject(
-        &emu,
-        "b2_upload_file",
-        2,
-        error(503, "service_unavailable", Some("busy-then-fine")),
-    );
-    let (st, v) = upload(&cfg, &f, "recovers");
-    assert_eq!(st, OK, "{v}");
-
-    // Failures until the retries are over.
-    let cfg = config(&emu, json!({"upload_retries": 1}));
-    inject(
-        &emu,
-        "b2_upload_file",
-        100,
-        error(503, "service_unavailable", Some("busy-for-good")),
-    );
-    let (st, v) = upload(&cfg, &f, "gives-up");
-    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
-    assert_eq!(st, REMOTE, "{v}");
-    assert_eq!(v["error"]["retryable"], true, "{v}");
-    let message = v["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("503 service_unavailable: busy-for-good")
-            && message.contains("kept failing after the retries (2 tries in all)"),
-        "{message}"
-    );
-
-    let recovers = lines_with("busy-then-fine");
-    assert_eq!(recovers.len(), 2, "{recovers:#?}");
-    for (line, attempt) in recovers.iter().zip(["attempt 2 of 4", "attempt 3 of 4"]) {
-        assert!(
-            line.contains("B2 answered b2_upload_file with 503")
-                && line.contains("trying again in")
-                && line.contains(attempt)
-                && !line.contains("kept failing"),
-            "{line}"
-        );
-    }
-    let gives_up = lines_with("busy-for-good");
-    assert_eq!(gives_up.len(), 1, "one retry, then the end: {gives_up:#?}");
-    assert!(
-        gives_up[0].contains("attempt 2 of 2") && !gives_up[0].contains("kept failing"),
-        "{gives_up:#?}"
-    );
-    for l in LOG_LINES.lock().unwrap().iter() {
-        assert_no_secret(l);
-    }
 }
 
 #[test]

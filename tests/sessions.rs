@@ -1,25 +1,14 @@
 //! Sessions and the rules around them: a refused key is not kept, a token that keeps
-//! expiring is not blamed on the key, a header that cannot be sent is a configuration
-//! error, and replacing the log callback waits for the threads inside the old one.
+//! expiring is not blamed on the key, and a header that cannot be sent is a configuration
+//! error (that replacing the log callback waits for the threads inside the old one is in
+//! tests/log_lines.rs).
 
 mod common;
 
-use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
-
-use b2_emulator::{Fault, FaultAction};
+use b2_emulator::Fault;
+use common::faults::error;
 use common::*;
 use serde_json::json;
-
-fn error(status: u16, code: &str) -> FaultAction {
-    FaultAction::Error {
-        status,
-        code: code.to_string(),
-        retry_after: None,
-        message: None,
-    }
-}
 
 fn sessions_kept() -> usize {
     b2dest::runtime::process_state().unwrap().sessions.len()
@@ -97,61 +86,6 @@ fn a_test_mode_that_is_no_header_value_is_a_config_error() {
         );
     }
     assert_eq!(emu.counts().total(), 0, "nothing was sent");
-}
-
-static SLOW_ENTERED: AtomicBool = AtomicBool::new(false);
-static SLOW_FINISHED: AtomicBool = AtomicBool::new(false);
-static REENTERED: AtomicUsize = AtomicUsize::new(0);
-
-unsafe extern "C" fn slow_logger(_level: i32, _message: *const c_char, _user: *mut c_void) {
-    if !SLOW_ENTERED.swap(true, Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(500));
-        SLOW_FINISHED.store(true, Ordering::SeqCst);
-    }
-}
-
-unsafe extern "C" fn reentrant_logger(_level: i32, _message: *const c_char, user: *mut c_void) {
-    // Replaces itself from inside: must neither deadlock nor wait for this very thread.
-    b2dest::ffi::dest_set_log_callback(Some(reentrant_logger), 4, user);
-    REENTERED.fetch_add(1, Ordering::SeqCst);
-}
-
-#[test]
-fn removing_the_log_callback_waits_for_threads_inside_it() {
-    let emu = emulator();
-    let cfg = config(&emu, json!({}));
-    // A retried 503 logs a warning on the calling thread.
-    emu.inject(Fault {
-        call: "b2_list_buckets".into(),
-        count: 1,
-        action: error(503, "service_unavailable"),
-    });
-    b2dest::ffi::dest_set_log_callback(Some(slow_logger), 4, std::ptr::null_mut());
-    let caller = std::thread::spawn(move || validate(&cfg));
-    let mut waited = 0;
-    while !SLOW_ENTERED.load(Ordering::SeqCst) {
-        assert!(waited < 30_000, "no log line reached the callback");
-        std::thread::sleep(Duration::from_millis(1));
-        waited += 1;
-    }
-    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
-    assert!(
-        SLOW_FINISHED.load(Ordering::SeqCst),
-        "dest_set_log_callback(NULL) returned while a thread was inside the old callback"
-    );
-    assert_eq!(caller.join().unwrap().0, OK);
-
-    // A callback that sets the callback again, from inside, on the calling thread.
-    let cfg = config(&emu, json!({}));
-    emu.inject(Fault {
-        call: "b2_list_buckets".into(),
-        count: 1,
-        action: error(503, "service_unavailable"),
-    });
-    b2dest::ffi::dest_set_log_callback(Some(reentrant_logger), 4, std::ptr::null_mut());
-    assert_eq!(validate(&cfg).0, OK);
-    b2dest::ffi::dest_set_log_callback(None, 0, std::ptr::null_mut());
-    assert!(REENTERED.load(Ordering::SeqCst) >= 1);
 }
 
 #[test]

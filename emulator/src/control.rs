@@ -66,6 +66,11 @@ struct BackdateRequest {
 }
 
 #[derive(Deserialize)]
+struct ReleaseRequest {
+    count: usize,
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CorruptRequest {
     bucket: String,
@@ -105,6 +110,12 @@ async fn handle_inner(
         (&Method::DELETE, "faults") => {
             shared.faults.clear();
             Ok(done())
+        }
+        (&Method::GET, "held") => Ok(ok_json(json!({"held": shared.faults.held()}))),
+        (&Method::POST, "release") => {
+            let release: ReleaseRequest = json_body(req).await?;
+            let released = shared.faults.release(release.count);
+            Ok(ok_json(json!({"released": released})))
         }
         (&Method::POST, "variants") => {
             let rule: VariantRule = json_body(req).await?;

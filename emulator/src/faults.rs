@@ -61,6 +61,9 @@ pub enum FaultAction {
     Drop { after_bytes: u64 },
     /// Sleep, then handle the request normally.
     Delay { millis: u64 },
+    /// Wait until the test releases the request (`Emulator::release`), then handle it
+    /// normally: a test acts while the request is known to be in flight, without timing.
+    Hold,
     /// Handle the request in full (store, delete, cancel...), then close the connection
     /// without answering: the client cannot tell whether B2 acted.
     LoseAnswer,
@@ -107,6 +110,9 @@ pub struct Faults {
     bytes_sent: AtomicU64,
     fail_some_uploads_seen: AtomicU64,
     expire_some_tokens_seen: AtomicU64,
+    /// The requests a `Hold` fault stopped, oldest first; sending (or dropping) lets one
+    /// go. `None` once the emulator stops: nothing is held any more.
+    held: Mutex<Option<VecDeque<tokio::sync::oneshot::Sender<()>>>>,
 }
 
 impl Faults {
@@ -121,6 +127,7 @@ impl Faults {
             bytes_sent: AtomicU64::default(),
             fail_some_uploads_seen: AtomicU64::default(),
             expire_some_tokens_seen: AtomicU64::default(),
+            held: Mutex::new(Some(VecDeque::new())),
         }
     }
 
@@ -214,6 +221,42 @@ impl Faults {
             queue.remove(index);
         }
         Some(action)
+    }
+
+    /// Waits until `release` (or `release_all`) lets this request go.
+    pub async fn hold(&self) {
+        let (go, wait) = tokio::sync::oneshot::channel();
+        match self.held.lock().unwrap().as_mut() {
+            Some(held) => held.push_back(go),
+            None => return,
+        }
+        let _ = wait.await;
+    }
+
+    /// How many requests are held now (one whose client went away is not counted).
+    pub fn held(&self) -> usize {
+        let mut held = self.held.lock().unwrap();
+        let Some(held) = held.as_mut() else { return 0 };
+        held.retain(|go| !go.is_closed());
+        held.len()
+    }
+
+    /// Lets the `n` oldest held requests go; answers how many there were.
+    pub fn release(&self, n: usize) -> usize {
+        let mut held = self.held.lock().unwrap();
+        let Some(held) = held.as_mut() else { return 0 };
+        held.retain(|go| !go.is_closed());
+        let n = n.min(held.len());
+        for go in held.drain(..n) {
+            let _ = go.send(());
+        }
+        n
+    }
+
+    /// Lets every held request go and holds none from now on: at shutdown, so no request
+    /// waits for a release that will never come.
+    pub fn release_all(&self) {
+        self.held.lock().unwrap().take();
     }
 
     /// Whether this request, carrying `mode`, is one of the "some" that fail. Which ones

@@ -286,6 +286,30 @@ impl Emulator {
         self.shared.faults.clear();
     }
 
+    /// How many requests a `FaultAction::Hold` is holding now.
+    pub fn held(&self) -> usize {
+        self.shared.faults.held()
+    }
+
+    /// Waits (up to `limit`) until at least `n` requests are held; false if they never were.
+    /// Polls: what it waits for is an arrival, not a time.
+    pub fn wait_held(&self, n: usize, limit: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.held() < n {
+            if start.elapsed() > limit {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// Lets the `n` oldest held requests go on, to be handled normally; answers how many
+    /// were held (no more than that are released: a release is never saved for later).
+    pub fn release(&self, n: usize) -> usize {
+        self.shared.faults.release(n)
+    }
+
     /// Makes `rule.call` (or every call, `"*"`) answer in `rule.variants`' shapes from now
     /// on; an empty list goes back to the canonical shape. Panics on an unknown call name.
     pub fn set_variants(&self, rule: VariantRule) {

@@ -50,7 +50,8 @@ impl fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-/// Accepts connections until `shutdown` turns true, then lets open requests finish.
+/// Accepts connections until `shutdown` turns true, then lets open requests (held ones
+/// included) finish.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -72,6 +73,9 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // Held requests go on now that no new connection comes: none waits for a release
+    // that will never come.
+    shared.faults.release_all();
     let _ = tokio::time::timeout(GRACE_PERIOD, async {
         while connections.join_next().await.is_some() {}
     })
@@ -285,6 +289,7 @@ async fn answer(
             FaultAction::Delay { millis } => {
                 tokio::time::sleep(Duration::from_millis(millis)).await
             }
+            FaultAction::Hold => shared.faults.hold().await,
             FaultAction::Corrupt => corrupt = true,
             FaultAction::LoseAnswer => lose_answer = true,
             FaultAction::GarbleAnswer => garble = true,

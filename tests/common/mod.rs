@@ -1,7 +1,14 @@
 //! Shared by the integration tests: an in-process emulator and thin callers of the C ABI.
 #![allow(dead_code)]
 
+pub mod customer;
+pub mod faults;
 pub mod lock;
+pub mod log;
+mod root;
+
+#[allow(unused_imports)] // some test binaries need no root
+pub use root::needs_root;
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::Path;

@@ -215,6 +215,76 @@ fn delay_faults_slow_a_call_down() {
 }
 
 #[test]
+fn hold_faults_keep_a_request_until_the_test_releases_it() {
+    let emu = start();
+    let b2 = B2::master(&emu);
+    emu.inject(fault("b2_list_buckets", 1, FaultAction::Hold));
+    // Queued behind it: fires only if the hold fired once and is gone.
+    emu.inject(fault(
+        "b2_list_buckets",
+        1,
+        error(503, "service_unavailable", None),
+    ));
+    assert_eq!(
+        emu.release(1),
+        0,
+        "nothing held yet: a release is not saved"
+    );
+    let held = std::thread::scope(|s| {
+        let call = s.spawn(|| b2.call("b2_list_buckets", json!({"accountId": b2.account_id})));
+        assert!(
+            emu.wait_held(1, Duration::from_secs(30)),
+            "the request is held"
+        );
+        assert_eq!(emu.counts().get("b2_list_buckets"), 1, "counted on arrival");
+        assert!(!call.is_finished(), "no answer while held");
+        assert_eq!(emu.release(5), 1, "one request was held");
+        call.join().unwrap()
+    });
+    assert_eq!(held.0, 200, "handled normally once released: {}", held.1);
+    assert_eq!(emu.held(), 0);
+    let (status, _) = b2.call("b2_list_buckets", json!({"accountId": b2.account_id}));
+    assert_eq!(status, 503, "the hold fired on one call only");
+
+    // Over the control API, and released by stopping the emulator.
+    let control = format!("{}/__emulator", emu.url());
+    let (status, _) = status_json(
+        http()
+            .post(format!("{control}/faults"))
+            .json(&json!({"call": "b2_list_buckets", "count": 2, "action": "hold"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    let answers = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| b2.call("b2_list_buckets", json!({"accountId": b2.account_id}))))
+            .collect();
+        assert!(emu.wait_held(2, Duration::from_secs(30)));
+        let (_, v) = status_json(http().get(format!("{control}/held")).send().unwrap());
+        assert_eq!(v["held"], 2);
+        let (_, v) = status_json(
+            http()
+                .post(format!("{control}/release"))
+                .json(&json!({"count": 1}))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(v["released"], 1);
+        assert!(
+            emu.wait_held(1, Duration::from_secs(30)) && emu.held() == 1,
+            "the other is still held"
+        );
+        emu.stop();
+        calls
+            .into_iter()
+            .map(|c| c.join().unwrap().0)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(answers, [200, 200], "stopping lets the held request finish");
+}
+
+#[test]
 fn damage_upload_faults_are_refused_by_the_sha1_check_as_b2_does() {
     let emu = start();
     let b2 = B2::master(&emu);

@@ -1,103 +1,131 @@
-//! A hosting customer attacking the root-run library through the paths the host names and
-//! through what the host's own tools cannot tell apart (red-team review of issue 11): links
-//! the customer owns at the named path, hard links to files of other users, trees deeper
-//! than any B2 name, and names that forge log lines.
+//! What a hosting customer can do to a tree of theirs that the root-run library backs up,
+//! through the C ABI and the emulator: a sparse file of exabytes, hard links to other
+//! users' files (in the tree or named by the host), names that would forge lines in the
+//! host's log, trees deeper than any B2 name or deep enough to use up open files, a
+//! directory moved while the walk is in it, and sparse files billed at their full length.
+//! Tests that give files to the customer's uid need root and say so when skipped; the
+//! sparse-file host needs a tmpfs at /dev/shm. (What they can do during the upload, with a
+//! request held at the emulator, is in tests/hostile.rs.)
 
 mod common;
 
-use std::os::unix::fs::{lchown, symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
+use std::time::Duration;
 
+use common::customer::*;
+use common::faults::{pass_then_hold, with_held_change};
 use common::*;
 use serde_json::json;
 
-const CUSTOMER: u32 = 4242;
-
-/// A customer's home below `base`, owned by the customer, and a root-only directory beside
-/// it standing for `/root/.ssh`.
-fn home_and_root_only(base: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let home = base.join("home/alice");
-    std::fs::create_dir_all(&home).unwrap();
-    std::os::unix::fs::chown(&home, Some(CUSTOMER), Some(CUSTOMER)).unwrap();
-    let root_only = base.join("root-ssh");
-    std::fs::create_dir_all(&root_only).unwrap();
-    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
-    (home, root_only)
-}
-
-/// A symbolic link as the customer would plant it: owned by them.
-fn plant_link(target: &Path, at: &Path) {
-    symlink(target, at).unwrap();
-    lchown(at, Some(CUSTOMER), Some(CUSTOMER)).unwrap();
+/// Not a test of its own: the host process of
+/// `an_exabyte_sparse_file_in_the_tree_does_not_kill_the_host_process`.
+#[test]
+#[ignore]
+fn redteam_child_upload_tree() {
+    let cfg = std::env::var("REDTEAM_CHILD_CONFIG").expect("run by its parent test");
+    let tree = std::env::var("REDTEAM_CHILD_TREE").unwrap();
+    let (st, v) = upload(&cfg, Path::new(&tree), "tree");
+    println!("RESULT {st} {v}");
 }
 
 #[test]
-fn a_link_the_customer_owns_in_the_named_path_is_not_followed() {
+fn an_exabyte_sparse_file_in_the_tree_does_not_kill_the_host_process() {
+    // The customer runs `truncate -s 8E bomb` in their home. XFS (the default of RHEL /
+    // AlmaLinux, where most cPanel servers run), btrfs and tmpfs take it: it costs no disk.
+    // tmpfs stands for XFS here (ext4 stops at 16 TiB). The file needs more than B2's
+    // 10,000 parts of 5 GB and B2 takes no file over 10 TB, so the upload refuses it
+    // before reading or hashing a byte, skips it, and sends the rest of the tree. The host
+    // is a child process, so that an abort (say, an allocation sized by the file's
+    // length) shows as a signal here instead of ending this test binary.
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let shm = Path::new("/dev/shm");
+    assert!(shm.is_dir(), "this test needs a tmpfs at /dev/shm");
+    let base = tempfile::tempdir_in(shm).unwrap();
+    let tree = base.path().join("tree");
+    write_file(&tree, "index.html", 1000, 1);
+    let bomb = std::fs::File::create(tree.join("bomb")).unwrap();
+    bomb.set_len(i64::MAX as u64)
+        .expect("tmpfs takes a sparse file of 8 EiB");
+    drop(bomb);
+
+    let (status, result, stderr, timed_out) = run_child(
+        "redteam_child_upload_tree",
+        &[
+            ("REDTEAM_CHILD_CONFIG", cfg.as_str()),
+            ("REDTEAM_CHILD_TREE", tree.to_str().unwrap()),
+        ],
+        Duration::from_secs(60),
+        || {},
+    );
+    assert!(
+        status.signal().is_none(),
+        "the host process was killed by signal {:?} during dest_upload of a tree holding an 8 EiB sparse file (stderr: {})",
+        status.signal(),
+        stderr.lines().filter(|l| l.contains("memory") || l.contains("abort")).collect::<Vec<_>>().join(" | ")
+    );
+    assert!(
+        !timed_out,
+        "dest_upload was still reading the 8 EiB file after 60 s instead of refusing it"
+    );
+    let (st, v) = result.unwrap_or_else(|| panic!("the host printed no result: {stderr}"));
+    assert_eq!(
+        st, OK,
+        "the rest of the tree goes up, the bomb is skipped: {v}"
+    );
+    assert_eq!(v["file_count"], 1, "{v}");
+    assert!(
+        v["skipped"].to_string().contains("bomb"),
+        "the bomb is listed as skipped: {v}"
+    );
+}
+
+#[test]
+fn a_named_file_that_is_a_hard_link_to_another_users_file_is_not_uploaded() {
+    if !needs_root() {
+        return;
+    }
+    // An upload skips a file with more than one hard link whose owner is not its
+    // directory's owner (a customer's link to /etc/shadow where fs.protected_hardlinks is
+    // off), and refuses the same file when the host names it itself: a host backing up a
+    // customer's files one by one, or a database dump path inside the customer's home.
+    // Root makes the link here, as the customer could on such a host.
     let emu = emulator();
     let cfg = config(&emu, json!({}));
     let base = tempfile::tempdir().unwrap();
-    let (home, root_only) = home_and_root_only(base.path());
-    let keys = write_file(&base.path().join("scratch"), "authorized_keys", 300, 7);
-    assert_eq!(upload(&cfg, &keys, "keys/authorized_keys").0, OK);
-
-    // The host restores into the customer's home; the customer made the directory a link
-    // to root's. Neither a single-file nor a directory restore may write there.
-    plant_link(&root_only, &home.join("restore"));
-    let (st, v) = download(
-        &cfg,
-        "keys/authorized_keys",
-        &home.join("restore/authorized_keys"),
-    );
-    assert_eq!(st, LOCAL_IO, "{v}");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains(&home.join("restore").display().to_string()));
-    let (st, v) = download(&cfg, "keys/", &home.join("restore"));
-    assert_eq!(st, LOCAL_IO, "{v}");
-    // A link further up (the home itself swapped for a link) is refused as well.
-    let (st, v) = download(&cfg, "keys/", &home.join("restore/deeper"));
-    assert_eq!(st, LOCAL_IO, "{v}");
-    assert_eq!(std::fs::read_dir(&root_only).unwrap().count(), 0);
-
-    // A single-file upload of a name that the customer made a link to a root-only file.
-    let shadow = base.path().join("root-ssh-shadow");
-    std::fs::write(&shadow, b"root:$6$secret-hash:19000:0:99999:7:::\n").unwrap();
+    let home = customer_home(base.path());
+    let shadow = base.path().join("shadow");
+    let secret = b"root:$6$secret-hash:19000:0:99999:7:::\n".to_vec();
+    std::fs::write(&shadow, &secret).unwrap();
     std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o600)).unwrap();
-    plant_link(&shadow, &home.join("note.txt"));
-    let (st, v) = upload(&cfg, &home.join("note.txt"), "note.txt");
-    assert_eq!(st, LOCAL_IO, "{v}");
+    std::fs::hard_link(&shadow, home.join("backup.sql")).unwrap();
+
+    // The same file in a directory upload is skipped, as promised.
     let (st, v) = upload(&cfg, &home, "home");
     assert_eq!(st, OK, "{v}");
-    assert!(emu
-        .file_versions(BUCKET)
-        .iter()
-        .all(|f| !f.file_name.contains("note.txt")));
+    assert!(v["skipped"].to_string().contains("backup.sql"), "{v}");
 
-    // The host's own links (owned by root, or by the host's user) are still followed.
-    let restored = base.path().join("restored");
-    std::fs::create_dir_all(&restored).unwrap();
-    symlink(&restored, base.path().join("host-link")).unwrap();
-    let (st, v) = download(
-        &cfg,
-        "keys/authorized_keys",
-        &base.path().join("host-link/sub/authorized_keys"),
+    let (st, v) = upload(&cfg, &home.join("backup.sql"), "home/backup.sql");
+    let stored: Vec<String> = emu
+        .file_versions(BUCKET)
+        .into_iter()
+        .filter(|f| f.action == "upload" && f.sha1 == sha1_hex(&secret))
+        .map(|f| f.file_name)
+        .collect();
+    assert!(
+        stored.is_empty(),
+        "root's 0600 file, hard-linked into the customer's home, went to B2 as {stored:?} (status {st}: {v})"
     );
-    assert_eq!(st, OK, "{v}");
-    assert_eq!(
-        std::fs::read(restored.join("sub/authorized_keys")).unwrap(),
-        content(300, 7)
-    );
-    let (st, v) = upload(
-        &cfg,
-        &base.path().join("host-link/sub/authorized_keys"),
-        "k2",
-    );
-    assert_eq!(st, OK, "{v}");
+    assert_eq!(st, LOCAL_IO, "{v}");
 }
 
 #[test]
 fn a_hard_link_to_another_users_file_is_not_uploaded() {
+    if !needs_root() {
+        return;
+    }
     // With fs.protected_hardlinks=0 a customer may hard-link any file of the same file
     // system (/etc/shadow, another customer's mail) into their tree; O_NOFOLLOW does not
     // see it. Root makes the link here, as the customer could on such a host.
@@ -270,9 +298,10 @@ fn upload_child_with_few_fds() {
 
 #[test]
 fn a_deep_tree_holds_few_handles_whatever_its_depth() {
-    // A handle held per level of depth let a customer's deep tree (a sibling at each level)
-    // use up the host process's open files: the deepest directories were skipped, and the
-    // host's own sockets and files would fail alongside.
+    // A directory upload holds a handle on the root, the directory listed last and those
+    // of the files under way, whatever the depth: a customer's deep tree (a sibling at each
+    // level) under a limit of 128 open files goes up whole, and the host's own sockets and
+    // files keep theirs.
     let emu = emulator();
     let cfg = config(&emu, json!({"concurrency": 2}));
     let base = tempfile::tempdir().unwrap();
@@ -312,7 +341,6 @@ fn a_directory_moved_during_the_walk_does_not_lose_its_old_neighbours() {
     // The walk climbs back to a parent through `..`; a customer who moves the directory
     // being uploaded elsewhere makes `..` another directory, which the walk notices and
     // reopens the parent from the root instead.
-    use b2_emulator::{Fault, FaultAction};
     let emu = emulator();
     let cfg = config(&emu, json!({"concurrency": 1}));
     let base = tempfile::tempdir().unwrap();
@@ -320,20 +348,10 @@ fn a_directory_moved_during_the_walk_does_not_lose_its_old_neighbours() {
     write_file(&tree, "a/x/f1", 10, 1);
     write_file(&tree, "a/y/f2", 10, 2);
     write_file(&tree, "b/f3", 10, 3);
-    emu.inject(Fault {
-        call: "b2_upload_file".into(),
-        count: 1,
-        action: FaultAction::Delay { millis: 800 },
-    });
-    let (st, v) = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while emu.counts().get("b2_upload_file") < 1 {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            std::fs::rename(tree.join("a/x"), tree.join("x2")).unwrap();
-        });
-        upload(&cfg, &tree, "tree")
-    });
+    // Moved while the first upload is held at the emulator.
+    pass_then_hold(&emu, "b2_upload_file", 0, 1);
+    let moved = || std::fs::rename(tree.join("a/x"), tree.join("x2")).unwrap();
+    let (st, v) = with_held_change(&emu, moved, || upload(&cfg, &tree, "tree"));
     assert_eq!(st, OK, "{v}");
     assert_eq!(v["skipped"].as_array().unwrap().len(), 0, "{v}");
     let mut names: Vec<String> = v["files"]
@@ -344,49 +362,6 @@ fn a_directory_moved_during_the_walk_does_not_lose_its_old_neighbours() {
         .collect();
     names.sort();
     assert_eq!(names, ["tree/a/x/f1", "tree/a/y/f2", "tree/b/f3"], "{v}");
-}
-
-/// Not a test of its own: the child process of
-/// `restored_directories_are_never_world_writable`, run with a umask of 0 (as some daemons
-/// set).
-#[test]
-#[ignore]
-fn restore_child_with_umask_zero() {
-    let cfg = std::env::var("B2DEST_UMASK_CHILD_CONFIG").expect("run by the umask test");
-    let target = std::env::var("B2DEST_UMASK_CHILD_TARGET").unwrap();
-    unsafe { libc::umask(0) };
-    let (st, v) = download(&cfg, "tree/", Path::new(&target));
-    println!("RESULT {st} {v}");
-}
-
-#[test]
-fn restored_directories_are_never_world_writable() {
-    // Root-owned directories that a restore makes inside a customer's tree: with the
-    // daemon's umask 0 they were 0777, open to every other user on the host.
-    let emu = emulator();
-    let cfg = config(&emu, json!({}));
-    let base = tempfile::tempdir().unwrap();
-    write_file(&base.path().join("tree"), "a/b/f", 10, 1);
-    assert_eq!(upload(&cfg, &base.path().join("tree"), "tree").0, OK);
-    let target = base.path().join("restore/new");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "restore_child_with_umask_zero",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("B2DEST_UMASK_CHILD_CONFIG", &cfg)
-        .env("B2DEST_UMASK_CHILD_TARGET", &target)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("RESULT 0 "), "{stdout}");
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
-    for dir in ["restore", "restore/new", "restore/new/a", "restore/new/a/b"] {
-        assert_eq!(mode(&base.path().join(dir)), 0o755, "{dir}");
-    }
-    assert_eq!(mode(&base.path().join("restore/new/a/b/f")), 0o600);
 }
 
 /// A customer with a small disk quota can make a sparse file of terabytes (`truncate -s
@@ -412,94 +387,4 @@ fn a_sparse_file_far_larger_than_its_blocks_is_flagged() {
             .any(|w| w.as_str().unwrap().contains("sparse")),
         "{v}"
     );
-}
-
-/// A symbolic link of the host's, in a directory only the host can write, on the way to
-/// the customer's home (`/home -> /data/home`, `/var/run -> /run`): followed, for a restore
-/// and for an upload, relative or absolute, also below the sticky `/tmp` the test lives in.
-#[test]
-fn a_root_owned_link_in_a_root_only_directory_on_the_named_path_is_followed() {
-    let emu = emulator();
-    let cfg = config(&emu, json!({}));
-    let base = tempfile::tempdir().unwrap();
-    let data_home = base.path().join("data/home");
-    std::fs::create_dir_all(&data_home).unwrap();
-    for d in [base.path().join("data"), data_home.clone()] {
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let (real_home, _) = home_and_root_only(&base.path().join("data"));
-    assert_eq!(real_home, data_home.join("alice"));
-    symlink("data/home", base.path().join("home")).unwrap();
-    symlink(base.path().join("data"), base.path().join("run")).unwrap();
-    let keys = write_file(&base.path().join("scratch"), "authorized_keys", 300, 7);
-    assert_eq!(upload(&cfg, &keys, "keys/authorized_keys").0, OK);
-
-    for (via, remote) in [("home/alice/restore", "r1"), ("run/home/alice/again", "r2")] {
-        let target = base.path().join(via);
-        let (st, v) = download(&cfg, "keys/", &target);
-        assert_eq!(st, OK, "{via}: {v}");
-        let real = real_home.join(target.file_name().unwrap());
-        assert_eq!(
-            std::fs::read(real.join("authorized_keys")).unwrap(),
-            content(300, 7)
-        );
-        let (st, v) = upload(&cfg, &target.join("authorized_keys"), remote);
-        assert_eq!(st, OK, "{via}: {v}");
-        let (st, v) = upload(&cfg, &target, &format!("{remote}-dir"));
-        assert_eq!(st, OK, "{via}: {v}");
-    }
-}
-
-/// A link the host owns (root's, as a panel leaves `~/access-logs`) is still refused where a
-/// customer chose its name: in a directory they own, in a directory others can write, and
-/// below any such directory (a root-owned directory in their home they may have renamed).
-#[test]
-fn a_root_owned_link_where_a_customer_could_put_it_is_refused_for_a_restore() {
-    let emu = emulator();
-    let cfg = config(&emu, json!({}));
-    let base = tempfile::tempdir().unwrap();
-    let (home, root_only) = home_and_root_only(base.path());
-    let keys = write_file(&base.path().join("scratch"), "authorized_keys", 300, 7);
-    assert_eq!(upload(&cfg, &keys, "keys/authorized_keys").0, OK);
-
-    // Root's link, in the customer's home (a name with a line break: escaped where the
-    // refusal names it).
-    symlink(&root_only, home.join("site\nx")).unwrap();
-    // Root's directory, root's link, below the customer's home.
-    let panel = home.join("panel");
-    std::fs::create_dir(&panel).unwrap();
-    std::fs::set_permissions(&panel, std::fs::Permissions::from_mode(0o755)).unwrap();
-    symlink(&root_only, panel.join("logs")).unwrap();
-    // Root's link in a root-owned directory everyone (or its group) may write, sticky or not.
-    let mut shared = Vec::new();
-    for (name, mode) in [("shared", 0o777), ("sticky", 0o1777), ("group", 0o775)] {
-        let d = base.path().join(name);
-        std::fs::create_dir(&d).unwrap();
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
-        symlink(&root_only, d.join("logs")).unwrap();
-        shared.push((d.join("logs"), "writable by its group or by everyone"));
-    }
-    let cases = [
-        (home.join("site\nx"), "owned by user 4242"),
-        (panel.join("logs"), "no link is followed past"),
-    ];
-    for (link, why) in cases.into_iter().chain(shared) {
-        let file_target = link.join("authorized_keys");
-        for (remote, target) in [
-            ("keys/authorized_keys", &file_target),
-            ("keys/", &link),
-            ("keys/", &link.join("deeper")),
-        ] {
-            let (st, v) = download(&cfg, remote, target);
-            assert_eq!(st, LOCAL_IO, "{}: {v}", target.display());
-            let message = v["error"]["message"].as_str().unwrap();
-            let shown = link.display().to_string().replace('\n', "\\x0a");
-            assert!(message.contains(&shown), "{message}");
-            assert!(message.contains(why), "{message}");
-            assert!(message.contains("not followed"), "{message}");
-        }
-        let (st, v) = upload(&cfg, &file_target, "stolen");
-        assert_eq!(st, LOCAL_IO, "{v}");
-        assert_eq!(std::fs::read_dir(&root_only).unwrap().count(), 0);
-    }
 }
