@@ -9,6 +9,7 @@ use std::ffi::c_void;
 use std::time::Duration;
 
 use b2_emulator::{Emulator, Fault, FaultAction};
+use common::faults::{await_held, pass_then_hold};
 use common::*;
 use serde_json::json;
 
@@ -337,23 +338,17 @@ fn two_concurrent_uploads_to_one_path_leave_each_other_alone() {
     let dir = tempfile::tempdir().unwrap();
     let first = write_file(dir.path(), "first", LARGE, 12);
     let second = write_file(dir.path(), "second", LARGE, 13);
-    // The first upload's second part is slow, so the second upload starts mid-way.
-    inject(&emu, "b2_upload_part", 1, FaultAction::Delay { millis: 0 });
-    inject(
-        &emu,
-        "b2_upload_part",
-        1,
-        FaultAction::Delay { millis: 2000 },
-    );
+    // The first upload's second part is held at the server, so the second upload runs
+    // whole while the first is mid-way.
+    pass_then_hold(&emu, "b2_upload_part", 1, 1);
     let slow = {
         let (cfg, first) = (cfg.clone(), first.clone());
         std::thread::spawn(move || upload(&cfg, &first, "same"))
     };
-    while emu.counts().get("b2_upload_part") < 2 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    await_held(&emu, 1);
     let (st, v) = upload(&cfg, &second, "same");
     assert_eq!(st, OK, "the second upload: {v}");
+    assert_eq!(emu.release(1), 1);
     let (st, v) = slow.join().unwrap();
     assert_eq!(st, OK, "the first upload: {v}");
     assert_eq!(
@@ -392,24 +387,18 @@ fn two_concurrent_uploads_of_one_file_to_one_path_both_succeed() {
     let cfg = config(&emu, json!({"concurrency": 1}));
     let dir = tempfile::tempdir().unwrap();
     let f = write_file(dir.path(), "big", LARGE, 14);
-    // The first upload's last part is slow: the second resumes the same file, sends that
-    // part itself and finishes first; the first's part then meets a finished file.
-    inject(&emu, "b2_upload_part", 5, FaultAction::Delay { millis: 0 });
-    inject(
-        &emu,
-        "b2_upload_part",
-        1,
-        FaultAction::Delay { millis: 3000 },
-    );
+    // The first upload's last part is held at the server: the second resumes the same
+    // file, sends that part itself and finishes first; the first's part, let go, then
+    // meets a finished file.
+    pass_then_hold(&emu, "b2_upload_part", 5, 1);
     let slow = {
         let (cfg, f) = (cfg.clone(), f.clone());
         std::thread::spawn(move || upload(&cfg, &f, "same"))
     };
-    while emu.counts().get("b2_upload_part") < 6 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    await_held(&emu, 1);
     let (st, second) = upload(&cfg, &f, "same");
     assert_eq!(st, OK, "the second upload: {second}");
+    assert_eq!(emu.release(1), 1);
     assert_eq!(second["resumed_bytes"], 5 * PART, "{second}");
     let (st, first) = slow.join().unwrap();
     assert_eq!(st, OK, "the first upload: {first}");
