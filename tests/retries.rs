@@ -4,26 +4,10 @@
 
 mod common;
 
-use b2_emulator::{Emulator, Fault, FaultAction};
+use b2_emulator::{Emulator, FaultAction};
+use common::faults::{error_saying as error, inject};
 use common::*;
 use serde_json::json;
-
-fn inject(emu: &Emulator, call: &str, count: u32, action: FaultAction) {
-    emu.inject(Fault {
-        call: call.to_string(),
-        count,
-        action,
-    });
-}
-
-fn error(status: u16, code: &str, message: Option<&str>) -> FaultAction {
-    FaultAction::Error {
-        status,
-        code: code.to_string(),
-        retry_after: None,
-        message: message.map(str::to_string),
-    }
-}
 
 /// Uploads `len` bytes as `name` and downloads them back intact.
 fn round_trip(cfg: &str, len: usize, seed: u64, name: &str) -> (i32, serde_json::Value) {
