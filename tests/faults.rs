@@ -11,25 +11,6 @@ use common::faults::{error, inject};
 use common::*;
 use serde_json::json;
 
-/// Uploads `len` bytes, downloads them back, and checks the copy is identical.
-fn round_trip(cfg: &str, len: usize, seed: u64) -> (i32, serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "f", len, seed);
-    let (st, v) = upload(cfg, &f, "f");
-    if st != OK {
-        return (st, v);
-    }
-    let back = dir.path().join("back");
-    let (st2, d) = download(cfg, "f", &back);
-    assert_eq!(st2, OK, "{d}");
-    assert_eq!(
-        std::fs::read(&back).unwrap(),
-        std::fs::read(&f).unwrap(),
-        "the stored file is identical"
-    );
-    (st, v)
-}
-
 const TRANSIENT: &[(u16, &str)] = &[
     (500, "internal_error"),
     (503, "service_unavailable"),

@@ -99,10 +99,7 @@ fn a_root_owned_link_the_customer_renamed_into_the_named_path_is_not_followed() 
     let emu = emulator();
     let cfg = config(&emu, json!({}));
     let base = tempfile::tempdir().unwrap();
-    let home = customer_home(base.path());
-    let root_only = base.path().join("root-only");
-    std::fs::create_dir(&root_only).unwrap();
-    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (home, root_only) = home_and_root_only(base.path());
     std::fs::write(
         root_only.join("secret.key"),
         b"-----BEGIN PRIVATE KEY-----\n",

@@ -33,25 +33,6 @@ fn lines_with(lines: &[String], mark: &str) -> Vec<String> {
     lines.iter().filter(|l| l.contains(mark)).cloned().collect()
 }
 
-/// Uploads a file of `len` bytes and restores it; the bytes must come back.
-fn faults_round_trip(cfg: &str, len: usize, seed: u64) -> (i32, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "f", len, seed);
-    let (st, v) = upload(cfg, &f, "f");
-    if st != OK {
-        return (st, v);
-    }
-    let back = dir.path().join("back");
-    let (st2, d) = download(cfg, "f", &back);
-    assert_eq!(st2, OK, "{d}");
-    assert_eq!(
-        std::fs::read(&back).unwrap(),
-        std::fs::read(&f).unwrap(),
-        "the stored file is identical"
-    );
-    (st, v)
-}
-
 /// A customer's home below `base`, owned by the customer's uid (4242).
 fn customer_home(base: &std::path::Path) -> std::path::PathBuf {
     let home = base.join("home/alice");
@@ -140,7 +121,7 @@ fn log_lines_tell_what_happened_and_never_hold_a_secret() {
             message: None,
         },
     });
-    assert_eq!(faults_round_trip(&cfg, 100, 13).0, OK);
+    assert_eq!(round_trip(&cfg, 100, 13).0, OK);
     let lines = log.stop();
     assert!(!lines.is_empty());
     assert!(

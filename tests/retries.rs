@@ -9,21 +9,6 @@ use common::faults::{error_saying as error, inject};
 use common::*;
 use serde_json::json;
 
-/// Uploads `len` bytes as `name` and downloads them back intact.
-fn round_trip(cfg: &str, len: usize, seed: u64, name: &str) -> (i32, serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = write_file(dir.path(), "f", len, seed);
-    let (st, v) = upload(cfg, &f, name);
-    if st != OK {
-        return (st, v);
-    }
-    let back = dir.path().join("back");
-    let (st2, d) = download(cfg, name, &back);
-    assert_eq!(st2, OK, "{d}");
-    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&f).unwrap());
-    (st, v)
-}
-
 #[test]
 fn an_expired_upload_token_takes_a_new_url_at_once_without_using_a_retry() {
     for (call, url_call, len, sends) in [
@@ -42,7 +27,7 @@ fn an_expired_upload_token_takes_a_new_url_at_once_without_using_a_retry() {
             json!({"upload_retries": 0, "concurrency": 1, "retry_initial_delay_ms": 60_000}),
         );
         inject(&emu, call, 1, error(401, "expired_auth_token", None));
-        let (st, v) = round_trip(&cfg, len, 1, "f");
+        let (st, v) = round_trip(&cfg, len, 1);
         assert_eq!(st, OK, "{call}: {v}");
         let counts = emu.counts();
         assert_eq!(counts.get(call), sends, "{call}: {counts:?}");

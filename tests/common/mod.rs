@@ -201,6 +201,26 @@ pub fn download(cfg: &str, remote: &str, local: &Path) -> (i32, Value) {
     download_with(cfg, remote, local, None, std::ptr::null_mut())
 }
 
+/// Uploads `len` bytes of `content(len, seed)` as `f` and, when that worked, downloads
+/// them back: the copy must be identical. Returns the upload's status and response.
+pub fn round_trip(cfg: &str, len: usize, seed: u64) -> (i32, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", len, seed);
+    let (st, v) = upload(cfg, &f, "f");
+    if st != OK {
+        return (st, v);
+    }
+    let back = dir.path().join("back");
+    let (st2, d) = download(cfg, "f", &back);
+    assert_eq!(st2, OK, "{d}");
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(&f).unwrap(),
+        "the stored file is identical"
+    );
+    (st, v)
+}
+
 pub fn list(cfg: &str, remote: &str) -> (i32, Value) {
     let (cfg, remote) = (c(cfg), c(remote));
     let mut out = std::ptr::null_mut();
