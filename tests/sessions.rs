@@ -108,3 +108,31 @@ fn threads_that_start_together_share_one_authorization_and_one_bucket_lookup() {
     assert_eq!(counts.get("b2_list_buckets"), 1);
     assert_eq!(counts.get("b2_list_file_names"), 16);
 }
+
+#[test]
+fn a_bucket_deleted_and_made_again_is_looked_up_anew_on_the_next_try() {
+    let emu = emulator();
+    let cfg = config(&emu, json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "f", 1_000, 21);
+    // The session now knows the bucket's id.
+    let (st, v) = list(&cfg, "");
+    assert_eq!(st, OK, "{v}");
+    emu.remake_bucket(BUCKET);
+    emu.reset_counts();
+    // B2 answers the old id with 400 bad_bucket_id: told, retryable, not sent again.
+    let (st, v) = upload(&cfg, &f, "f");
+    assert_eq!(st, REMOTE, "{v}");
+    assert_eq!(v["error"]["retryable"], true, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("bad_bucket_id") && message.contains("looks the bucket up anew"),
+        "{v}"
+    );
+    assert_eq!(emu.counts().get("b2_list_buckets"), 0);
+    // The next try looks the bucket up again, once, and lands in the new bucket.
+    let (st, v) = upload(&cfg, &f, "f");
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(emu.counts().get("b2_list_buckets"), 1);
+    assert_eq!(emu.file_versions(BUCKET).len(), 1);
+}

@@ -23,6 +23,12 @@ impl B2Error {
         Self::new(400, "bad_request", message)
     }
 
+    /// A bucket id B2 does not know (deleted, or never made): B2's own code for it, which
+    /// b2sdk reads as BucketIdNotFound.
+    pub fn bad_bucket_id(id: &str) -> Self {
+        Self::new(400, "bad_bucket_id", format!("Invalid bucketId: {id}"))
+    }
+
     /// The key lacks a capability, or the bucket / name is outside its restriction.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(401, "unauthorized", message)

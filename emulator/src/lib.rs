@@ -423,6 +423,25 @@ impl Emulator {
         }
     }
 
+    /// Deletes the empty bucket `name` and makes a new one of that name (a new id, default
+    /// settings), as an admin who deleted and re-created it would. Panics when the bucket
+    /// does not exist or is not empty.
+    pub fn remake_bucket(&self, name: &str) {
+        let store = &self.shared.store;
+        let old = store.bucket_by_name(name).expect("no such bucket");
+        store.delete_bucket(&old.id).expect("the bucket is empty");
+        store
+            .create_bucket(
+                name,
+                "allPrivate",
+                serde_json::json!({}),
+                serde_json::json!([]),
+                serde_json::json!([]),
+                store::BucketLock::default(),
+            )
+            .expect("the name is free again");
+    }
+
     /// Flips a byte of the newest version's stored content, keeping its recorded SHA1.
     /// Panics if there is no such file.
     pub fn corrupt_file(&self, bucket: &str, file_name: &str) {

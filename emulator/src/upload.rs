@@ -418,7 +418,7 @@ fn check_upload_file(
     let bucket = shared
         .store
         .bucket(bucket_id)
-        .ok_or_else(|| B2Error::bad_request(format!("invalid bucketId {bucket_id}")))?;
+        .ok_or_else(|| B2Error::bad_bucket_id(bucket_id))?;
     let guard = Auth::claim(&grant)?;
     if let Some(e) = test_mode_failure(shared, headers) {
         return Err(e);

@@ -170,7 +170,10 @@ impl B2Client {
             // nor an upload URL's expiry): anything but a pause is final here.
             if matches!(
                 failed.failure,
-                Failure::FreshUploadUrl | Failure::Reauthorize | Failure::Fatal
+                Failure::FreshUploadUrl
+                    | Failure::Reauthorize
+                    | Failure::BucketGone
+                    | Failure::Fatal
             ) {
                 return Err(failed.error);
             }
@@ -253,6 +256,13 @@ impl B2Client {
             };
             match failed.failure {
                 Failure::Fatal => return Err(failed.error),
+                Failure::BucketGone => {
+                    // Every operation of this session would meet the same stale id.
+                    if let Ok(mut buckets) = self.session.buckets.lock() {
+                        buckets.clear();
+                    }
+                    return Err(failed.error);
+                }
                 Failure::FreshUploadUrl if fresh_urls < MAX_FRESH_UPLOAD_URLS => {
                     fresh_urls += 1;
                     self.op.log(

@@ -121,6 +121,7 @@ impl B2Failure {
             },
             Retry::FreshUploadUrl => Failure::FreshUploadUrl,
             Retry::Reauthorize => Failure::Reauthorize,
+            Retry::BucketGone => Failure::BucketGone,
             Retry::Never => Failure::Fatal,
         };
         (failure, rule.tell(self))
@@ -141,6 +142,10 @@ pub enum Failure {
     FreshUploadUrl,
     /// The account token expired or was refused: authorize once more, then try again.
     Reauthorize,
+    /// B2 does not know the bucket id this process looked up (the bucket was deleted, or
+    /// deleted and made again under its name): the session forgets its bucket lookups, so
+    /// that the host's next try looks the bucket up anew; this request is not sent again.
+    BucketGone,
     /// No point trying again.
     Fatal,
 }
@@ -151,6 +156,7 @@ enum Retry {
     NewUploadUrl,
     FreshUploadUrl,
     Reauthorize,
+    BucketGone,
     Never,
 }
 
@@ -353,6 +359,15 @@ const RULES: &[Rule] = &[
         told: Told::NotFound,
         says: Says::Detail(""),
     },
+    // b2sdk reads 400 `bad_bucket_id` as BucketIdNotFound.
+    Rule {
+        calls: Calls::Any,
+        status: Status::Is(400),
+        code: Code::Is("bad_bucket_id"),
+        retry: Retry::BucketGone,
+        told: Told::Remote { retryable: true },
+        says: Says::Detail("the bucket was deleted or made again since this process looked it up; try again: the next try looks the bucket up anew (if the bucket is gone, create it or change the destination's bucket)"),
+    },
     Rule {
         calls: Calls::Any,
         status: Status::Is(400),
@@ -523,7 +538,7 @@ fn sha1_mismatch(f: &B2Failure) -> bool {
 pub fn gave_up(failure: Failure, error: Error, tries: u32) -> Error {
     const ACCEPTED: &str = "(the Account ID and Application Key were accepted): try again later";
     let note = match (failure, &error) {
-        (Failure::Fatal, _) | (_, Error::Auth(_)) => return error,
+        (Failure::Fatal | Failure::BucketGone, _) | (_, Error::Auth(_)) => return error,
         (Failure::FreshUploadUrl, _) => format!(
             "the upload URL's token kept expiring although a new upload URL was obtained each time {ACCEPTED}"
         ),

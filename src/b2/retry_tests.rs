@@ -39,7 +39,7 @@ fn expected(name: &str) -> (Failure, DestStatus, bool) {
             true,
         ),
         "api_service_unavailable" => (again, DestErrRemote, true),
-        "list_bad_bucket_id" => (Failure::Fatal, DestErrRemote, false),
+        "list_bad_bucket_id" => (Failure::BucketGone, DestErrRemote, true),
         "delete_file_not_present" => (Failure::Fatal, DestErrNotFound, false),
         "delete_locked_version" => (Failure::Fatal, DestErrLocked, false),
         "download_not_found" => (Failure::Fatal, DestErrNotFound, false),

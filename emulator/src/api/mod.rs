@@ -195,9 +195,7 @@ impl Ctx<'_> {
             None if self.key.spec.bucket.is_some() => Err(B2Error::unauthorized(
                 "application key is restricted to another bucket",
             )),
-            None => Err(B2Error::bad_request(format!(
-                "invalid bucketId {bucket_id}"
-            ))),
+            None => Err(B2Error::bad_bucket_id(bucket_id)),
         }
     }
 

@@ -77,7 +77,7 @@ impl Store {
             .buckets
             .get(id)
             .map(|b| b.meta.clone())
-            .ok_or_else(|| B2Error::bad_request(format!("invalid bucketId {id}")))?;
+            .ok_or_else(|| B2Error::bad_bucket_id(id))?;
         if let Some(rev) = if_revision {
             if rev != meta.revision {
                 return Err(B2Error::new(
@@ -126,7 +126,7 @@ impl Store {
             .buckets
             .get(id)
             .map(|b| b.meta.clone())
-            .ok_or_else(|| B2Error::bad_request(format!("invalid bucketId {id}")))?;
+            .ok_or_else(|| B2Error::bad_bucket_id(id))?;
         meta.default_sse = sse;
         self.commit(&mut state, Record::Bucket(meta.clone()))?;
         Ok(meta)
@@ -137,7 +137,7 @@ impl Store {
         let bucket = state
             .buckets
             .get(id)
-            .ok_or_else(|| B2Error::bad_request(format!("invalid bucketId {id}")))?;
+            .ok_or_else(|| B2Error::bad_bucket_id(id))?;
         if !bucket.names.is_empty() {
             return Err(B2Error::bad_request(format!(
                 "cannot delete non-empty bucket {}",

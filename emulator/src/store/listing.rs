@@ -37,7 +37,7 @@ impl Store {
         let bucket = state
             .buckets
             .get(bucket_id)
-            .ok_or_else(|| B2Error::bad_request(format!("invalid bucketId {bucket_id}")))?;
+            .ok_or_else(|| B2Error::bad_bucket_id(bucket_id))?;
         Ok(list_bucket(&bucket.names, q))
     }
 
@@ -53,7 +53,7 @@ impl Store {
         let bucket = state
             .buckets
             .get(bucket_id)
-            .ok_or_else(|| B2Error::bad_request(format!("invalid bucketId {bucket_id}")))?;
+            .ok_or_else(|| B2Error::bad_bucket_id(bucket_id))?;
         let lower = match start_seq {
             Some(seq) => {
                 let (_, name) = state

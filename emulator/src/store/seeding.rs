@@ -20,9 +20,7 @@ impl Store {
         let blob = self.adopt_blob(&temp)?;
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
-            return Err(B2Error::bad_request(format!(
-                "invalid bucketId {bucket_id}"
-            )));
+            return Err(B2Error::bad_bucket_id(bucket_id));
         }
         let first_seq = state.next_seq;
         self.commit(

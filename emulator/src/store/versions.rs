@@ -27,9 +27,7 @@ impl Store {
         if !state.buckets.contains_key(bucket_id) {
             drop(state);
             self.remove_blobs(vec![blob]);
-            return Err(B2Error::bad_request(format!(
-                "invalid bucketId {bucket_id}"
-            )));
+            return Err(B2Error::bad_bucket_id(bucket_id));
         }
         let version = Version {
             seq: state.next_seq,
@@ -54,7 +52,7 @@ impl Store {
         let bucket = state
             .buckets
             .get(bucket_id)
-            .ok_or_else(|| B2Error::bad_request(format!("invalid bucketId {bucket_id}")))?;
+            .ok_or_else(|| B2Error::bad_bucket_id(bucket_id))?;
         let newest = bucket
             .names
             .get(name)
@@ -105,9 +103,7 @@ impl Store {
     ) -> B2Result<Version> {
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
-            return Err(B2Error::bad_request(format!(
-                "invalid bucketId {bucket_id}"
-            )));
+            return Err(B2Error::bad_bucket_id(bucket_id));
         }
         let version = Version {
             seq: state.next_seq,
