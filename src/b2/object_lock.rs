@@ -92,6 +92,16 @@ impl Retention {
         ]
     }
 
+    /// Whether B2 keeps a lock at least until `wanted`'s date: `covers`, or a mode this
+    /// library does not know (which it never bypasses) until that date. For checks that a
+    /// lock was *kept* (the validation probe, a lost answer's version), not for deciding
+    /// what a delete may remove.
+    pub fn kept_until(&self, wanted: &Retention) -> bool {
+        self.covers(wanted)
+            || (self.mode == RetentionMode::Unknown
+                && self.retain_until_timestamp >= wanted.retain_until_timestamp)
+    }
+
     /// Whether this retention holds at least as long and as strongly as `wanted`.
     pub fn covers(&self, wanted: &Retention) -> bool {
         // A mode this library does not know promises nothing it can check.

@@ -191,7 +191,7 @@ impl SimpleUpload<'_, '_> {
     /// the name's newest version of this attempt family, with this upload's size, and its
     /// SHA1 where the listing tells one (B2 refuses a body that does not match the SHA1 sent,
     /// and the attempt id is this upload's own, so a listing without it still names ours).
-    /// Its retention is then brought up to the one asked for like any upload's.
+    /// A lock B2 names in a way this library does not know, until the date asked, counts.
     async fn stored_by_family(
         &self,
         digest: &[u8; 20],
@@ -199,10 +199,18 @@ impl SimpleUpload<'_, '_> {
     ) -> Result<Option<FileVersion>> {
         let job = self.job;
         let sha1 = hex(digest);
-        // Ours by its attempt id: stored with the encryption and retention this upload
-        // sent (B2 refuses the upload otherwise), however the listing names them.
+        // Ours by its attempt id, so stored with the encryption this upload sent. Its lock
+        // is checked still: a governance lock can be taken off a version after the fact,
+        // and a copy that lost it is no backup of this upload (sent again instead).
         Ok(family_versions(job, family).await?.into_iter().find(|v| {
-            v.length() == Some(job.file.size()) && v.whole_sha1().map_or(true, |told| told == sha1)
+            v.length() == Some(job.file.size())
+                && v.whole_sha1().map_or(true, |told| told == sha1)
+                && job.retention.as_ref().map_or(true, |wanted| {
+                    v.lock()
+                        .retention
+                        .flatten()
+                        .is_some_and(|held| held.kept_until(wanted))
+                })
         }))
     }
 }

@@ -139,15 +139,9 @@ pub fn probe_retention(
 /// B2 holds the retention the probe was written with (as far as the key may read it).
 pub fn check_probe_retention(version: &FileVersion, wanted: &Retention) -> Result<()> {
     match version.lock().retention {
-        Some(Some(held)) if held.covers(wanted) => Ok(()),
-        // A mode B2 names in a way this library does not know, until the date asked: B2
-        // kept a lock on the probe, which is what this check asks.
-        Some(Some(held))
-            if held.mode == RetentionMode::Unknown
-                && held.retain_until_timestamp >= wanted.retain_until_timestamp =>
-        {
-            Ok(())
-        }
+        // A mode B2 names in a way this library does not know, until the date asked, also
+        // says B2 kept a lock on the probe, which is what this check asks.
+        Some(Some(held)) if held.kept_until(wanted) => Ok(()),
         Some(held) => Err(Error::Remote {
             message: format!(
                 "the probe file was written with {} retention until {} but B2 holds {:?}: B2 did not keep the lock",
