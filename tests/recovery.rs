@@ -1,0 +1,477 @@
+//! Recovery after a takeover, through the C ABI against the emulator: locked backups, an
+//! attacker holding the destination's own key (garbage over one, garbage locked in
+//! compliance over another, a third hidden, deletes refused), then `dest_list_versions`,
+//! `dest_download_as_of` and `dest_rollback` get the originals back. What B2 holds is read
+//! from the emulator itself.
+
+mod common;
+
+use std::ffi::CString;
+use std::path::Path;
+
+use b2_emulator::Emulator;
+use common::lock::*;
+use common::*;
+use serde_json::{json, Value};
+
+const LARGE: usize = 3 * PART as usize + 77;
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn opts(o: Option<&str>) -> Option<CString> {
+    o.map(c)
+}
+
+fn ptr(o: &Option<CString>) -> *const std::ffi::c_char {
+    o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+fn versions(cfg: &str, remote: &str, options: Option<&str>) -> (i32, Value) {
+    let (cfg, remote, o) = (c(cfg), c(remote), opts(options));
+    let mut out = std::ptr::null_mut();
+    let st = unsafe {
+        b2dest::ffi::dest_list_versions(cfg.as_ptr(), remote.as_ptr(), ptr(&o), &mut out)
+    };
+    take_response(st, out)
+}
+
+fn restore(cfg: &str, remote: &str, local: &Path, options: Option<&str>) -> (i32, Value) {
+    let (cfg, remote, local, o) = (c(cfg), c(remote), c(local.to_str().unwrap()), opts(options));
+    let mut out = std::ptr::null_mut();
+    let st = unsafe {
+        b2dest::ffi::dest_download_as_of(
+            cfg.as_ptr(),
+            remote.as_ptr(),
+            local.as_ptr(),
+            ptr(&o),
+            None,
+            std::ptr::null_mut(),
+            &mut out,
+        )
+    };
+    take_response(st, out)
+}
+
+fn rollback(cfg: &str, remote: &str, options: Option<&str>) -> (i32, Value) {
+    let (cfg, remote, o) = (c(cfg), c(remote), opts(options));
+    let mut out = std::ptr::null_mut();
+    let st =
+        unsafe { b2dest::ffi::dest_rollback(cfg.as_ptr(), remote.as_ptr(), ptr(&o), &mut out) };
+    take_response(st, out)
+}
+
+fn pause() {
+    // Upload timestamps are in ms: T must fall strictly between the backup and the attack.
+    std::thread::sleep(std::time::Duration::from_millis(15));
+}
+
+/// Every version B2 holds, as (name, id).
+fn held(emu: &Emulator) -> Vec<(String, String)> {
+    emu.file_versions(BUCKET)
+        .into_iter()
+        .map(|v| (v.file_name, v.file_id))
+        .collect()
+}
+
+struct Attacked {
+    emu: Emulator,
+    cfg: String,
+    t: u64,
+    /// The tree as backed up: (name below site/, bytes, file id).
+    originals: Vec<(&'static str, Vec<u8>, String)>,
+    _dir: tempfile::TempDir,
+}
+
+/// Locked backups of a tree (small files and a large one), then the attack.
+fn attacked() -> Attacked {
+    let emu = locked_emulator();
+    let cfg = config(
+        &emu,
+        json!({"object_lock": {"mode": "governance", "retention_days": 30}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let files: [(&str, usize, u64); 4] = [
+        ("index.html", 2_000, 1),
+        ("db.sql", 3_000, 2),
+        ("archive.tar", LARGE, 3),
+        ("notes.txt", 500, 4),
+    ];
+    for (name, len, seed) in files {
+        write_file(&site, name, len, seed);
+    }
+    let (st, up) = upload(&cfg, &site, "site");
+    assert_eq!(st, OK, "{up}");
+    let originals = files
+        .iter()
+        .map(|(name, len, seed)| {
+            let v = stored(&emu, &format!("site/{name}"));
+            (*name, content(*len, *seed), v.file_id)
+        })
+        .collect();
+    pause();
+    let t = now_ms();
+    pause();
+    // The attacker, with the destination's own key: garbage over db.sql (unlocked)...
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"zeros zeros zeros").unwrap();
+    let plain = config(&emu, json!({}));
+    assert_eq!(upload(&plain, &junk, "site/db.sql").0, OK);
+    // ...garbage locked in compliance over the large archive...
+    let compliance = config(
+        &emu,
+        json!({"object_lock": {"mode": "compliance", "retention_days": 3000}}),
+    );
+    assert_eq!(upload(&compliance, &junk, "site/archive.tar").0, OK);
+    // ...index.html hidden, and a new name planted.
+    let (status, v) = raw_b2_call(
+        &emu,
+        "b2_hide_file",
+        json!({"bucketId": "?", "fileName": format!("{DIR}site/index.html")}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(upload(&plain, &junk, "site/evil.php").0, OK);
+    // Deleting the backups is refused.
+    let a = Attacked {
+        emu,
+        cfg,
+        t,
+        originals,
+        _dir: dir,
+    };
+    for (name, _, id) in &a.originals {
+        let (status, v) = raw_b2_call(
+            &a.emu,
+            "b2_delete_file_version",
+            json!({"fileName": format!("{DIR}site/{name}"), "fileId": id}),
+        );
+        assert_eq!(status, 403, "{name}: {v}");
+    }
+    a
+}
+
+fn read_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn expected_tree(a: &Attacked) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = a
+        .originals
+        .iter()
+        .map(|(n, b, _)| (n.to_string(), b.clone()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn versions_show_the_attack_and_what_was_current_before_it() {
+    let a = attacked();
+    let (st, v) = versions(&a.cfg, "site", Some(&format!("{{\"as_of_ms\": {}}}", a.t)));
+    assert_eq!(st, OK, "{v}");
+    let entries = v["entries"].as_array().unwrap();
+    // notes 1, index 2 (hide + upload), db 2, archive 2, evil 1.
+    assert_eq!(
+        (v["count"].as_u64(), v["names"].as_u64()),
+        (Some(8), Some(5))
+    );
+    let of = |name: &str| -> Vec<&Value> {
+        entries
+            .iter()
+            .filter(|e| e["remote_path"] == format!("site/{name}"))
+            .collect()
+    };
+    let index = of("index.html");
+    assert_eq!(index[0]["action"], "hide");
+    assert_eq!(index[0]["current_at"], false);
+    assert_eq!(index[1]["action"], "upload");
+    assert_eq!(index[1]["current_at"], true);
+    for (name, bytes, id) in &a.originals {
+        let current: Vec<&Value> = of(name)
+            .into_iter()
+            .filter(|e| e["current_at"] == true)
+            .collect();
+        assert_eq!(current.len(), 1, "{name}");
+        assert_eq!(current[0]["file_id"], json!(id), "{name}");
+        assert_eq!(current[0]["sha1"], json!(sha1_hex(bytes)), "{name}");
+        assert_eq!(current[0]["retention_mode"], "governance", "{name}");
+    }
+    let archive = of("archive.tar");
+    assert_eq!(archive[0]["retention_mode"], "compliance");
+    assert!(archive[0]["upload_ms"].as_u64().unwrap() > a.t);
+    assert_eq!(of("evil.php")[0]["current_at"], false);
+    // Without as_of_ms there is no current_at.
+    let (st, plain) = versions(&a.cfg, "site", None);
+    assert_eq!(st, OK);
+    assert!(plain["entries"][0].get("current_at").is_none());
+    assert_eq!(plain["count"], 8);
+}
+
+#[test]
+fn restore_as_of_before_the_attack_returns_the_exact_bytes() {
+    let a = attacked();
+    let out = tempfile::tempdir().unwrap();
+    // A plain restore gets the attacker's tree.
+    let (st, plain) = download(&a.cfg, "site/", &out.path().join("now"));
+    assert_eq!(st, OK, "{plain}");
+    assert_ne!(read_tree(&out.path().join("now")), expected_tree(&a));
+    a.emu.reset_counts();
+    let options = format!("{{\"as_of_ms\": {}}}", a.t);
+    let target = out.path().join("then");
+    let (st, v) = restore(&a.cfg, "site", &target, Some(&options));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(read_tree(&target), expected_tree(&a));
+    assert_eq!(v["file_count"], 4);
+    assert_eq!(
+        (v["hidden_at_as_of"].as_u64(), v["absent_at_as_of"].as_u64()),
+        (Some(0), Some(1))
+    );
+    for f in v["files"].as_array().unwrap() {
+        let (_, _, id) = a
+            .originals
+            .iter()
+            .find(|(n, _, _)| f["path"] == *n)
+            .unwrap();
+        assert_eq!(f["file_id"], json!(id), "{f}");
+        assert_eq!(f["verified"], true);
+    }
+    let counts = a.emu.counts();
+    assert_eq!(counts.get("b2_list_file_versions"), 1);
+    assert_eq!(counts.get("b2_list_file_names"), 0);
+    // One file as of T lands at the path given.
+    let one = out.path().join("db.sql");
+    let (st, v) = restore(&a.cfg, "site/db.sql", &one, Some(&options));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(std::fs::read(&one).unwrap(), a.originals[1].1);
+    assert_eq!(v["file_id"], json!(a.originals[1].2));
+    // By file id: that version, whatever is current.
+    let by_id = out.path().join("archive-by-id");
+    let (st, v) = restore(
+        &a.cfg,
+        "site",
+        &by_id,
+        Some(&format!("{{\"file_id\": \"{}\"}}", a.originals[2].2)),
+    );
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(std::fs::read(&by_id).unwrap(), a.originals[2].1);
+    assert_eq!(v["remote_path"], "site/archive.tar");
+    // A time before anything was stored restores nothing.
+    let (st, v) = restore(
+        &a.cfg,
+        "site",
+        &out.path().join("never"),
+        Some("{\"as_of_ms\": 1}"),
+    );
+    assert_eq!(st, NOT_FOUND, "{v}");
+}
+
+#[test]
+fn rollback_puts_the_originals_back_by_delete_and_by_copy_and_only_once() {
+    let a = attacked();
+    let before = held(&a.emu);
+    let options = format!("{{\"as_of_ms\": {}, \"dry_run\": true}}", a.t);
+    a.emu.reset_counts();
+    let (st, dry) = rollback(&a.cfg, "site", Some(&options));
+    assert_eq!(st, OK, "{dry}");
+    assert_eq!(held(&a.emu), before, "a dry run changes nothing");
+    let counts = a.emu.counts();
+    for call in ["b2_delete_file_version", "b2_copy_file", "b2_hide_file"] {
+        assert_eq!(counts.get(call), 0, "{call}");
+    }
+    assert_eq!(dry["deleted_versions"], 2, "{dry}"); // db.sql's garbage, index's hide marker
+    assert_eq!(dry["copied_files"], 1, "{dry}"); // the archive, under compliance garbage
+    assert_eq!(dry["copied_bytes"], LARGE as u64);
+    assert_eq!(dry["locked_versions_left"], 1);
+
+    a.emu.reset_counts();
+    let (st, done) = rollback(&a.cfg, "site", Some(&format!("{{\"as_of_ms\": {}}}", a.t)));
+    assert_eq!(st, OK, "{done}");
+    for k in [
+        "deleted_versions",
+        "copied_files",
+        "copied_bytes",
+        "locked_versions_left",
+    ] {
+        assert_eq!(done[k], dry[k], "{k}: the dry run said what was done");
+    }
+    let counts = a.emu.counts();
+    assert_eq!(counts.get("b2_delete_file_version"), 2);
+    assert_eq!(counts.get("b2_copy_file"), 1);
+    assert_eq!(counts.get("b2_hide_file"), 0);
+    assert_eq!(counts.get("b2_download_file_by_id"), 0, "no egress");
+    assert_eq!(
+        counts.get("b2_upload_file") + counts.get("b2_upload_part"),
+        0
+    );
+    // The copy carries the destination's own retention.
+    let copy = done["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["action"] == "copy")
+        .unwrap();
+    let stored_copy = a
+        .emu
+        .file_versions(BUCKET)
+        .into_iter()
+        .find(|v| v.file_id == copy["file_id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(stored_copy.retention_mode.as_deref(), Some("governance"));
+    assert!(stored_copy.retain_until.unwrap() > now_ms() + 29 * DAY_MS);
+    // Nothing uploaded at or before T is gone.
+    let after = held(&a.emu);
+    for (_, _, id) in &a.originals {
+        assert!(after.iter().any(|(_, i)| i == id), "{id} kept");
+    }
+    // A plain restore is the backup again (evil.php, a name new since T, is left alone).
+    let out = tempfile::tempdir().unwrap();
+    let (st, v) = download(&a.cfg, "site/", out.path());
+    assert_eq!(st, OK, "{v}");
+    let mut got = read_tree(out.path());
+    got.retain(|(n, _)| n != "evil.php");
+    assert_eq!(got, expected_tree(&a));
+    assert!(out.path().join("evil.php").exists());
+
+    // Once more: nothing to do.
+    a.emu.reset_counts();
+    let (st, again) = rollback(&a.cfg, "site", Some(&format!("{{\"as_of_ms\": {}}}", a.t)));
+    assert_eq!(st, OK, "{again}");
+    assert_eq!(
+        (
+            again["deleted_versions"].as_u64(),
+            again["copied_files"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    let counts = a.emu.counts();
+    assert_eq!(
+        counts.get("b2_delete_file_version") + counts.get("b2_copy_file"),
+        0
+    );
+
+    // Names new since T go only when asked.
+    let (st, v) = rollback(
+        &a.cfg,
+        "site",
+        Some(&format!(
+            "{{\"as_of_ms\": {}, \"remove_newer_names\": true}}",
+            a.t
+        )),
+    );
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(v["deleted_versions"], 1, "{v}");
+    assert!(!held(&a.emu).iter().any(|(n, _)| n.ends_with("evil.php")));
+}
+
+#[test]
+fn rollback_is_refused_on_a_read_only_destination_and_bad_options_name_their_field() {
+    let emu = locked_emulator();
+    let ro = config(&emu, json!({"read_only": true}));
+    let (st, v) = rollback(
+        &ro,
+        "site",
+        Some(&format!("{{\"as_of_ms\": {}}}", now_ms() - 1)),
+    );
+    assert_eq!(st, PERMISSION, "{v}");
+    let cfg = config(&emu, json!({}));
+    let future = format!("{{\"as_of_ms\": {}}}", now_ms() + DAY_MS);
+    let both = "{\"as_of_ms\": 5, \"file_id\": \"x\"}".to_string();
+    let dir = tempfile::tempdir().unwrap();
+    emu.reset_counts();
+    for (options, field) in [
+        ("not json", "not JSON"),
+        ("[]", "JSON object"),
+        ("{\"as_of_ms\": \"yesterday\"}", "as_of_ms"),
+        ("{\"as_of_ms\": -5}", "as_of_ms"),
+        (future.as_str(), "future"),
+        (both.as_str(), "file_id"),
+        ("{\"dry_run\": 1, \"as_of_ms\": 5}", "dry_run"),
+        ("{\"colour\": 1}", "colour"),
+    ] {
+        for (st, v) in [
+            rollback(&cfg, "site", Some(options)),
+            restore(&cfg, "site", &dir.path().join("x"), Some(options)),
+        ] {
+            assert_eq!(st, INVALID_ARGUMENT, "{options}: {v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains(field),
+                "{options}: {v}"
+            );
+        }
+    }
+    // Fields that belong to another export are refused too, and a rollback needs a time.
+    let (st, v) = versions(&cfg, "", Some("{\"dry_run\": true}"));
+    assert_eq!(st, INVALID_ARGUMENT, "{v}");
+    let (st, v) = rollback(&cfg, "site", None);
+    assert_eq!(st, INVALID_ARGUMENT, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("as_of_ms"));
+    let (st, v) = restore(&cfg, "site", &dir.path().join("x"), Some("{}"));
+    assert_eq!(st, INVALID_ARGUMENT, "{v}");
+    assert_eq!(emu.counts().total(), 0, "bad options cost no B2 call");
+}
+
+#[test]
+fn null_pointers_are_refused_by_name_and_a_null_response_is_fine() {
+    let emu = locked_emulator();
+    let cfg = c(&config(&emu, json!({})));
+    let remote = c("site");
+    let mut out = std::ptr::null_mut();
+    let st = unsafe {
+        b2dest::ffi::dest_list_versions(
+            std::ptr::null(),
+            remote.as_ptr(),
+            std::ptr::null(),
+            &mut out,
+        )
+    };
+    let (st, v) = take_response(st, out);
+    assert_eq!(st, INVALID_ARGUMENT);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("config_json"));
+    let mut out = std::ptr::null_mut();
+    let st = unsafe {
+        b2dest::ffi::dest_download_as_of(
+            cfg.as_ptr(),
+            remote.as_ptr(),
+            std::ptr::null(),
+            c"{\"as_of_ms\": 1}".as_ptr(),
+            None,
+            std::ptr::null_mut(),
+            &mut out,
+        )
+    };
+    let (st, v) = take_response(st, out);
+    assert_eq!(st, INVALID_ARGUMENT);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("local_path"));
+    let st = unsafe {
+        b2dest::ffi::dest_rollback(
+            cfg.as_ptr(),
+            remote.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, INVALID_ARGUMENT);
+    // NULL options is {}: a listing of nothing.
+    let (st, v) = versions(&config(&emu, json!({})), "site", None);
+    assert_eq!((st, v["count"].as_u64()), (OK, Some(0)), "{v}");
+}
