@@ -475,3 +475,52 @@ fn null_pointers_are_refused_by_name_and_a_null_response_is_fine() {
     let (st, v) = versions(&config(&emu, json!({})), "site", None);
     assert_eq!((st, v["count"].as_u64()), (OK, Some(0)), "{v}");
 }
+
+#[test]
+fn an_sse_c_backup_is_restored_as_of_and_copied_back_with_its_key() {
+    let emu = locked_emulator();
+    let sse = json!({"mode": "SSE-C", "customer_key": CUSTOMER_KEYS[0]});
+    let cfg = config(
+        &emu,
+        json!({"encryption": sse, "object_lock": {"mode": "governance", "retention_days": 30}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "secret.db", 4_000, 9);
+    assert_eq!(upload(&cfg, &f, "enc/secret.db").0, OK);
+    pause();
+    let t = now_ms();
+    pause();
+    let junk = write_file(dir.path(), "junk", 100, 10);
+    let attacker = config(
+        &emu,
+        json!({"encryption": sse, "object_lock": {"mode": "compliance", "retention_days": 3000}}),
+    );
+    assert_eq!(upload(&attacker, &junk, "enc/secret.db").0, OK);
+    let options = format!("{{\"as_of_ms\": {t}}}");
+    let out = dir.path().join("restored");
+    let (st, v) = restore(&cfg, "enc/secret.db", &out, Some(&options));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(std::fs::read(&out).unwrap(), content(4_000, 9));
+    emu.reset_counts();
+    let (st, v) = rollback(&cfg, "enc", Some(&options));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(
+        (v["copied_files"].as_u64(), v["deleted_versions"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    assert_eq!(emu.counts().get("b2_copy_file"), 1);
+    let copy = emu
+        .file_versions(BUCKET)
+        .into_iter()
+        .find(|s| s.file_id == v["actions"][1]["file_id"].as_str().unwrap_or(""))
+        .unwrap_or_else(|| panic!("the copy is stored: {v}"));
+    assert!(
+        matches!(copy.encryption, Some(b2_emulator::Sse::C { .. })),
+        "{copy:?}"
+    );
+    let back = dir.path().join("back");
+    let (st, v) = download(&cfg, "enc/secret.db", &back);
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(std::fs::read(&back).unwrap(), content(4_000, 9));
+}
