@@ -524,3 +524,72 @@ fn an_sse_c_backup_is_restored_as_of_and_copied_back_with_its_key() {
     assert_eq!(st, OK, "{v}");
     assert_eq!(std::fs::read(&back).unwrap(), content(4_000, 9));
 }
+
+#[test]
+fn remove_newer_names_deletes_or_hides_what_did_not_exist_at_t() {
+    let emu = locked_emulator();
+    let cfg = config(
+        &emu,
+        json!({"object_lock": {"mode": "governance", "retention_days": 30}}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let keep = write_file(dir.path(), "keep", 300, 1);
+    assert_eq!(upload(&cfg, &keep, "d/keep").0, OK);
+    pause();
+    let t = now_ms();
+    pause();
+    let junk = write_file(dir.path(), "junk", 100, 2);
+    let compliance = config(
+        &emu,
+        json!({"object_lock": {"mode": "compliance", "retention_days": 3000}}),
+    );
+    assert_eq!(upload(&compliance, &junk, "d/planted-locked").0, OK);
+    assert_eq!(upload(&config(&emu, json!({})), &junk, "d/planted").0, OK);
+    let options = format!("{{\"as_of_ms\": {t}}}");
+    let (st, v) = rollback(&cfg, "d", Some(&options));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(
+        v["actions"],
+        json!([]),
+        "names new since T are left alone: {v}"
+    );
+    emu.reset_counts();
+    let options = format!("{{\"as_of_ms\": {t}, \"remove_newer_names\": true}}");
+    let (st, v) = rollback(&cfg, "d", Some(&options));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(
+        (
+            v["deleted_versions"].as_u64(),
+            v["hidden_files"].as_u64(),
+            v["locked_versions_left"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{v}"
+    );
+    let counts = emu.counts();
+    assert_eq!(
+        (
+            counts.get("b2_delete_file_version"),
+            counts.get("b2_hide_file")
+        ),
+        (1, 1)
+    );
+    let (st, listed) = list(&cfg, "d");
+    assert_eq!(st, OK);
+    let paths: Vec<&str> = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["d/keep"], "{listed}");
+    // Once more: the hidden name stays hidden, nothing is done.
+    emu.reset_counts();
+    let (st, v) = rollback(&cfg, "d", Some(&options));
+    assert_eq!(st, OK, "{v}");
+    assert_eq!(
+        emu.counts().get("b2_hide_file") + emu.counts().get("b2_delete_file_version"),
+        0,
+        "{v}"
+    );
+}

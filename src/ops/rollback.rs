@@ -49,7 +49,7 @@ fn plan_name(versions: Vec<FileVersion>, t: u64, now: u64, remove_newer: bool) -
         _ if !remove_newer => return None,
         _ => None,
     };
-    let newer: Vec<(FileVersion, Plan)> = versions
+    let mut newer: Vec<(FileVersion, Plan)> = versions
         .into_iter()
         .filter(|v| v.uploaded_ms() > t && v.action != Action::Start)
         .map(|v| {
@@ -63,6 +63,19 @@ fn plan_name(versions: Vec<FileVersion>, t: u64, now: u64, remove_newer: bool) -
             (v, plan)
         })
         .collect();
+    // A name to be absent that keeps a locked upload stays hidden by its newest hide
+    // marker, if that is on top: deleting it only to hide again would never settle.
+    if target.is_none()
+        && newer
+            .iter()
+            .any(|(v, p)| *p == Plan::Locked && v.is_stored())
+    {
+        if let Some((v, p)) = newer.first_mut() {
+            if v.action == Action::Hide {
+                *p = Plan::Keep;
+            }
+        }
+    }
     (!newer.is_empty()).then_some(NamePlan { target, newer })
 }
 
