@@ -219,3 +219,53 @@ fn copy_part_builds_a_large_file_from_stored_versions() {
     assert_eq!(status, 400, "{e}");
     assert_eq!(emu.counts().get("b2_copy_part"), 3);
 }
+
+#[test]
+fn a_copy_keeps_its_content_when_the_source_is_deleted_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || b2_emulator::Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..config()
+    };
+    let data = content(5000, 11);
+    {
+        let emu = b2_emulator::Emulator::start(config()).unwrap();
+        let b2 = B2::master(&emu);
+        let bucket = b2.bucket_id(BUCKET);
+        let src = b2.upload_ok(&bucket, "src", &data);
+        b2.ok(
+            "b2_copy_file",
+            json!({"sourceFileId": src["fileId"], "fileName": "dst"}),
+        );
+        b2.ok(
+            "b2_delete_file_version",
+            json!({"fileName": "src", "fileId": src["fileId"]}),
+        );
+        assert_eq!(
+            blob_count(&emu),
+            1,
+            "the shared blob outlives its first owner"
+        );
+        assert_eq!(
+            b2.download(BUCKET, "dst").bytes().unwrap().as_ref(),
+            &data[..]
+        );
+        emu.stop();
+    }
+    let emu = b2_emulator::Emulator::start(config()).unwrap();
+    let b2 = B2::master(&emu);
+    assert_eq!(
+        b2.download(BUCKET, "dst").bytes().unwrap().as_ref(),
+        &data[..]
+    );
+    let v = b2.ok(
+        "b2_list_file_versions",
+        json!({"bucketId": b2.bucket_id(BUCKET)}),
+    );
+    let dst = &v["files"][0];
+    b2.ok(
+        "b2_delete_file_version",
+        json!({"fileName": "dst", "fileId": dst["fileId"]}),
+    );
+    assert_eq!(blob_count(&emu), 0, "the last owner frees it");
+}
