@@ -6,61 +6,15 @@
 
 mod common;
 
-use std::ffi::CString;
 use std::path::Path;
 
 use b2_emulator::Emulator;
 use common::lock::*;
+use common::recovery::*;
 use common::*;
 use serde_json::{json, Value};
 
 const LARGE: usize = 3 * PART as usize + 77;
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-fn opts(o: Option<&str>) -> Option<CString> {
-    o.map(c)
-}
-
-fn ptr(o: &Option<CString>) -> *const std::ffi::c_char {
-    o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
-}
-
-fn versions(cfg: &str, remote: &str, options: Option<&str>) -> (i32, Value) {
-    let (cfg, remote, o) = (c(cfg), c(remote), opts(options));
-    let mut out = std::ptr::null_mut();
-    let st = unsafe {
-        b2dest::ffi::dest_list_versions(cfg.as_ptr(), remote.as_ptr(), ptr(&o), &mut out)
-    };
-    take_response(st, out)
-}
-
-fn restore(cfg: &str, remote: &str, local: &Path, options: Option<&str>) -> (i32, Value) {
-    let (cfg, remote, local, o) = (c(cfg), c(remote), c(local.to_str().unwrap()), opts(options));
-    let mut out = std::ptr::null_mut();
-    let st = unsafe {
-        b2dest::ffi::dest_download_as_of(
-            cfg.as_ptr(),
-            remote.as_ptr(),
-            local.as_ptr(),
-            ptr(&o),
-            None,
-            std::ptr::null_mut(),
-            &mut out,
-        )
-    };
-    take_response(st, out)
-}
-
-fn rollback(cfg: &str, remote: &str, options: Option<&str>) -> (i32, Value) {
-    let (cfg, remote, o) = (c(cfg), c(remote), opts(options));
-    let mut out = std::ptr::null_mut();
-    let st =
-        unsafe { b2dest::ffi::dest_rollback(cfg.as_ptr(), remote.as_ptr(), ptr(&o), &mut out) };
-    take_response(st, out)
-}
 
 fn pause() {
     // Upload timestamps are in ms: T must fall strictly between the backup and the attack.
@@ -378,105 +332,6 @@ fn rollback_puts_the_originals_back_by_delete_and_by_copy_and_only_once() {
 }
 
 #[test]
-fn rollback_is_refused_on_a_read_only_destination_and_bad_options_name_their_field() {
-    let emu = locked_emulator();
-    let ro = config(&emu, json!({"read_only": true}));
-    let (st, v) = rollback(
-        &ro,
-        "site",
-        Some(&format!("{{\"as_of_ms\": {}}}", now_ms() - 1)),
-    );
-    assert_eq!(st, PERMISSION, "{v}");
-    let cfg = config(&emu, json!({}));
-    let future = format!("{{\"as_of_ms\": {}}}", now_ms() + DAY_MS);
-    let both = "{\"as_of_ms\": 5, \"file_id\": \"x\"}".to_string();
-    let dir = tempfile::tempdir().unwrap();
-    emu.reset_counts();
-    for (options, field) in [
-        ("not json", "not JSON"),
-        ("[]", "JSON object"),
-        ("{\"as_of_ms\": \"yesterday\"}", "as_of_ms"),
-        ("{\"as_of_ms\": -5}", "as_of_ms"),
-        (future.as_str(), "future"),
-        (both.as_str(), "file_id"),
-        ("{\"dry_run\": 1, \"as_of_ms\": 5}", "dry_run"),
-        ("{\"colour\": 1}", "colour"),
-    ] {
-        for (st, v) in [
-            rollback(&cfg, "site", Some(options)),
-            restore(&cfg, "site", &dir.path().join("x"), Some(options)),
-        ] {
-            assert_eq!(st, INVALID_ARGUMENT, "{options}: {v}");
-            assert!(
-                v["error"]["message"].as_str().unwrap().contains(field),
-                "{options}: {v}"
-            );
-        }
-    }
-    // Fields that belong to another export are refused too, and a rollback needs a time.
-    let (st, v) = versions(&cfg, "", Some("{\"dry_run\": true}"));
-    assert_eq!(st, INVALID_ARGUMENT, "{v}");
-    let (st, v) = rollback(&cfg, "site", None);
-    assert_eq!(st, INVALID_ARGUMENT, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("as_of_ms"));
-    let (st, v) = restore(&cfg, "site", &dir.path().join("x"), Some("{}"));
-    assert_eq!(st, INVALID_ARGUMENT, "{v}");
-    assert_eq!(emu.counts().total(), 0, "bad options cost no B2 call");
-}
-
-#[test]
-fn null_pointers_are_refused_by_name_and_a_null_response_is_fine() {
-    let emu = locked_emulator();
-    let cfg = c(&config(&emu, json!({})));
-    let remote = c("site");
-    let mut out = std::ptr::null_mut();
-    let st = unsafe {
-        b2dest::ffi::dest_list_versions(
-            std::ptr::null(),
-            remote.as_ptr(),
-            std::ptr::null(),
-            &mut out,
-        )
-    };
-    let (st, v) = take_response(st, out);
-    assert_eq!(st, INVALID_ARGUMENT);
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("config_json"));
-    let mut out = std::ptr::null_mut();
-    let st = unsafe {
-        b2dest::ffi::dest_download_as_of(
-            cfg.as_ptr(),
-            remote.as_ptr(),
-            std::ptr::null(),
-            c"{\"as_of_ms\": 1}".as_ptr(),
-            None,
-            std::ptr::null_mut(),
-            &mut out,
-        )
-    };
-    let (st, v) = take_response(st, out);
-    assert_eq!(st, INVALID_ARGUMENT);
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("local_path"));
-    let st = unsafe {
-        b2dest::ffi::dest_rollback(
-            cfg.as_ptr(),
-            remote.as_ptr(),
-            std::ptr::null(),
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(st, INVALID_ARGUMENT);
-    // NULL options is {}: a listing of nothing.
-    let (st, v) = versions(&config(&emu, json!({})), "site", None);
-    assert_eq!((st, v["count"].as_u64()), (OK, Some(0)), "{v}");
-}
-
-#[test]
 fn an_sse_c_backup_is_restored_as_of_and_copied_back_with_its_key() {
     let emu = locked_emulator();
     let sse = json!({"mode": "SSE-C", "customer_key": CUSTOMER_KEYS[0]});
@@ -592,4 +447,21 @@ fn remove_newer_names_deletes_or_hides_what_did_not_exist_at_t() {
         0,
         "{v}"
     );
+}
+
+#[test]
+fn versions_page_through_b2_a_thousand_at_a_time() {
+    let emu = emulator();
+    emu.seed_files(BUCKET, "backups/server1/many/f", 2_500, 1);
+    let cfg = config(&emu, json!({}));
+    emu.reset_counts();
+    let (st, v) = versions(&cfg, "many", Some("{\"as_of_ms\": 1}"));
+    assert_eq!(st, OK);
+    assert_eq!(
+        (v["count"].as_u64(), v["names"].as_u64()),
+        (Some(2_500), Some(2_500))
+    );
+    assert_eq!(v["entries"].as_array().unwrap().len(), 2_500);
+    assert_eq!(emu.counts().get("b2_list_file_versions"), 3);
+    assert_eq!(emu.counts().total(), 5, "authorize, bucket, three pages");
 }
