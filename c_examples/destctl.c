@@ -12,6 +12,12 @@
  *   destctl [OPTIONS] usage
  *   destctl [OPTIONS] delete REMOTE
  *   destctl [OPTIONS] protect [REMOTE]
+ *   destctl [OPTIONS] versions [REMOTE] [--as-of TIME]
+ *   destctl [OPTIONS] restore REMOTE LOCAL --as-of TIME | --file-id ID
+ *   destctl [OPTIONS] rollback [REMOTE] --as-of TIME [--dry-run] [--remove-newer-names]
+ *
+ * TIME is milliseconds since 1970 or ISO-8601 (2026-12-01T10:00:00Z, an offset, or no zone
+ * for UTC).
  *
  * The library's JSON response is printed on standard output as one line, and destctl
  * exits with the library's DEST_* status (0 when the operation succeeded). Errors of
@@ -64,6 +70,9 @@ typedef int32_t (*transfer_fn)(const char *, const char *, const char *, dest_pr
                                void *, char **);
 typedef int32_t (*path_fn)(const char *, const char *, char **);
 typedef int32_t (*config_only_fn)(const char *, char **);
+typedef int32_t (*path_options_fn)(const char *, const char *, const char *, char **);
+typedef int32_t (*restore_fn)(const char *, const char *, const char *, const char *,
+                              dest_progress_fn, void *, char **);
 typedef void (*free_fn)(char *);
 typedef const char *(*version_fn)(void);
 typedef void (*set_log_fn)(dest_log_fn, int32_t, void *);
@@ -77,6 +86,9 @@ struct library {
     config_only_fn usage;
     path_fn del;
     path_fn protect;
+    path_options_fn list_versions;
+    restore_fn download_as_of;
+    path_options_fn rollback;
     free_fn free_response;
     version_fn version;
     set_log_fn set_log_callback;
@@ -95,6 +107,11 @@ struct options {
     const char *command;
     const char *args[3];
     int arg_count;
+    const char *as_of;   /* --as-of, or NULL */
+    const char *file_id; /* --file-id, or NULL */
+    int dry_run;
+    int remove_newer_names;
+    char options_json[160]; /* built from the four above */
 };
 
 static const char *program_name = "destctl";
@@ -113,6 +130,13 @@ static void print_usage(FILE *out)
             "  delete REMOTE            delete a file or directory, every version\n"
             "  protect [REMOTE]         extend the Object Lock retention of backups under\n"
             "                           REMOTE (default: all) to now + retention_days\n"
+            "  versions [REMOTE]        every version under REMOTE, newest first per name;\n"
+            "                           with --as-of TIME, which one was current then\n"
+            "  restore REMOTE LOCAL     restore as it was at --as-of TIME, or the version\n"
+            "                           --file-id ID\n"
+            "  rollback [REMOTE]        make current what was current at --as-of TIME\n"
+            "                           (--dry-run: only say what would be done;\n"
+            "                           --remove-newer-names: also names new since then)\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE   destination configuration JSON ('-' = standard input;\n"
@@ -124,6 +148,10 @@ static void print_usage(FILE *out)
             "                      (twice: debug lines too)\n"
             "  -V, --version       print the versions of destctl and the library\n"
             "  -h, --help          print this help\n"
+            "  --as-of TIME        versions/restore/rollback: milliseconds since 1970 or\n"
+            "                      ISO-8601 (2026-12-01T10:00:00Z; no zone is UTC)\n"
+            "  --file-id ID        restore: that version\n"
+            "  --dry-run, --remove-newer-names   rollback\n"
             "Short options combine: -qv is -q -v, -c FILE may be -cFILE.\n"
             "\n"
             "The JSON response is printed on standard output, one line. The exit status is\n"
@@ -246,6 +274,12 @@ static int parse_options(int argc, char **argv, struct options *opt)
             if (found == 0) {
                 found = long_value(arg, "--lib", argc, argv, &i, &opt->lib_path);
             }
+            if (found == 0) {
+                found = long_value(arg, "--as-of", argc, argv, &i, &opt->as_of);
+            }
+            if (found == 0) {
+                found = long_value(arg, "--file-id", argc, argv, &i, &opt->file_id);
+            }
             if (found < 0) {
                 return usage_error("option needs a value", arg);
             }
@@ -260,6 +294,10 @@ static int parse_options(int argc, char **argv, struct options *opt)
                 opt->show_help = 1;
             } else if (strcmp(arg, "--version") == 0) {
                 opt->show_version = 1;
+            } else if (strcmp(arg, "--dry-run") == 0) {
+                opt->dry_run = 1;
+            } else if (strcmp(arg, "--remove-newer-names") == 0) {
+                opt->remove_newer_names = 1;
             } else {
                 return usage_error("unknown option", arg);
             }
@@ -371,6 +409,9 @@ static int load_library(const struct options *opt, struct library *lib)
         LOAD(lib, download, "dest_download") != 0 || LOAD(lib, list, "dest_list") != 0 ||
         LOAD(lib, usage, "dest_usage") != 0 || LOAD(lib, del, "dest_delete") != 0 ||
         LOAD(lib, protect, "dest_protect") != 0 ||
+        LOAD(lib, list_versions, "dest_list_versions") != 0 ||
+        LOAD(lib, download_as_of, "dest_download_as_of") != 0 ||
+        LOAD(lib, rollback, "dest_rollback") != 0 ||
         LOAD(lib, free_response, "dest_free") != 0 ||
         LOAD(lib, version, "dest_version") != 0 ||
         LOAD(lib, set_log_callback, "dest_set_log_callback") != 0) {
@@ -753,7 +794,117 @@ static const struct command commands[] = {
     {"usage", 0, 0, "usage"},
     {"delete", 1, 1, "delete REMOTE"},
     {"protect", 0, 1, "protect [REMOTE]"},
+    {"versions", 0, 1, "versions [REMOTE] [--as-of TIME]"},
+    {"restore", 2, 2, "restore REMOTE LOCAL --as-of TIME|--file-id ID"},
+    {"rollback", 0, 1, "rollback [REMOTE] --as-of TIME [--dry-run]"},
 };
+
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (no timegm in C11
+ * with POSIX 2008). */
+static long long days_from_civil(int y, int m, int d)
+{
+    long long era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* TIME as milliseconds since 1970: all digits, or ISO-8601 date and time with an optional
+ * fraction and zone (Z or +HH:MM / -HH:MM; none is UTC). Returns 0, or -1 when unreadable. */
+static int parse_time_ms(const char *text, long long *ms)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    long long frac_ms = 0;
+    const char *p;
+    time_t t;
+
+    if (text[0] != '\0' && strspn(text, "0123456789") == strlen(text)) {
+        errno = 0;
+        *ms = strtoll(text, NULL, 10);
+        return errno == 0 ? 0 : -1;
+    }
+    if (sscanf(text, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n == 0) {
+        return -1;
+    }
+    p = text + n;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+            if (digits < 3) {
+                frac_ms = frac_ms * 10 + (*p - '0');
+            }
+        }
+        for (; digits < 3; digits++) {
+            frac_ms *= 10;
+        }
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return -1;
+    }
+    t = (time_t)days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || strlen(p) != 6) {
+            return -1;
+        }
+        t -= (*p == '+' ? 1 : -1) * (time_t)(oh * 3600 + om * 60);
+    } else if (strcmp(p, "Z") != 0 && *p != '\0') {
+        return -1;
+    }
+    *ms = (long long)t * 1000 + frac_ms;
+    return 0;
+}
+
+/* Checks the recovery flags against the command and writes options_json. Returns 0, or
+ * the exit status of a usage error (message printed). */
+static int build_recovery_options(struct options *opt)
+{
+    const char *cmd = opt->command;
+    int versions = strcmp(cmd, "versions") == 0, restore = strcmp(cmd, "restore") == 0;
+    int rollback = strcmp(cmd, "rollback") == 0;
+    long long ms = 0;
+
+    if ((opt->as_of != NULL && !(versions || restore || rollback)) ||
+        (opt->file_id != NULL && !restore) ||
+        ((opt->dry_run || opt->remove_newer_names) && !rollback)) {
+        return usage_error("option not taken by this command", cmd);
+    }
+    if (opt->as_of != NULL && parse_time_ms(opt->as_of, &ms) != 0) {
+        return usage_error("--as-of: not milliseconds or ISO-8601 (2026-12-01T10:00:00Z)",
+                           opt->as_of);
+    }
+    if (opt->file_id != NULL &&
+        (opt->file_id[0] == '\0' || strlen(opt->file_id) > 100 ||
+         strspn(opt->file_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                              "0123456789_-") != strlen(opt->file_id))) {
+        return usage_error("--file-id: not a B2 file id", opt->file_id);
+    }
+    if (restore && (opt->as_of == NULL) == (opt->file_id == NULL)) {
+        return usage_error("restore needs one of --as-of TIME or --file-id ID", NULL);
+    }
+    if (rollback && opt->as_of == NULL) {
+        return usage_error("rollback needs --as-of TIME", NULL);
+    }
+    if (opt->file_id != NULL) {
+        snprintf(opt->options_json, sizeof opt->options_json, "{\"file_id\":\"%s\"}",
+                 opt->file_id);
+    } else if (opt->as_of != NULL) {
+        snprintf(opt->options_json, sizeof opt->options_json,
+                 "{\"as_of_ms\":%lld,\"dry_run\":%s,\"remove_newer_names\":%s}", ms,
+                 opt->dry_run ? "true" : "false", opt->remove_newer_names ? "true" : "false");
+        if (!rollback) {
+            snprintf(opt->options_json, sizeof opt->options_json, "{\"as_of_ms\":%lld}", ms);
+        }
+    } else {
+        strcpy(opt->options_json, "{}");
+    }
+    return 0;
+}
 
 static const struct command *find_command(const char *name)
 {
@@ -792,6 +943,19 @@ static int32_t run_command(const struct library *lib, const struct options *opt,
     if (strcmp(cmd, "protect") == 0) {
         return lib->protect(config, opt->arg_count > 0 ? opt->args[0] : "", response);
     }
+    if (strcmp(cmd, "versions") == 0) {
+        return lib->list_versions(config, opt->arg_count > 0 ? opt->args[0] : "",
+                                  opt->options_json, response);
+    }
+    if (strcmp(cmd, "restore") == 0) {
+        progress->label = "restore";
+        return lib->download_as_of(config, opt->args[0], opt->args[1], opt->options_json,
+                                   on_progress, progress, response);
+    }
+    if (strcmp(cmd, "rollback") == 0) {
+        return lib->rollback(config, opt->arg_count > 0 ? opt->args[0] : "",
+                             opt->options_json, response);
+    }
     return lib->del(config, opt->args[0], response);
 }
 
@@ -827,6 +991,10 @@ static const char *interrupted_outcome(const char *command)
     if (strcmp(command, "delete") == 0) {
         return "the delete was stopped before it finished: versions B2 already deleted stay "
                "deleted, the others remain; run the same delete again to finish it";
+    }
+    if (strcmp(command, "rollback") == 0) {
+        return "the rollback was stopped before it finished: what B2 already deleted or "
+               "copied stays so; run the same rollback again to finish it";
     }
     if (strcmp(command, "protect") == 0) {
         return "the protect was stopped before it finished: retentions B2 already extended "
@@ -990,6 +1158,10 @@ int main(int argc, char **argv)
                            synopsis);
     }
 
+    rc = build_recovery_options(&opt);
+    if (rc != 0) {
+        return rc;
+    }
     config = load_config(&opt, &rc);
     if (config == NULL) {
         return rc;
@@ -1012,7 +1184,8 @@ int main(int argc, char **argv)
         return EXIT_OS_ERROR;
     }
 
-    if (strcmp(opt.command, "upload") == 0 || strcmp(opt.command, "download") == 0) {
+    if (strcmp(opt.command, "upload") == 0 || strcmp(opt.command, "download") == 0 ||
+        strcmp(opt.command, "restore") == 0) {
         status = run_command(&lib, &opt, config, &progress, &response);
     } else {
         status = run_interruptible(&lib, &opt, config, &progress, &response);

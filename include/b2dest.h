@@ -12,7 +12,8 @@
  * before the first call, and works in a child process after fork().
  *
  * Every operation (dest_validate, dest_upload, dest_download, dest_list, dest_usage,
- * dest_delete, dest_protect), once, for all of them:
+ * dest_delete, dest_protect, dest_list_versions, dest_download_as_of, dest_rollback),
+ * once, for all of them:
  * - Ownership: the strings stay the caller's; the library reads them only during the call
  *   and keeps no pointer to them, nor to progress or user_data after it returns. The
  *   response becomes the caller's, to free once with dest_free.
@@ -366,6 +367,81 @@ const char *dest_version(void);
  * the previous callback may then still be the one in place.
  */
 void dest_set_log_callback(dest_log_fn callback, int32_t max_level, void *user_data);
+
+/**
+ * Lists every version under `remote_path` (a file, or a directory; `""` for the whole
+ * backup directory), all pages, each name's versions newest first: uploads, hide markers
+ * (`"action": "hide"`) and unfinished large files (`"start"`); an action this library does
+ * not know is shown as B2 wrote it. `"entries": [{"remote_path", "file_id", "action",
+ * "upload_ms", "size", "sha1"}]`, with `retain_until_ms`, `retention_mode`, `legal_hold`
+ * where the key may read them. `options_json`: NULL or `{"as_of_ms": T}`, which adds
+ * `"current_at": true|false` to each entry: true for the one file version that was current
+ * at T (ms since 1970).
+ *
+ * Bad options (not JSON, an unknown field, a wrong type, a time in the future) return
+ * `DEST_ERR_INVALID_ARGUMENT` naming the field.
+ *
+ * Ownership, threads and panics: as for every operation (the top of this header).
+ *
+ * # Safety
+ * Each pointer is NULL or valid as described.
+ */
+int32_t dest_list_versions(const char *config_json,
+                           const char *remote_path,
+                           const char *options_json,
+                           char **response_json);
+
+/**
+ * Restores `remote_path` as it was at a time, or one version of one file, to
+ * `local_path`. `options_json`: `{"as_of_ms": T}` restores the file or tree as it was at
+ * T (ms since 1970): per name the newest upload at or before T; later versions and hide
+ * markers are ignored, and names hidden or absent at T are not restored (counted in
+ * `hidden_at_as_of`, `absent_at_as_of`). `{"file_id": "..."}` restores that version (of a
+ * file at or below `remote_path`) to the file `local_path`. Exactly one of the two.
+ * Everything `dest_download` guarantees holds: SHA1 checked, temporary file renamed into
+ * place, SSE-C, progress and cancel. Each file in the response has `file_id` and
+ * `upload_ms`: the version it came from.
+ *
+ * Bad options return `DEST_ERR_INVALID_ARGUMENT` naming the field.
+ *
+ * Ownership, threads and panics: as for every operation (the top of this header).
+ *
+ * # Safety
+ * Each pointer is NULL or valid as described.
+ */
+int32_t dest_download_as_of(const char *config_json,
+                            const char *remote_path,
+                            const char *local_path,
+                            const char *options_json,
+                            dest_progress_fn progress,
+                            void *user_data,
+                            char **response_json);
+
+/**
+ * Makes what is current under `remote_path` what was current at T. `options_json`:
+ * `{"as_of_ms": T, "dry_run": false, "remove_newer_names": false}`. Per name, the versions
+ * newer than T that may be deleted are deleted (hide markers included, their storage
+ * freed); where a newer version is held by Object Lock, the version from T is made current
+ * again by a server-side copy (`b2_copy_file`, no download or upload), which carries the
+ * destination's own `object_lock` retention. Nothing uploaded at or before T is deleted.
+ * Names hidden or absent at T are left alone unless `remove_newer_names` (then their newer
+ * versions are deleted, or hidden when locked). A newer version with the same content as
+ * the one from T is kept, so running it again does nothing. `dry_run` changes nothing and
+ * reports what would be done. The response has `actions` (`delete`, `copy`, `hide`,
+ * `left_locked`, each with file ids and size), `deleted_versions`, `deleted_bytes`,
+ * `copied_files`, `copied_bytes`, `hidden_files`, `locked_versions_left`. A `read_only`
+ * destination is refused with `DEST_ERR_PERMISSION`; bad options with
+ * `DEST_ERR_INVALID_ARGUMENT`.
+ *
+ * Ownership, threads and panics: as for every operation (the top of this header).
+ *
+ * # Safety
+ * Each pointer is NULL or valid as described.
+ */
+int32_t dest_rollback(const char *config_json,
+                      const char *remote_path,
+                      const char *options_json,
+                      char **response_json);
 
 #ifdef __cplusplus
 }  // extern "C"

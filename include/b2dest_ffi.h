@@ -47,3 +47,18 @@ int32_t dest_protect(const char *config_json, const char *remote_path, char **re
 void dest_free(char *response_json);
 const char *dest_version(void);
 void dest_set_log_callback(dest_log_fn callback, int32_t max_level, void *user_data);
+int32_t dest_list_versions(const char *config_json,
+                           const char *remote_path,
+                           const char *options_json,
+                           char **response_json);
+int32_t dest_download_as_of(const char *config_json,
+                            const char *remote_path,
+                            const char *local_path,
+                            const char *options_json,
+                            dest_progress_fn progress,
+                            void *user_data,
+                            char **response_json);
+int32_t dest_rollback(const char *config_json,
+                      const char *remote_path,
+                      const char *options_json,
+                      char **response_json);

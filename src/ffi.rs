@@ -230,6 +230,9 @@ macro_rules! export {
     };
 }
 
+mod recovery;
+pub use recovery::{dest_download_as_of, dest_list_versions, dest_rollback};
+
 /// Checks a destination: the key is accepted and has listFiles, readFiles, writeFiles and
 /// deleteFiles; it may use this bucket and backup directory; the bucket exists; a probe
 /// file written under the backup directory reads back identical and is deleted again.

@@ -584,4 +584,30 @@ final class B2Dest
         $value = getenv($name);
         return is_string($value) && $value !== '' ? $value : null;
     }
+
+    // ---- Recovery (README: "Recovering after a compromise"); $options as options_json.
+
+    /** Every version under $remote; ['as_of_ms' => T] marks "current_at". @return array<string, mixed> */
+    public function versions(string $remote = '', array $options = []): array
+    {
+        $json = json_encode((object) $options, JSON_THROW_ON_ERROR);
+        self::checkPaths($remote, $json);
+        return $this->call('versions', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_list_versions($config, $remote, $json, $out));
+    }
+
+    /** Restores as of ['as_of_ms' => T] or one ['file_id' => ID]; progress and log as download(). @return array<string, mixed> */
+    public function downloadAsOf(string $remote, string $local, array $options, ?callable $progress = null, ?callable $log = null, int $logLevel = self::LOG_INFO): array
+    {
+        $json = json_encode((object) $options, JSON_THROW_ON_ERROR);
+        self::checkPaths($remote, $local, $json);
+        return $this->call('download_as_of', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_download_as_of($config, $remote, $local, $json, $callback, null, $out), $progress, $log, $logLevel);
+    }
+
+    /** Makes current what was current at ['as_of_ms' => T, 'dry_run' => bool, 'remove_newer_names' => bool]. @return array<string, mixed> */
+    public function rollback(string $remote, array $options): array
+    {
+        $json = json_encode((object) $options, JSON_THROW_ON_ERROR);
+        self::checkPaths($remote, $json);
+        return $this->call('rollback', static fn (FFI\CData $config, ?FFI\CData $callback, FFI\CData $out): int => self::$ffi->dest_rollback($config, $remote, $json, $out));
+    }
 }

@@ -31,13 +31,13 @@ const CHUNKS_AHEAD: usize = 4;
 
 /// The inclusive byte range to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ByteRange {
-    first: u64,
-    last: u64,
+pub(crate) struct ByteRange {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
 }
 
 /// Parses a single `bytes=` range against `size`: `Ok(None)` means the whole file.
-fn parse_range(value: Option<&str>, size: u64) -> B2Result<Option<ByteRange>> {
+pub(crate) fn parse_range(value: Option<&str>, size: u64) -> B2Result<Option<ByteRange>> {
     let Some(value) = value else { return Ok(None) };
     let bad = || {
         B2Error::bad_request(format!(

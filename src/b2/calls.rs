@@ -202,6 +202,33 @@ pub struct GetFileInfo<'a> {
 }
 b2_call!(GetFileInfo, "b2_get_file_info", FileVersion);
 
+/// A server-side copy of a stored version to a new version (rollback makes an old
+/// version current again this way: no download, no upload).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyFile<'a> {
+    pub source_file_id: &'a str,
+    pub file_name: &'a str,
+    /// Object Lock on the copy, set by the copy itself (no unprotected window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_retention: Option<&'a Retention>,
+    /// The source's SSE-C key: carries the key, and the request body is never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_server_side_encryption: Option<StartEncryption<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_server_side_encryption: Option<StartEncryption<'a>>,
+}
+b2_call!(CopyFile, "b2_copy_file", FileVersion);
+
+/// Adds a hide marker: the name stops being current; nothing is freed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HideFile<'a> {
+    pub bucket_id: &'a str,
+    pub file_name: &'a str,
+}
+b2_call!(HideFile, "b2_hide_file", FileVersion);
+
 impl B2Client {
     /// Any typed call, under the retry rules.
     pub async fn send<R: B2Call>(&self, request: &R) -> Result<R::Answer> {
@@ -286,6 +313,14 @@ impl B2Client {
     }
 
     pub async fn get_file_info(&self, request: &GetFileInfo<'_>) -> Result<FileVersion> {
+        self.send(request).await
+    }
+
+    pub async fn copy_file(&self, request: &CopyFile<'_>) -> Result<FileVersion> {
+        self.send(request).await
+    }
+
+    pub async fn hide_file(&self, request: &HideFile<'_>) -> Result<FileVersion> {
         self.send(request).await
     }
 

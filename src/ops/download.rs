@@ -33,7 +33,6 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
     let path = RemotePath::resolve(remote, &dest.config.backup_directory, EmptyPath::Refused)?;
     let bucket = dest.bucket().await?;
     let range_size = dest.part_size().await?;
-    let concurrency = dest.config.concurrency;
     // A path ending in '/' is a directory; any other is first asked for by name.
     let by_name = !remote.ends_with('/');
     if by_name {
@@ -48,9 +47,23 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
             path.relative
         )));
     }
+    restore_tree(dest, &path, local, &files, odd, range_size).await
+}
+
+/// Restores `files` (current ones, or those chosen as of a time) below `local`, each at
+/// its path below `path`, concurrently; what a failure or a cancel leaves is reported.
+pub(super) async fn restore_tree(
+    dest: &Destination,
+    path: &RemotePath,
+    local: &Path,
+    files: &[FileVersion],
+    odd: super::OddEntries,
+    range_size: u64,
+) -> Result<Report> {
+    let concurrency = dest.config.concurrency;
     let prefix = path.dir_prefix();
     let mut plan: Vec<(&FileVersion, String)> = Vec::new();
-    for f in &files {
+    for f in files {
         // The path itself named a file ("x/" given for the file x): it lands in `local`.
         let sub = match f.file_name.strip_prefix(&prefix) {
             Some(sub) => sub,
@@ -99,7 +112,8 @@ pub async fn run(dest: &Destination, remote: &str, local: &Path) -> Result<Repor
             };
             match attempt.await {
                 Ok(got) => Outcome::Restored(
-                    json!({"path": sub, "size": got.size, "sha1": got.sha1, "verified": got.verified}),
+                    json!({"path": sub, "size": got.size, "sha1": got.sha1, "verified": got.verified,
+                           "file_id": version.id(), "upload_ms": version.upload_timestamp}),
                     got,
                 ),
                 Err(e) => {
@@ -265,7 +279,7 @@ fn split_sub(sub: &str) -> (&str, &str) {
 }
 
 /// The directory and name of a single-file restore's target.
-fn split_target(local: &Path) -> Result<(&Path, &OsStr)> {
+pub(super) fn split_target(local: &Path) -> Result<(&Path, &OsStr)> {
     let name = local.file_name().ok_or_else(|| {
         Error::InvalidArgument(format!(
             "{} does not name a file; give the path of the file to write",
@@ -279,7 +293,7 @@ fn split_target(local: &Path) -> Result<(&Path, &OsStr)> {
     Ok((parent, name))
 }
 
-fn clean_stale(dest: &Destination, dir: &Dir) {
+pub(super) fn clean_stale(dest: &Destination, dir: &Dir) {
     let removed = remove_stale_temps(dir);
     if removed > 0 {
         dest.client.op.log(

@@ -5,9 +5,13 @@ pub mod download;
 pub mod list;
 pub mod object_lock;
 pub mod protect;
+pub mod recovery;
+pub mod restore_as_of;
+pub mod rollback;
 pub mod upload;
 pub mod usage;
 pub mod validate;
+pub mod versions;
 
 use std::sync::Arc;
 

@@ -49,3 +49,52 @@ pub fn stored(emu: &Emulator, name: &str) -> StoredVersion {
         .find(|v| v.file_name == format!("{DIR}{name}"))
         .unwrap_or_else(|| panic!("{name} is on B2"))
 }
+
+/// One call of B2's API on the emulator with its master key, as another tool (or an
+/// attacker holding the key) would make it: (status, answer).
+pub fn raw_b2_call(emu: &Emulator, name: &str, body: Value) -> (u16, Value) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let auth: Value = http
+            .get(format!("{}/b2api/v4/b2_authorize_account", emu.url()))
+            .basic_auth(emu.account_id(), Some(emu.application_key()))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap();
+        let api = auth["apiInfo"]["storageApi"]["apiUrl"].as_str().unwrap();
+        let token = auth["authorizationToken"].as_str().unwrap();
+        let mut body = body;
+        if body.get("bucketId").is_some_and(|b| b == "?") {
+            let buckets: Value = http
+                .post(format!("{api}/b2api/v4/b2_list_buckets"))
+                .header("Authorization", token)
+                .body(json!({"accountId": auth["accountId"], "bucketName": BUCKET}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .map(|b| serde_json::from_slice(&b).unwrap())
+                .unwrap();
+            body["bucketId"] = buckets["buckets"][0]["bucketId"].clone();
+        }
+        let r = http
+            .post(format!("{api}/b2api/v4/{name}"))
+            .header("Authorization", token)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    })
+}

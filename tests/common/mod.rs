@@ -5,6 +5,7 @@ pub mod customer;
 pub mod faults;
 pub mod lock;
 pub mod log;
+pub mod recovery;
 mod root;
 
 #[allow(unused_imports)] // some test binaries need no root

@@ -555,6 +555,29 @@ if (is_string($lockedBucket) && $lockedBucket !== '') {
         check($p['extended_versions'] === 1, 'protect: ' . json_encode($p));
         check($p['retain_until_ms'] > $up['retain_until_ms'], 'protect did not move the retention forward');
     };
+    $tests['Recovery: versions, downloadAsOf and rollback get a backup back from locked garbage'] = function () use ($base, $work, $lockedBucket): void {
+        $own = new B2Dest(['bucket' => $lockedBucket, 'backup_directory' => 'php-recovery',
+            'object_lock' => ['mode' => 'governance', 'retention_days' => 1]] + $base);
+        $attacker = new B2Dest(['bucket' => $lockedBucket, 'backup_directory' => 'php-recovery',
+            'object_lock' => ['mode' => 'compliance', 'retention_days' => 2]] + $base);
+        $own->upload("$work/small.bin", 'db.bin');
+        usleep(20_000);
+        $t = (int) floor(microtime(true) * 1000);
+        usleep(20_000);
+        file_put_contents("$work/garbage.bin", 'garbage');
+        $attacker->upload("$work/garbage.bin", 'db.bin');
+        $v = $own->versions('db.bin', ['as_of_ms' => $t]);
+        check(array_column($v['entries'], 'current_at') === [false, true], 'versions: ' . json_encode($v));
+        $own->downloadAsOf('db.bin', "$work/asof.bin", ['as_of_ms' => $t]);
+        check(sha1_file("$work/asof.bin") === sha1_file("$work/small.bin"), 'downloadAsOf is not the backup');
+        $dry = $own->rollback('', ['as_of_ms' => $t, 'dry_run' => true]);
+        check($dry['copied_files'] === 1 && $dry['dry_run'] === true, 'dry run: ' . json_encode($dry));
+        $r = $own->rollback('', ['as_of_ms' => $t]);
+        check($r['copied_files'] === 1, 'rollback: ' . json_encode($r));
+        $own->download('db.bin', "$work/rolled.bin");
+        check(sha1_file("$work/rolled.bin") === sha1_file("$work/small.bin"), 'after rollback the backup is not current');
+        expect_failure(fn () => $own->rollback('', ['as_of_ms' => 'yesterday']), B2Dest::ERR_INVALID_ARGUMENT, 'invalid_argument');
+    };
 }
 
 // ------------------------------------------------------------------------------------

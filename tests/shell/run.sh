@@ -359,6 +359,39 @@ expect "locked: one version extended" "d['extended_versions'] == 1 and d['unchan
 dctl "locked: a bucket without Object Lock refuses the upload" 4 --config "$TMP/lock-unlocked-bucket.json" upload "$TMP/data/site/index.html" locked/index.html
 expect "locked: says what to enable" "'Object Lock' in d['error']['message']"
 
+echo "== recovery after a compromise"
+
+config "$TMP/rec.json" '{"bucket": "b2dest-locked", "backup_directory": "recovery", "object_lock": {"mode": "governance", "retention_days": 2}}'
+config "$TMP/rec-attacker.json" '{"bucket": "b2dest-locked", "backup_directory": "recovery", "object_lock": {"mode": "compliance", "retention_days": 3}}'
+dctl "recovery: locked backup of a tree" 0 --config "$TMP/rec.json" upload "$TMP/data/site" site
+sleep 0.05
+AS_OF=$(python3 -c 'import time; print(int(time.time() * 1000))')
+sleep 0.05
+printf 'garbage\n' >"$TMP/garbage"
+dctl "recovery: the key's holder locks garbage over a backup" 0 --config "$TMP/rec-attacker.json" upload "$TMP/garbage" site/index.html
+dctl "recovery: versions --as-of" 0 --config "$TMP/rec.json" versions site/index.html --as-of "$AS_OF"
+expect "recovery: the garbage is newest, the original was current" "[e['current_at'] for e in d['entries']] == [False, True] and d['entries'][0]['retention_mode'] == 'compliance'"
+dctl "recovery: restore --as-of" 0 --config "$TMP/rec.json" restore site "$TMP/restore/rec-site" --as-of "$AS_OF"
+if cmp -s "$TMP/data/site/index.html" "$TMP/restore/rec-site/index.html" && cmp -s "$TMP/data/site/logs/access.log" "$TMP/restore/rec-site/logs/access.log"; then
+    pass "recovery: the tree as of before the attack"
+else
+    fail "recovery: the restored tree differs from the backup"
+fi
+dctl "recovery: rollback --dry-run" 0 --config "$TMP/rec.json" rollback site --as-of "$AS_OF" --dry-run
+expect "recovery: one copy planned, nothing done" "d['dry_run'] is True and d['copied_files'] == 1 and d['actions'][-1]['file_id'] is None"
+dctl "recovery: rollback" 0 --config "$TMP/rec.json" rollback site --as-of "$AS_OF"
+expect "recovery: the original copied back over the locked garbage" "d['copied_files'] == 1 and d['deleted_versions'] == 0 and d['locked_versions_left'] == 1"
+dctl "recovery: download after the rollback" 0 --config "$TMP/rec.json" download site/index.html "$TMP/restore/rec-index.html"
+if cmp -s "$TMP/data/site/index.html" "$TMP/restore/rec-index.html"; then
+    pass "recovery: a plain download is the backup again"
+else
+    fail "recovery: a plain download after the rollback is not the backup"
+fi
+dctl "recovery: ISO-8601 time" 0 --config "$TMP/rec.json" versions site --as-of "2001-09-09T01:46:40Z"
+expect "recovery: nothing was current in 2001" "d['as_of_ms'] == 1000000000000 and not any(e['current_at'] for e in d['entries'])"
+dctl "recovery: restore needs --as-of or --file-id" 64 --config "$TMP/rec.json" restore site "$TMP/restore/x"
+dctl "recovery: an unreadable time" 64 --config "$TMP/rec.json" rollback site --as-of yesterday
+
 # ------------------------------------------------------------------------------------
 echo "== progress and cancellation"
 

@@ -3,6 +3,7 @@
 
 mod authorize;
 pub mod buckets;
+pub mod copy;
 pub mod files;
 pub mod large_files;
 pub mod retention;

@@ -47,6 +47,45 @@ impl Store {
         Ok(version)
     }
 
+    /// Records a server-side copy: `content` is the source's segments (shared, counted
+    /// once more) or a new blob holding a range of them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_copy(
+        &self,
+        bucket_id: &str,
+        name: &str,
+        content_type: &str,
+        info: BTreeMap<String, String>,
+        sha1: Option<String>,
+        size: u64,
+        content: Vec<Segment>,
+        sse: Option<Sse>,
+        lock: VersionLock,
+    ) -> B2Result<Version> {
+        let mut state = self.lock();
+        if !state.buckets.contains_key(bucket_id) {
+            return Err(B2Error::bad_request(format!(
+                "invalid bucketId {bucket_id}"
+            )));
+        }
+        let version = Version {
+            seq: state.next_seq,
+            bucket_id: bucket_id.to_owned(),
+            name: name.to_owned(),
+            action: Action::Upload,
+            size,
+            sha1,
+            content_type: content_type.to_owned(),
+            info,
+            ts: now_millis(),
+            content,
+            sse,
+            lock,
+        };
+        self.commit(&mut state, Record::Version(version.clone()))?;
+        Ok(version)
+    }
+
     pub fn hide(&self, bucket_id: &str, name: &str) -> B2Result<Version> {
         let mut state = self.lock();
         let bucket = state

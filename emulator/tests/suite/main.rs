@@ -4,6 +4,7 @@ mod common;
 
 mod auth;
 mod binary;
+mod copy;
 mod downloads;
 mod embedding;
 mod encryption;

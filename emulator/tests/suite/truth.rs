@@ -17,8 +17,6 @@ fn calls_b2_has_but_the_emulator_does_not_serve_name_themselves() {
     let emu = start();
     let b2 = B2::master(&emu);
     for call in [
-        "b2_copy_file",
-        "b2_copy_part",
         "b2_create_key",
         "b2_list_keys",
         "b2_get_download_authorization",
