@@ -7,7 +7,9 @@
 # validate, upload a large generated file (multipart) and a small directory, list,
 # usage, download both and verify them (sha1sum, diff), delete, usage again. Against the
 # emulator it then shows an immutable backup: uploaded with Object Lock to a bucket that
-# has it, its delete refused (DEST_ERR_LOCKED, 13) and the backup still there.
+# has it, its delete refused (DEST_ERR_LOCKED, 13) and the backup still there; then an
+# attacker with the key uploading garbage over it, and the recovery: versions, a restore
+# as of before the attack, a rollback that copies the original back, a plain restore.
 #
 # Where: with B2_ACCOUNT_ID, B2_APPLICATION_KEY and B2_BUCKET all set, against real
 # Backblaze B2, under a fresh backup directory "b2dest-demo-<random>" that is removed
@@ -216,15 +218,31 @@ elif step == "download":
 elif step == "delete":
     row("versions deleted", d["deleted_versions"])
     row("space freed", human(d["bytes_freed"]))
+elif step == "versions":
+    row("versions", d["count"])
+    for e in d["entries"]:
+        when = datetime.datetime.fromtimestamp((e["upload_ms"] or 0) / 1000).strftime("%Y-%m-%d %H:%M:%S")
+        now = "  <- current then" if e.get("current_at") else ""
+        print("    %-24s %-7s %8s  %s  sha1 %s%s" % (e["remote_path"], e["action"], human(e["size"] or 0), when, e["sha1"], now))
+elif step == "restore":
+    row("size", "%s (%d bytes)" % (human(d["size"]), d["size"]))
+    row("sha1", d["sha1"])
+    row("from version", "%s (uploaded %s)" % (d["file_id"], datetime.datetime.fromtimestamp(d["upload_ms"] / 1000).strftime("%Y-%m-%d %H:%M:%S")))
+    row("verified by the library", d["verified"])
+elif step == "rollback":
+    row("dry run", d["dry_run"])
+    row("deleted / copied back", "%d / %d" % (d["deleted_versions"], d["copied_files"]))
+    for a in d["actions"]:
+        print("    %-6s %-24s %s" % (a["action"], a["remote_path"], a.get("source_file_id") or a.get("file_id")))
 for w in d.get("warnings", []):
     row("warning", w)
 PY
 
 STEP=0
 STEPS=10
-# Against the emulator, four more: an immutable backup, and a certificate refused (see
-# the end).
-[[ $MODE == emulator ]] && STEPS=14
+# Against the emulator, nine more: an immutable backup, a takeover and the recovery from
+# it, and a certificate refused (see the end).
+[[ $MODE == emulator ]] && STEPS=19
 now() { date +%s.%N; }
 
 # run_step STEP_KIND TITLE DESTCTL_ARGS...: runs one destctl command, shows its result.
@@ -311,6 +329,23 @@ PY
     printf '  %srefused as it should be: exit 13 (DEST_ERR_LOCKED)%s\n' "$GREEN" "$RESET"
     run_step list "the locked backup is still there" list locked
     [[ $(json 'd["count"]') == 1 ]] || die "the locked backup is gone"
+
+    # A takeover: whoever holds the server holds the key. They cannot delete the locked
+    # backup, but they can upload garbage over its name (locked too, for good measure).
+    BEFORE_ATTACK_MS=$(python3 -c 'import time; print(int(time.time() * 1000))')
+    sleep 0.01
+    head -c 4096 /dev/zero >"$TMP/garbage"
+    run_step upload "the attacker, with the same key, uploads garbage over the backup" upload "$TMP/garbage" locked/manifest.json
+    run_step versions "versions: the original is still there, under the attacker's copy" versions locked --as-of "$BEFORE_ATTACK_MS"
+    [[ $(json 'd["count"]') == 2 ]] || die "versions does not show both copies"
+    run_step restore "restore as it was before the attack" restore locked/manifest.json "$TMP/restore/manifest.before" --as-of "$BEFORE_ATTACK_MS"
+    cmp -s "$TMP/local/site/manifest.json" "$TMP/restore/manifest.before" || die "the restore as of before the attack differs from the original"
+    printf '  %sidentical to the original%s\n' "$GREEN" "$RESET"
+    run_step rollback "roll back: the original made current again (the garbage is locked, so copied over)" rollback locked --as-of "$BEFORE_ATTACK_MS"
+    [[ $(json 'd["copied_files"]') == 1 ]] || die "the rollback did not copy the original back"
+    run_step download "a plain restore now gives the original" download locked/manifest.json "$TMP/restore/manifest.after"
+    cmp -s "$TMP/local/site/manifest.json" "$TMP/restore/manifest.after" || die "after the rollback the current file is not the original"
+    printf '  %sidentical to the original%s\n' "$GREEN" "$RESET"
     cp "$TMP/plain.json" "$TMP/config.json"
 
     # What a server behind a TLS-inspecting proxy sees: a certificate from a CA it does
