@@ -94,8 +94,8 @@ class B2DestException extends RuntimeException
  * FFI::cdef() over include/b2dest_ffi.h, allowed under php-cli or with ffi.enable=1; the
  * paths come from the arguments of B2Dest::load() or the constructor, else the
  * environment variables B2DEST_LIB and B2DEST_FFI_HEADER, else this repository's
- * target/release/libb2dest.so and include/b2dest_ffi.h (or the packaged
- * /usr/include/b2dest_ffi.h), else "libb2dest.so.0" on the system's library path.
+ * target/release/libb2dest.so and include/b2dest_ffi.h (installed: PREFIX/include
+ * beside PREFIX/share/b2dest/php), else "libb2dest.so.0" on the system's library path.
  *
  * Progress, cancel and logs: upload() and download() take an optional progress callable
  * `function (int $done, int $total): bool` (return false to cancel: the call then throws
@@ -277,11 +277,12 @@ final class B2Dest
         }
     }
 
-    /** This repository's header, else the packaged one. */
+    /** This repository's header, else the one installed with this file (PREFIX/share/b2dest/php). */
     private static function defaultHeader(string $root): string
     {
         $inTree = $root . '/include/b2dest_ffi.h';
-        return is_file($inTree) || !is_file('/usr/include/b2dest_ffi.h') ? $inTree : '/usr/include/b2dest_ffi.h';
+        $installed = dirname(__DIR__, 3) . '/include/b2dest_ffi.h';
+        return is_file($inTree) || !is_file($installed) ? $inTree : $installed;
     }
 
     /**

@@ -28,7 +28,8 @@
  * The library: LIBRARY, else $B2DEST_LIB, else this repository's
  * target/release/libb2dest.so, else "libb2dest.so.0" from the system's library path (the
  * packages). The header: $B2DEST_FFI_HEADER, else this repository's
- * include/b2dest_ffi.h, else the packaged /usr/include/b2dest_ffi.h. FFI::load() reads the
+ * include/b2dest_ffi.h, else PREFIX/include/b2dest_ffi.h of the prefix this file is
+ * installed in (PREFIX/share/b2dest/php). FFI::load() reads the
  * scope and the library from #define lines at the top of a header; the installed header
  * is the plain declarations (it also serves FFI::cdef()), so those lines are prepended
  * (into a temporary file for FFI::load(), removed after it).
@@ -71,8 +72,11 @@ declare(strict_types=1);
     }
     $headerPath = $env('B2DEST_FFI_HEADER');
     if ($headerPath === null) {
-        $inTree = $root . '/include/b2dest_ffi.h';
-        $headerPath = is_file($inTree) ? $inTree : '/usr/include/b2dest_ffi.h';
+        // This repository's, else the one installed with this file (PREFIX/share/b2dest/php).
+        $headerPath = $root . '/include/b2dest_ffi.h';
+        if (!is_file($headerPath)) {
+            $headerPath = dirname(__DIR__, 3) . '/include/b2dest_ffi.h';
+        }
     }
     $header = @file_get_contents($headerPath);
     if ($header === false) {
