@@ -2,10 +2,11 @@
 # Runs every test of b2dest: rustfmt and clippy (a warning fails the run), the Rust suites
 # of the plugin and the emulator (rclone conformance, faults, fork and threads under
 # valgrind included), the C examples built with warnings as errors, the shell harness and
-# the PHP tests, the install into a prefix with pkg-config, the cPanel transport, and the
-# header check.
-# Installs what it lacks (rclone, php-cli, valgrind, gcc, make, pkg-config, binutils) with
-# apt-get when it can, and b2sdk (for its B2 simulator) into target/venv-b2sdk.
+# the PHP tests (php-cli, preloaded, and through php-fpm), the install into a prefix with
+# pkg-config, the cPanel transport, and the header check.
+# Installs what it lacks (rclone, php-cli, php-fpm, libfcgi-bin, valgrind, gcc, make,
+# pkg-config, binutils) with apt-get when it can, and b2sdk (for its B2 simulator) into
+# target/venv-b2sdk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ have make || missing+=(make)
 have pkg-config || missing+=(pkg-config)
 have readelf || missing+=(binutils)
 have script || missing+=(bsdutils) # script(1), for the shell harness's progress-bar checks
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || have php-fpm || missing+=(php-fpm) # tests/shell/php_fpm.sh
+have cgi-fcgi || missing+=(libfcgi-bin)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "== installing ${missing[*]}"
@@ -82,6 +85,9 @@ bash tests/shell/install.sh
 
 echo "== the cPanel Custom transport"
 bash tests/shell/cpanel.sh
+
+echo "== PHP through php-fpm (preloaded), FastCGI requests"
+bash tests/shell/php_fpm.sh
 
 echo "== the committed header is what the code generates"
 bash scripts/regen-header.sh --check --release --locked

@@ -17,21 +17,32 @@
  * Remote paths are absolute ("/" is the backup directory of the configuration) or relative
  * to CURRENT_DIR; none may leave "/". The application key comes from the PASSWORD
  * environment variable (WHM's "Remote Password"), never from the command line; the key
- * ID from USER (WHM's "Remote Account Username") unless the configuration file names
- * account_id. HOST is not used (the API address is B2's, or api_url in the file).
+ * ID from USER (WHM's "Remote Account Username") or account_id in the file. HOST is not
+ * used (the API address is B2's, or api_url in the file). cPanel passes HOST and USER only
+ * when set, so a single trailing argument is either: taken as HOST when it looks like a
+ * host name (a dot, a colon or a slash: B2 key IDs have none), else as USER.
  *
- * The rest of the destination is a JSON file: $B2DEST_CPANEL_CONFIG, else the program's
- * own path with ".json" appended (so each copy or symlink of the program is one
- * destination). It holds b2dest's configuration without the key (bucket,
- * backup_directory, part size, ...), must be a regular file owned by root or the caller
- * and readable and writable by no one else (chmod 600: it may hold an SSE-C key). Exit status: 0 on success, else the DEST_* status of the
- * library (1..14), 64 usage, 66 configuration file unreadable, 78 configuration unsafe
- * or incomplete; the reason is on standard error.
+ * The rest of the destination is a JSON file: the program's own path with ".json"
+ * appended (so each copy or symlink of the program is one destination), or
+ * $B2DEST_CPANEL_CONFIG when run by hand (cPanel strips the environment to PASSWORD). It
+ * holds b2dest's configuration without the key (bucket, backup_directory, part size,
+ * ...), must be a regular file owned by root or the caller and readable and writable by
+ * no one else (chmod 600: it may hold an SSE-C key).
+ *
+ * cPanel kills a script that prints nothing for its Timeout: every command that may run
+ * long prints a progress line every 10 s ($B2DEST_CPANEL_HEARTBEAT_SECONDS, 1 to 10, for
+ * tests): put and get the bytes moved, rmdir and delete the files deleted and left, ls a
+ * "total 0 (...)" line that cPanel's ls parser skips.
+ *
+ * Exit status: 0 on success, else the DEST_* status of the library (1..14), 64 usage,
+ * 66 configuration file unreadable, 78 configuration unsafe or incomplete; the reason is
+ * on standard error.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,12 +57,21 @@ enum { EXIT_USAGE = 64, EXIT_NO_INPUT = 66, EXIT_CONFIG = 78 };
 
 #define MAX_CONFIG_BYTES (64 * 1024)
 #define MAX_PATH_BYTES 4096
-/* cPanel ends a transport that prints nothing for its timeout (30 s by default): a long
- * transfer prints a progress line this often on standard output, which put/get ignore. */
+/* cPanel ends a transport that prints nothing for its Timeout (30 s by default): a long
+ * command prints a progress line this often on standard output. */
 #define HEARTBEAT_SECONDS 10
+
+static unsigned heartbeat_seconds(void)
+{
+    const char *v = getenv("B2DEST_CPANEL_HEARTBEAT_SECONDS");
+    long n = v != NULL ? strtol(v, NULL, 10) : 0;
+    return n >= 1 && n <= HEARTBEAT_SECONDS ? (unsigned)n : HEARTBEAT_SECONDS;
+}
 
 static const char *program = "b2dest-cpanel-transport";
 static const char *command = "";
+/* Set when the key ID is the one name cPanel passed, which might have been the host. */
+static const char *guessed_user = NULL;
 
 static void fail_message(const char *fmt, const char *detail)
 {
@@ -210,6 +230,10 @@ static int report_failure(const char *what, int32_t status, const char *response
     }
     fprintf(stderr, "%s: %s: %s failed (status %d): %s\n", program, command, what, (int)status,
             message);
+    if (status == DEST_ERR_AUTH && guessed_user != NULL) {
+        fprintf(stderr, "%s: %s: the key ID used was '%s', the one name cPanel passed: if that is WHM's Remote Host, put the key ID in Remote Account Username (or account_id in the configuration file)\n",
+                program, command, guessed_user);
+    }
     return status > 0 && status < 64 ? status : 1;
 }
 
@@ -238,7 +262,7 @@ static char *read_config_file(const char *path)
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (fd < 0) {
-        fprintf(stderr, "%s: %s: cannot open the configuration %s: %s (set B2DEST_CPANEL_CONFIG or create it)\n",
+        fprintf(stderr, "%s: %s: cannot open the configuration %s: %s (create it: the program's path plus .json; cPanel passes no B2DEST_CPANEL_CONFIG)\n",
                 program, command, path, strerror(errno));
         exit(EXIT_NO_INPUT);
     }
@@ -274,9 +298,44 @@ static char *read_config_file(const char *path)
     return text;
 }
 
-/* The destination's JSON: {"application_key": PASSWORD, ["account_id": USER,] ...file}. */
-static char *build_config(const char *user)
+/* What cPanel passed after the parameters: HOST and USER, each only when set in WHM. */
+struct account {
+    const char *host;
+    const char *user;
+    /* One name came, and it did not look like a host: taken as USER, maybe wrongly. */
+    int single;
+};
+
+/* B2 key IDs are letters and digits; a host name has a dot (or is a URL, or host:port). */
+static int looks_like_host(const char *s)
 {
+    return strpbrk(s, ".:/") != NULL || strcmp(s, "localhost") == 0;
+}
+
+static struct account read_account(int trailing, char **args)
+{
+    struct account a = {NULL, NULL, 0};
+    if (trailing == 2) {
+        a.host = args[0];
+        a.user = args[1];
+    } else if (trailing == 1) {
+        if (looks_like_host(args[0])) {
+            a.host = args[0];
+        } else {
+            a.user = args[0];
+            a.single = 1;
+        }
+    }
+    if (a.user != NULL && *a.user == '\0') {
+        a.user = NULL;
+    }
+    return a;
+}
+
+/* The destination's JSON: {"application_key": PASSWORD, ["account_id": USER,] ...file}. */
+static char *build_config(const struct account *account)
+{
+    const char *user = account->user;
     const char *path = getenv("B2DEST_CPANEL_CONFIG");
     char own[MAX_PATH_BYTES];
     if (path == NULL || *path == '\0') {
@@ -303,10 +362,39 @@ static char *build_config(const char *user)
                 program, command, path);
         exit(EXIT_CONFIG);
     }
-    int add_user = member(open_brace, "account_id") == NULL;
-    if (add_user && (user == NULL || *user == '\0')) {
-        fprintf(stderr, "%s: %s: no key ID: put it in WHM's Remote Account Username field or account_id in %s\n",
-                program, command, path);
+    const char *in_file = member(open_brace, "account_id");
+    char file_id[256] = "";
+    if (in_file != NULL && (*in_file != '"' || read_string(in_file, file_id, sizeof file_id) == NULL || file_id[0] == '\0')) {
+        fprintf(stderr, "%s: %s: account_id in %s is not a non-empty string\n", program, command, path);
+        exit(EXIT_CONFIG);
+    }
+    if (user != NULL && looks_like_host(user)) {
+        fprintf(stderr, "%s: %s: WHM's Remote Account Username '%s' looks like a host name, not a B2 key ID: put the application key ID there (or account_id in %s and leave it empty)\n",
+                program, command, user, path);
+        exit(EXIT_CONFIG);
+    }
+    if (in_file != NULL && user != NULL && strcmp(user, file_id) != 0) {
+        if (account->single) {
+            fprintf(stderr, "%s: %s: cPanel passed one name, '%s' (WHM's Remote Host or Remote Account Username: it passes only those set), which is not a host name and not account_id of %s: leave Remote Account Username empty or set it to the key ID, and put api.backblazeb2.com in Remote Host or leave it empty\n",
+                    program, command, user, path);
+        } else {
+            fprintf(stderr, "%s: %s: WHM's Remote Account Username '%s' and account_id in %s name different keys: leave one of them empty\n",
+                    program, command, user, path);
+        }
+        exit(EXIT_CONFIG);
+    }
+    int add_user = in_file == NULL;
+    if (add_user && account->single) {
+        guessed_user = user;
+    }
+    if (add_user && user == NULL) {
+        if (account->host != NULL) {
+            fprintf(stderr, "%s: %s: no key ID: WHM's Remote Account Username is empty (cPanel passed only the Remote Host, '%s'): put the application key ID there or account_id in %s\n",
+                    program, command, account->host, path);
+        } else {
+            fprintf(stderr, "%s: %s: no key ID: WHM's Remote Account Username is empty: put the application key ID there or account_id in %s\n",
+                    program, command, path);
+        }
         exit(EXIT_CONFIG);
     }
     const char *rest = skip_space(open_brace + 1);
@@ -385,13 +473,14 @@ static void remote_path(const char *cwd, const char *path, char *out, size_t cap
 
 struct heartbeat {
     time_t last;
+    unsigned interval;
 };
 
 static int32_t on_progress(uint64_t done, uint64_t total, void *user_data)
 {
     struct heartbeat *beat = user_data;
     time_t now = time(NULL);
-    if (now - beat->last >= HEARTBEAT_SECONDS) {
+    if (now - beat->last >= (time_t)beat->interval) {
         beat->last = now;
         printf("progress %" PRIu64 "/%" PRIu64 "\n", done, total);
         fflush(stdout);
@@ -399,9 +488,129 @@ static int32_t on_progress(uint64_t done, uint64_t total, void *user_data)
     return 0;
 }
 
+/* The library reports no progress for a listing or a delete, so a thread prints a line
+ * every interval while one runs, and for a delete a second thread counts what is left by
+ * listing the path again once an interval (one b2_list_file_names page per 1,000 files).
+ * Counted are the current files dest_list sees, not every version B2 stores. */
+struct ticker {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stop;
+    unsigned interval;
+    time_t started;
+    const char *path;
+    const char *config;
+    int for_ls;
+    long long total; /* -1 while not known */
+    long long left;
+    pthread_t printer;
+    pthread_t counter;
+    int printer_running;
+    int counter_running;
+};
+
+/* Waits up to `seconds`, or until stopped; returns whether stopped. Holds the lock. */
+static int ticker_wait(struct ticker *t, unsigned seconds)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    while (!t->stop) {
+        if (pthread_cond_timedwait(&t->wake, &t->lock, &until) != 0) {
+            break;
+        }
+    }
+    return t->stop;
+}
+
+static void *ticker_print(void *arg)
+{
+    struct ticker *t = arg;
+    pthread_mutex_lock(&t->lock);
+    while (!ticker_wait(t, t->interval)) {
+        long long elapsed = (long long)(time(NULL) - t->started);
+        flockfile(stdout);
+        if (t->for_ls) {
+            /* cPanel's ls parser skips lines that start with "total N". */
+            printf("total 0 (listing /%s: %lld s)\n", t->path, elapsed);
+        } else if (t->total < 0) {
+            printf("progress %s /%s: counting the files (%lld s)\n", command, t->path, elapsed);
+        } else {
+            long long left = t->left < t->total ? t->left : t->total;
+            printf("progress %s /%s: %lld of %lld files deleted, %lld left (%lld s)\n", command,
+                   t->path, t->total - left, t->total, left, elapsed);
+        }
+        fflush(stdout);
+        funlockfile(stdout);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+static void *ticker_count(void *arg)
+{
+    struct ticker *t = arg;
+    pthread_mutex_lock(&t->lock);
+    while (!ticker_wait(t, t->interval)) {
+        pthread_mutex_unlock(&t->lock);
+        char *response = NULL;
+        int32_t status = dest_list(t->config, t->path, &response);
+        long long left = status == DEST_OK ? (long long)member_uint(response, "count") : -1;
+        dest_free(response);
+        pthread_mutex_lock(&t->lock);
+        if (left >= 0) {
+            t->left = left;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+static void ticker_start(struct ticker *t, const char *config, const char *path, int for_ls)
+{
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
+    t->interval = heartbeat_seconds();
+    t->started = time(NULL);
+    t->config = config;
+    t->path = path;
+    t->for_ls = for_ls;
+    t->total = -1;
+    t->left = -1;
+    /* Without the thread the command still runs, silently as before. */
+    t->printer_running = pthread_create(&t->printer, NULL, ticker_print, t) == 0;
+}
+
+/* For a delete: the files there before it starts; from now on they are counted down. */
+static void ticker_count_from(struct ticker *t, long long total)
+{
+    pthread_mutex_lock(&t->lock);
+    t->total = total;
+    t->left = total;
+    pthread_mutex_unlock(&t->lock);
+    t->counter_running = pthread_create(&t->counter, NULL, ticker_count, t) == 0;
+}
+
+static void ticker_stop(struct ticker *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->stop = 1;
+    pthread_cond_broadcast(&t->wake);
+    pthread_mutex_unlock(&t->lock);
+    if (t->printer_running) {
+        pthread_join(t->printer, NULL);
+    }
+    if (t->counter_running) {
+        pthread_join(t->counter, NULL);
+    }
+    pthread_cond_destroy(&t->wake);
+    pthread_mutex_destroy(&t->lock);
+}
+
 static int transfer(const char *config, int upload, const char *local, const char *remote)
 {
-    struct heartbeat beat = {time(NULL)};
+    struct heartbeat beat = {time(NULL), heartbeat_seconds()};
     char *response = NULL;
     int32_t status = upload ? dest_upload(config, local, remote, on_progress, &beat, &response)
                             : dest_download(config, remote, local, on_progress, &beat, &response);
@@ -431,7 +640,10 @@ static void ls_line(char type, uint64_t size, uint64_t modified_ms, const char *
 static int list_command(const char *config, const char *path)
 {
     char *response = NULL;
+    struct ticker ticker;
+    ticker_start(&ticker, config, path, 1);
     int32_t status = dest_list(config, path, &response);
+    ticker_stop(&ticker);
     if (status != DEST_OK) {
         int rc = report_failure("list", status, response);
         dest_free(response);
@@ -503,8 +715,10 @@ static int list_command(const char *config, const char *path)
     if (rc != 0) {
         return rc;
     }
-    if (lines == 0) {
-        /* B2 has no directories: an empty one and one never written look alike. */
+    if (lines == 0 && path[0] == '\0') {
+        /* The backup directory itself always exists, empty or not. Elsewhere B2 has no
+         * directories: nothing under a path is a path that does not exist, and printing
+         * nothing makes cPanel say so ("The specified path does not exist"). */
         printf("total 0\n");
     }
     return fflush(stdout) == 0 ? 0 : 74;
@@ -513,15 +727,19 @@ static int list_command(const char *config, const char *path)
 static int delete_command(const char *config, const char *path, int recursive)
 {
     char *response = NULL;
-    int32_t status;
+    struct ticker ticker;
+    ticker_start(&ticker, config, path, 0);
+    /* What is there: the count the progress lines go down from, and for `delete` whether
+     * the path is one file (the library deletes a path and all below it). */
+    int32_t status = dest_list(config, path, &response);
+    if (status != DEST_OK) {
+        ticker_stop(&ticker);
+        int rc = report_failure("list", status, response);
+        dest_free(response);
+        return rc;
+    }
+    long long count = (long long)member_uint(response, "count");
     if (!recursive) {
-        /* The library deletes a path and all below it: `delete` is for one file only. */
-        status = dest_list(config, path, &response);
-        if (status != DEST_OK) {
-            int rc = report_failure("list", status, response);
-            dest_free(response);
-            return rc;
-        }
         const char *entries = member(response, "entries");
         const char *first = entries != NULL ? skip_space(skip_space(entries) + 1) : NULL;
         char name[MAX_PATH_BYTES] = "";
@@ -529,15 +747,18 @@ static int delete_command(const char *config, const char *path, int recursive)
         if (value != NULL) {
             read_string(value, name, sizeof name);
         }
-        int is_directory = member_uint(response, "count") > 0 && strcmp(name, path) != 0;
-        dest_free(response);
-        response = NULL;
-        if (is_directory) {
+        if (count > 0 && strcmp(name, path) != 0) {
+            ticker_stop(&ticker);
+            dest_free(response);
             fail_message("'%s' is a directory: use rmdir", path);
             return 1;
         }
     }
+    dest_free(response);
+    response = NULL;
+    ticker_count_from(&ticker, count);
     status = dest_delete(config, path, &response);
+    ticker_stop(&ticker);
     int rc = status == DEST_OK ? 0 : report_failure("delete", status, response);
     dest_free(response);
     return rc;
@@ -550,7 +771,7 @@ static int usage(void)
             "  put CURRENT_DIR LOCAL REMOTE | get CURRENT_DIR REMOTE LOCAL | ls CURRENT_DIR PATH\n"
             "  mkdir|chdir|rmdir|delete CURRENT_DIR PATH\n"
             "cPanel's Custom backup transport for Backblaze B2: the key in $PASSWORD, the rest of\n"
-            "the destination in $B2DEST_CPANEL_CONFIG or %s.json.\n",
+            "the destination in %s.json (or $B2DEST_CPANEL_CONFIG, by hand).\n",
             program, program);
     return EXIT_USAGE;
 }
@@ -584,9 +805,12 @@ int main(int argc, char **argv)
     snprintf(cwd, sizeof cwd, "%s", argv[2]);
     cwd[strcspn(cwd, "\r\n")] = '\0';
     char **param = argv + 3;
-    const char *user = argc >= 3 + params + 2 ? argv[3 + params + 1] : NULL;
+    struct account account = read_account(argc - 3 - params, argv + 3 + params);
     char path[MAX_PATH_BYTES];
 
+    /* Neither asks B2 anything. B2 has no directories and mkdir makes none, so cPanel's
+     * chdir into a directory it has just made must succeed although B2 shows nothing
+     * there: chdir fails only for a path that leaves the backup directory. */
     if (strcmp(command, "mkdir") == 0 || strcmp(command, "chdir") == 0) {
         remote_path(cwd, param[0], path, sizeof path);
         if (command[0] == 'c') {
@@ -595,7 +819,7 @@ int main(int argc, char **argv)
         return fflush(stdout) == 0 ? 0 : 74;
     }
 
-    char *config = build_config(user);
+    char *config = build_config(&account);
     int rc;
     if (strcmp(command, "put") == 0) {
         remote_path(cwd, param[1], path, sizeof path);

@@ -86,13 +86,16 @@ class B2DestException extends RuntimeException
  * B2DestException on failure. Calls are independent: each one takes the configuration
  * again, so an object is cheap and may be kept or made per request.
  *
- * Loading: the library is loaded once per process (static), with FFI::cdef() over
- * include/b2dest_ffi.h. The paths come from the arguments of B2Dest::load() or the
- * constructor, else the environment variables B2DEST_LIB and B2DEST_FFI_HEADER, else
- * this repository's target/release/libb2dest.so and include/b2dest_ffi.h, else
- * "libb2dest.so" on the system's library path. FFI must be enabled: the CLI allows it
- * with the default ffi.enable=preload; under a web server use preloading or
- * ffi.enable=1.
+ * Loading: the library is loaded once per request (static). When it was loaded at server
+ * start under the FFI scope "B2DEST" (ffi.preload, or preload.php beside this file), that
+ * scope is used (FFI::scope()): this is how it runs under php-fpm with PHP's default
+ * ffi.enable=preload, which lets only preloaded code use FFI, so preload.php preloads
+ * this file too (see its top). Otherwise it is
+ * FFI::cdef() over include/b2dest_ffi.h, allowed under php-cli or with ffi.enable=1; the
+ * paths come from the arguments of B2Dest::load() or the constructor, else the
+ * environment variables B2DEST_LIB and B2DEST_FFI_HEADER, else this repository's
+ * target/release/libb2dest.so and include/b2dest_ffi.h (installed: PREFIX/include
+ * beside PREFIX/share/b2dest/php), else "libb2dest.so.0" on the system's library path.
  *
  * Progress, cancel and logs: upload() and download() take an optional progress callable
  * `function (int $done, int $total): bool` (return false to cancel: the call then throws
@@ -150,6 +153,7 @@ final class B2Dest
     ];
 
     private static ?FFI $ffi = null;
+    private static bool $fromScope = false;
 
     /**
      * The two C callbacks, each made once per process from a static closure that hands the
@@ -217,19 +221,25 @@ final class B2Dest
         if (!extension_loaded('ffi')) {
             throw self::unavailable('PHP\'s FFI extension is not loaded: install or enable it (extension=ffi)');
         }
-        $root = dirname(__DIR__, 2);
-        $headerPath ??= self::env('B2DEST_FFI_HEADER') ?? $root . '/include/b2dest_ffi.h';
-        $libraryPath ??= self::env('B2DEST_LIB');
-        if ($libraryPath === null) {
-            $built = $root . '/target/release/libb2dest.so';
-            $libraryPath = is_file($built) ? $built : 'libb2dest.so';
-        }
-        $header = @file_get_contents($headerPath);
-        if ($header === false) {
-            throw self::unavailable("cannot read the FFI header $headerPath; set B2DEST_FFI_HEADER");
+        $ffi = self::preloaded();
+        $fromScope = $ffi !== null;
+        if ($fromScope) {
+            $libraryPath = 'the library preloaded as FFI scope ' . self::FFI_SCOPE;
+        } else {
+            $root = dirname(__DIR__, 2);
+            $headerPath ??= self::env('B2DEST_FFI_HEADER') ?? self::defaultHeader($root);
+            $libraryPath ??= self::env('B2DEST_LIB');
+            if ($libraryPath === null) {
+                $built = $root . '/target/release/libb2dest.so';
+                $libraryPath = is_file($built) ? $built : 'libb2dest.so.0';
+            }
+            $header = @file_get_contents($headerPath);
+            if ($header === false) {
+                throw self::unavailable("cannot read the FFI header $headerPath; set B2DEST_FFI_HEADER");
+            }
         }
         try {
-            $ffi = FFI::cdef($header, $libraryPath);
+            $ffi ??= FFI::cdef($header, $libraryPath);
             // Assigned through a pointer, the closure becomes a C function pointer once.
             $progress = $ffi->new('dest_progress_fn');
             FFI::addr($progress)[0] = static fn ($done, $total, $userData): int => self::onProgress((int) $done, (int) $total);
@@ -238,11 +248,41 @@ final class B2Dest
                 self::onLog((int) $level, $message);
             };
         } catch (\Throwable $e) {
-            throw self::unavailable("cannot load $libraryPath: " . $e->getMessage() . ' (check ffi.enable, and B2DEST_LIB for the path)');
+            throw self::unavailable("cannot load $libraryPath: " . $e->getMessage()
+                . ' (under ffi.enable=preload, as php-fpm runs, only preloaded code may use FFI: preload the library and this file as the top of preload.php beside it says; B2DEST_LIB names the library)');
         }
         self::$ffi = $ffi;
+        self::$fromScope = $fromScope;
         self::$progressTrampoline = $progress;
         self::$logTrampoline = $log;
+    }
+
+    /** Whether the library is the one preloaded under FFI_SCOPE (else FFI::cdef()). */
+    public static function loadedFromScope(): bool
+    {
+        self::load();
+        return self::$fromScope;
+    }
+
+    /** The FFI scope preload.php declares (FFI_SCOPE in the header it loads). */
+    public const FFI_SCOPE = 'B2DEST';
+
+    /** The library preload.php loaded at server start, or null when there is none. */
+    private static function preloaded(): ?FFI
+    {
+        try {
+            return FFI::scope(self::FFI_SCOPE);
+        } catch (\FFI\Exception $e) {
+            return null; // no preloading, or it did not load the library
+        }
+    }
+
+    /** This repository's header, else the one installed with this file (PREFIX/share/b2dest/php). */
+    private static function defaultHeader(string $root): string
+    {
+        $inTree = $root . '/include/b2dest_ffi.h';
+        $installed = dirname(__DIR__, 3) . '/include/b2dest_ffi.h';
+        return is_file($inTree) || !is_file($installed) ? $inTree : $installed;
     }
 
     /**
@@ -362,12 +402,14 @@ final class B2Dest
         // later (print_r, var_dump of the trace) reads no memory freed since.
         $json = $this->config();
         $length = strlen($json);
-        $copy = FFI::new('char[' . ($length + 1) . ']');
+        // Through the instance: under ffi.enable=preload the static FFI::new() and FFI::cast()
+        // are refused outside preloading, the methods of a loaded scope are not.
+        $copy = self::$ffi->new('char[' . ($length + 1) . ']');
         FFI::memcpy($copy, $json, $length);
         unset($json);
         $out = self::$ffi->new('char*');
         try {
-            $status = $invoke(FFI::cast('void*', FFI::addr($copy)), $callback, FFI::cast('void*', FFI::addr($out)));
+            $status = $invoke(self::$ffi->cast('void*', FFI::addr($copy)), $callback, self::$ffi->cast('void*', FFI::addr($out)));
             $thrown = self::$pending;
         } finally {
             FFI::memset($copy, 0, $length);

@@ -183,6 +183,13 @@ $tests = [];
 // ------------------------------------------------------------------------------------
 // The tests, in order: later ones use what earlier ones stored.
 
+// B2DEST_EXPECT_SCOPE=1 (set when run under preloading): the library must come from the
+// preloaded FFI scope, not FFI::cdef().
+$tests['loaded from the FFI scope when preloaded, by FFI::cdef() otherwise'] = function (): void {
+    $expected = getenv('B2DEST_EXPECT_SCOPE') === '1';
+    check(B2Dest::loadedFromScope() === $expected, 'loadedFromScope() is ' . var_export(B2Dest::loadedFromScope(), true));
+};
+
 $tests['version'] = function (): void {
     check(preg_match('/^\d+\.\d+\.\d+/', B2Dest::version()) === 1, 'version is not x.y.z: ' . B2Dest::version());
 };

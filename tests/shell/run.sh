@@ -552,6 +552,37 @@ if grep -qix 'ffi' <<<"$php_modules"; then
     else
         fail "PHP tests: exit $rc"
     fi
+    # Preloaded, as under php-fpm: the scoped header by ffi.preload plus preload.php as
+    # opcache.preload (which sees the scope and leaves it), run as root needs preload_user.
+    "$PHP" "$ROOT/c_examples/php/preload.php" --header "$LIB" >"$TMP/b2dest-ffi-preload.h"
+    rc=0
+    B2_EMULATOR_URL=$URL B2_EMULATOR_ACCOUNT_ID=$ACCOUNT_ID B2_EMULATOR_APPLICATION_KEY=$APP_KEY \
+        B2_EMULATOR_BUCKET=$BUCKET B2_EMULATOR_LOCKED_BUCKET=b2dest-locked B2DEST_EXPECT_SCOPE=1 \
+        "$PHP" -d ffi.enable=preload -d ffi.preload="$TMP/b2dest-ffi-preload.h" -d opcache.enable_cli=1 \
+        -d opcache.preload="$ROOT/c_examples/php/preload.php" -d opcache.preload_user="$(id -un)" \
+        "$ROOT/tests/php/run_tests.php" >"$TMP/php.out" 2>&1 || rc=$?
+    if [[ $rc -eq 0 ]]; then
+        pass "PHP tests under preloading, ffi.preload ($(tail -1 "$TMP/php.out"))"
+    else
+        sed 's/^/     /' "$TMP/php.out"
+        fail "PHP tests under preloading (ffi.preload): exit $rc"
+    fi
+    # preload.php's own FFI::load(), which PHP allows only when preloading runs in the
+    # process itself: not as root (that forks a child as preload_user), so as nobody then.
+    as_user=()
+    if [[ $(id -u) -eq 0 ]] && command -v runuser >/dev/null; then as_user=(runuser -u nobody --); fi
+    if [[ $(id -u) -ne 0 || ${#as_user[@]} -gt 0 ]]; then
+        rc=0
+        out=$(B2DEST_LIB=$LIB "${as_user[@]}" "$PHP" -d ffi.enable=preload -d opcache.enable_cli=1 \
+            -d opcache.preload="$ROOT/c_examples/php/preload.php" \
+            -r 'require $argv[1]; echo B2Dest::loadedFromScope() ? "scope " : "cdef ", B2Dest::version(), "\n";' \
+            "$ROOT/c_examples/php/B2Dest.php" 2>&1) || rc=$?
+        if [[ $rc -eq 0 && $out == "scope "* ]]; then
+            pass "preload.php as opcache.preload loads the library by FFI::load() ($out${as_user:+, as nobody})"
+        else
+            fail "preload.php by FFI::load(): exit $rc: $out"
+        fi
+    fi
     config "$TMP/php-example.json" '{"backup_directory": "php-example"}'
     rc=0
     "$PHP" "$ROOT/c_examples/php/example.php" "$TMP/php-example.json" "$TMP/data/big.bin" >"$TMP/php.out" 2>&1 || rc=$?
