@@ -213,14 +213,21 @@ fn respond(
 /// `boundary`, the calling thread waiting.
 ///
 /// `export!(response_json, observer, config_json, [arg, ...], |dest| work)`: `work` may
-/// use each `arg` as a `String` and `dest` as the opened `Destination`.
+/// use each `arg` as a `String` and `dest` as the opened `Destination`. With a block of
+/// statements before `|dest|`, they run after the arguments are read and before the
+/// operation (checks of `options_json` that cost no B2 call), and what they bind is
+/// `work`'s too.
 macro_rules! export {
     ($response:ident, $observer:expr, $config:ident, [$($arg:ident),*], |$dest:ident| $work:expr) => {
+        export!($response, $observer, $config, [$($arg),*], {}, |$dest| $work)
+    };
+    ($response:ident, $observer:expr, $config:ident, [$($arg:ident),*], { $($setup:tt)* }, |$dest:ident| $work:expr) => {
         // SAFETY: every pointer is NULL or valid, as the caller promised.
         unsafe {
             boundary($response, |secrets| {
                 let config = c_str($config, stringify!($config))?;
                 $(let $arg = c_str($arg, stringify!($arg))?.to_owned();)*
+                $($setup)*
                 let mut observer = $observer;
                 run_operation(config, &mut observer, secrets, move |$dest| async move {
                     $work.await

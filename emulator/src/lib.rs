@@ -126,16 +126,7 @@ impl Emulator {
         let store = store::Store::open(&data_dir)?;
         for name in &config.buckets {
             if store.bucket_by_name(name).is_none() {
-                store
-                    .create_bucket(
-                        name,
-                        "allPrivate",
-                        serde_json::json!({}),
-                        serde_json::json!([]),
-                        serde_json::json!([]),
-                        store::BucketLock::default(),
-                    )
-                    .map_err(|e| io::Error::other(e.message))?;
+                plain_bucket(&store, name).map_err(|e| io::Error::other(e.message))?;
             }
             if let (Some(sse), Some(bucket)) =
                 (&config.bucket_encryption, store.bucket_by_name(name))
@@ -430,16 +421,7 @@ impl Emulator {
         let store = &self.shared.store;
         let old = store.bucket_by_name(name).expect("no such bucket");
         store.delete_bucket(&old.id).expect("the bucket is empty");
-        store
-            .create_bucket(
-                name,
-                "allPrivate",
-                serde_json::json!({}),
-                serde_json::json!([]),
-                serde_json::json!([]),
-                store::BucketLock::default(),
-            )
-            .expect("the name is free again");
+        plain_bucket(store, name).expect("the name is free again");
     }
 
     /// Flips a byte of the newest version's stored content, keeping its recorded SHA1.
@@ -508,4 +490,16 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         self.shut_down();
     }
+}
+
+/// A private bucket with default settings, as `--bucket` and `remake_bucket` make it.
+fn plain_bucket(store: &store::Store, name: &str) -> error::B2Result<store::BucketMeta> {
+    store.create_bucket(
+        name,
+        "allPrivate",
+        serde_json::json!({}),
+        serde_json::json!([]),
+        serde_json::json!([]),
+        store::BucketLock::default(),
+    )
 }

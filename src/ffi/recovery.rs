@@ -45,18 +45,16 @@ pub unsafe extern "C" fn dest_list_versions(
     options_json: *const c_char,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: every pointer is NULL or valid, as the caller promised.
-    unsafe {
-        boundary(response_json, |secrets| {
-            let config = c_str(config_json, "config_json")?;
-            let remote = c_str(remote_path, "remote_path")?.to_owned();
+    export!(
+        response_json,
+        HostObserver::logs_only(),
+        config_json,
+        [remote_path],
+        {
             let options = options(options_json, &["as_of_ms"])?;
-            let mut observer = HostObserver::logs_only();
-            run_operation(config, &mut observer, secrets, move |dest| async move {
-                ops::versions::run(&dest, &remote, &options).await
-            })
-        })
-    }
+        },
+        |dest| ops::versions::run(&dest, &remote_path, &options)
+    )
 }
 
 /// Restores `remote_path` as it was at a time, or one version of one file, to
@@ -85,20 +83,17 @@ pub unsafe extern "C" fn dest_download_as_of(
     user_data: *mut c_void,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: every pointer is NULL or valid, as the caller promised.
-    unsafe {
-        boundary(response_json, |secrets| {
-            let config = c_str(config_json, "config_json")?;
-            let remote = c_str(remote_path, "remote_path")?.to_owned();
-            let local = c_str(local_path, "local_path")?.to_owned();
+    export!(
+        response_json,
+        HostObserver::with_progress(progress, user_data),
+        config_json,
+        [remote_path, local_path],
+        {
             let options = options(options_json, &["as_of_ms", "file_id"])?;
             options.require_version_choice()?;
-            let mut observer = HostObserver::with_progress(progress, user_data);
-            run_operation(config, &mut observer, secrets, move |dest| async move {
-                ops::restore_as_of::run(&dest, &remote, Path::new(&local), &options).await
-            })
-        })
-    }
+        },
+        |dest| ops::restore_as_of::run(&dest, &remote_path, Path::new(&local_path), &options)
+    )
 }
 
 /// Makes what is current under `remote_path` what was current at T. `options_json`:
@@ -127,17 +122,15 @@ pub unsafe extern "C" fn dest_rollback(
     options_json: *const c_char,
     response_json: *mut *mut c_char,
 ) -> i32 {
-    // SAFETY: every pointer is NULL or valid, as the caller promised.
-    unsafe {
-        boundary(response_json, |secrets| {
-            let config = c_str(config_json, "config_json")?;
-            let remote = c_str(remote_path, "remote_path")?.to_owned();
+    export!(
+        response_json,
+        HostObserver::logs_only(),
+        config_json,
+        [remote_path],
+        {
             let options = options(options_json, &["as_of_ms", "dry_run", "remove_newer_names"])?;
             options.require_as_of()?;
-            let mut observer = HostObserver::logs_only();
-            run_operation(config, &mut observer, secrets, move |dest| async move {
-                ops::rollback::run(&dest, &remote, &options).await
-            })
-        })
-    }
+        },
+        |dest| ops::rollback::run(&dest, &remote_path, &options)
+    )
 }
