@@ -9,7 +9,8 @@ use super::Store;
 use crate::error::{B2Error, B2Result};
 
 impl Store {
-    /// Records a verified upload whose content is already in `blob`.
+    /// Records a verified upload whose content is already in `blob` (removed again when
+    /// the bucket is gone).
     #[allow(clippy::too_many_arguments)]
     pub fn add_upload(
         &self,
@@ -23,32 +24,30 @@ impl Store {
         sse: Option<Sse>,
         lock: VersionLock,
     ) -> B2Result<Version> {
-        let mut state = self.lock();
-        if !state.buckets.contains_key(bucket_id) {
-            drop(state);
-            self.remove_blobs(vec![blob]);
-            return Err(B2Error::bad_bucket_id(bucket_id));
-        }
-        let version = Version {
-            seq: state.next_seq,
-            bucket_id: bucket_id.to_owned(),
-            name: name.to_owned(),
-            action: Action::Upload,
-            size,
-            sha1,
-            content_type: content_type.to_owned(),
+        let content = vec![Segment {
+            blob: blob.clone(),
+            len: size,
+        }];
+        let added = self.add_copy(
+            bucket_id,
+            name,
+            content_type,
             info,
-            ts: now_millis(),
-            content: vec![Segment { blob, len: size }],
+            sha1,
+            size,
+            content,
             sse,
             lock,
-        };
-        self.commit(&mut state, Record::Version(version.clone()))?;
-        Ok(version)
+        );
+        if added.is_err() && self.bucket(bucket_id).is_none() {
+            self.remove_blobs(vec![blob]);
+        }
+        added
     }
 
-    /// Records a server-side copy: `content` is the source's segments (shared, counted
-    /// once more) or a new blob holding a range of them.
+    /// Records a version made of `content`: an upload's blob, or for a server-side copy
+    /// the source's segments (shared, counted once more) or a new blob holding a range
+    /// of them.
     #[allow(clippy::too_many_arguments)]
     pub fn add_copy(
         &self,
@@ -64,9 +63,7 @@ impl Store {
     ) -> B2Result<Version> {
         let mut state = self.lock();
         if !state.buckets.contains_key(bucket_id) {
-            return Err(B2Error::bad_request(format!(
-                "invalid bucketId {bucket_id}"
-            )));
+            return Err(B2Error::bad_bucket_id(bucket_id));
         }
         let version = Version {
             seq: state.next_seq,
