@@ -563,9 +563,12 @@ if (is_string($lockedBucket) && $lockedBucket !== '') {
         check($p['retain_until_ms'] > $up['retain_until_ms'], 'protect did not move the retention forward');
     };
     $tests['Recovery: versions, downloadAsOf and rollback get a backup back from locked garbage'] = function () use ($base, $work, $lockedBucket): void {
-        $own = new B2Dest(['bucket' => $lockedBucket, 'backup_directory' => 'php-recovery',
+        // Its own directory each run: the suite runs these tests twice (php-cli, then
+        // preloaded) against one emulator, and locked versions stay.
+        $dir = 'php-recovery-' . bin2hex(random_bytes(4));
+        $own = new B2Dest(['bucket' => $lockedBucket, 'backup_directory' => $dir,
             'object_lock' => ['mode' => 'governance', 'retention_days' => 1]] + $base);
-        $attacker = new B2Dest(['bucket' => $lockedBucket, 'backup_directory' => 'php-recovery',
+        $attacker = new B2Dest(['bucket' => $lockedBucket, 'backup_directory' => $dir,
             'object_lock' => ['mode' => 'compliance', 'retention_days' => 2]] + $base);
         $own->upload("$work/small.bin", 'db.bin');
         usleep(20_000);
