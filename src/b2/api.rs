@@ -375,6 +375,16 @@ impl FileVersion {
         }
     }
 
+    /// The SHA1 B2 computed from the bytes it received: `contentSha1` when it is one (not
+    /// `none`, not `unverified:`). `large_file_sha1` is written by whoever uploaded the
+    /// file and B2 never checks it, so it is not one.
+    pub fn sha1_by_b2(&self) -> Option<String> {
+        self.content_sha1
+            .as_deref()
+            .filter(|s| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase)
+    }
+
     pub fn id(&self) -> &str {
         self.file_id.as_deref().unwrap_or("")
     }

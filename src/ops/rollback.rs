@@ -32,15 +32,37 @@ enum Plan {
     Delete,
     /// Held by Object Lock (as far as the key can read): left in place.
     Locked,
-    /// Same content as the version from T: already what T had.
+    /// Same content as the version from T, by the SHA1 B2 computed: already what T had.
     Keep,
+    /// Claims the content of the version from T only by a SHA1 its uploader wrote
+    /// (`large_file_sha1`, which B2 never checks: an attacker holding the key can copy the
+    /// original's): kept, as an earlier rollback's copy of a large file is, but named in
+    /// the report and a warning, since it may be garbage dressed as the backup.
+    KeepClaimed,
 }
 
-fn same_content(a: &FileVersion, b: &FileVersion) -> bool {
-    a.is_stored()
-        && a.whole_sha1().is_some()
-        && a.whole_sha1() == b.whole_sha1()
-        && a.length() == b.length()
+fn same_content(a: &FileVersion, b: &FileVersion) -> Option<Plan> {
+    if !a.is_stored() || a.length() != b.length() {
+        return None;
+    }
+    match (a.sha1_by_b2(), b.sha1_by_b2()) {
+        (Some(x), Some(y)) => (x == y).then_some(Plan::Keep),
+        _ => (a.whole_sha1().is_some() && a.whole_sha1() == b.whole_sha1())
+            .then_some(Plan::KeepClaimed),
+    }
+}
+
+/// Why a name is left alone: one of its versions B2 listed in a shape the library cannot
+/// fully read (no id, no time, an action it does not know), so nothing is decided on a
+/// guess.
+fn unreadable(versions: &[FileVersion]) -> Option<String> {
+    versions.iter().find_map(|v| {
+        v.unreadable().or_else(|| {
+            v.upload_timestamp
+                .is_none()
+                .then(|| format!("{} has a version B2 gave no upload time for", v.file_name))
+        })
+    })
 }
 
 fn plan_name(versions: Vec<FileVersion>, t: u64, now: u64, remove_newer: bool) -> Option<NamePlan> {
@@ -53,8 +75,8 @@ fn plan_name(versions: Vec<FileVersion>, t: u64, now: u64, remove_newer: bool) -
         .into_iter()
         .filter(|v| v.uploaded_ms() > t && v.action != Action::Start)
         .map(|v| {
-            let plan = if target.as_ref().is_some_and(|t| same_content(&v, t)) {
-                Plan::Keep
+            let plan = if let Some(keep) = target.as_ref().and_then(|t| same_content(&v, t)) {
+                keep
             } else if v.lock().held(now).is_some() {
                 Plan::Locked
             } else {
@@ -83,7 +105,7 @@ fn plan_name(versions: Vec<FileVersion>, t: u64, now: u64, remove_newer: bool) -
 /// newest version left newer than T.
 fn follow_up(target: Option<&FileVersion>, newest: Option<(&FileVersion, Plan)>) -> Option<Action> {
     match (target, newest) {
-        (_, None) | (Some(_), Some((_, Plan::Keep))) => None,
+        (_, None) | (Some(_), Some((_, Plan::Keep | Plan::KeepClaimed))) => None,
         (Some(_), Some(_)) => Some(Action::Upload),
         (None, Some((v, _))) if v.is_stored() => Some(Action::Hide),
         (None, Some(_)) => None,
@@ -99,6 +121,7 @@ struct Tally {
     hidden: u64,
     locked_left: u64,
     unreadable_locks: u64,
+    kept_unverified: Vec<String>,
 }
 
 pub async fn run(dest: &Destination, remote: &str, options: &RecoveryOptions) -> Result<Report> {
@@ -106,11 +129,20 @@ pub async fn run(dest: &Destination, remote: &str, options: &RecoveryOptions) ->
     let t = options.require_as_of()?;
     let path = RemotePath::resolve(remote, &dest.config.backup_directory, EmptyPath::Allowed)?;
     let bucket = dest.bucket().await?;
+    // Copies carry the destination's retention from now: a clock far from B2's would lock
+    // them too long or too short, as it would an upload (checked the same way).
+    if dest.object_lock().is_some() {
+        super::object_lock::check_clock(dest, &bucket).await?;
+    }
     let now = now_ms();
     let (mut plans, mut names) = (Vec::new(), 0u64);
+    let mut skipped: Vec<String> = Vec::new();
     let odd = for_each_name(dest, &bucket.id, &path, |versions| {
         names += 1;
-        plans.extend(plan_name(versions, t, now, options.remove_newer_names));
+        match unreadable(&versions) {
+            Some(why) => skipped.push(why),
+            None => plans.extend(plan_name(versions, t, now, options.remove_newer_names)),
+        }
         Ok(())
     })
     .await?;
@@ -123,6 +155,7 @@ pub async fn run(dest: &Destination, remote: &str, options: &RecoveryOptions) ->
         hidden: 0,
         locked_left: 0,
         unreadable_locks: 0,
+        kept_unverified: Vec::new(),
     };
     let mut failure = None;
     for plan in plans {
@@ -140,8 +173,22 @@ pub async fn run(dest: &Destination, remote: &str, options: &RecoveryOptions) ->
         "names": names, "deleted_versions": tally.deleted, "deleted_bytes": tally.deleted_bytes,
         "copied_files": tally.copied, "copied_bytes": tally.copied_bytes,
         "hidden_files": tally.hidden, "locked_versions_left": tally.locked_left,
-        "actions": tally.actions,
+        "skipped_names": skipped.len(), "actions": tally.actions,
     }));
+    if !skipped.is_empty() {
+        report.warnings.push(format!(
+            "{} name(s) were left as they are, since B2 listed a version of them that could not be fully read ({}): roll them back by hand (dest_list_versions shows them; dest_download_as_of with a file_id restores one)",
+            skipped.len(),
+            skipped.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+        ));
+    }
+    if !tally.kept_unverified.is_empty() {
+        report.warnings.push(format!(
+            "{} newer version(s) were kept because they claim the content of the version from T by large_file_sha1, which their uploader writes and B2 never checks ({}): if this rollback did not make them, restore each (a restore checks that SHA1; a failure means it is not the backup) or restore as of T",
+            tally.kept_unverified.len(),
+            tally.kept_unverified.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     if tally.unreadable_locks > 0 {
         report.warnings.push(format!(
             "{} newer version(s) had a retention this key may not read (no readFileRetentions): they are planned as deletes; B2 may refuse some, and the version from T is then copied instead",
@@ -190,6 +237,12 @@ async fn apply(
                     tally.deleted_bytes += v.bytes();
                     tally.actions.push(entry.clone());
                 }
+            }
+            Plan::KeepClaimed => {
+                let mut e = entry.clone();
+                e["action"] = json!("kept_unverified");
+                tally.actions.push(e);
+                tally.kept_unverified.push(relative(dest, &v.file_name));
             }
             Plan::Locked | Plan::Keep => {}
         }
@@ -281,4 +334,68 @@ async fn copy(
         "retain_until_ms": retention.map(|r| r.retain_until_timestamp)}),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGINAL: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn upload(id: &str, at: u64, content_sha1: &str, info_sha1: Option<&str>) -> FileVersion {
+        let mut v = FileVersion::new(id, "db.tar", Action::Upload, 10);
+        v.upload_timestamp = Some(at);
+        v.content_sha1 = Some(content_sha1.to_string());
+        if let Some(s) = info_sha1 {
+            v.file_info
+                .insert("large_file_sha1".to_string(), s.to_string());
+        }
+        v
+    }
+
+    fn plan_of_newest(newer: FileVersion) -> Plan {
+        let versions = vec![newer, upload("old", 100, ORIGINAL, None)];
+        let plan = plan_name(versions, 150, 1_000, false).expect("a version newer than T");
+        plan.newer[0].1
+    }
+
+    #[test]
+    fn only_a_sha1_b2_computed_proves_a_newer_version_is_the_backup() {
+        // B2's own SHA1 of the bytes: the same content, kept silently.
+        assert!(matches!(
+            plan_of_newest(upload("copy", 200, ORIGINAL, None)),
+            Plan::Keep
+        ));
+        // The same SHA1 claimed only by large_file_sha1, which the uploader writes: kept
+        // (an earlier rollback's copy of a large file looks so) but named as unverified.
+        assert!(matches!(
+            plan_of_newest(upload("forged", 200, "none", Some(ORIGINAL))),
+            Plan::KeepClaimed
+        ));
+        assert!(matches!(
+            plan_of_newest(upload(
+                "forged",
+                200,
+                &format!("unverified:{ORIGINAL}"),
+                None
+            )),
+            Plan::KeepClaimed
+        ));
+        // Other bytes, unlocked: deleted.
+        assert!(matches!(
+            plan_of_newest(upload("garbage", 200, &"f".repeat(40), None)),
+            Plan::Delete
+        ));
+    }
+
+    #[test]
+    fn a_name_with_a_version_that_cannot_be_fully_read_is_left_alone() {
+        let mut undated = upload("x", 200, ORIGINAL, None);
+        undated.upload_timestamp = None;
+        assert!(unreadable(&[undated, upload("old", 100, ORIGINAL, None)]).is_some());
+        let mut odd = upload("y", 200, ORIGINAL, None);
+        odd.action = Action::Other("copy".to_string());
+        assert!(unreadable(&[odd]).is_some());
+        assert!(unreadable(&[upload("old", 100, ORIGINAL, None)]).is_none());
+    }
 }
