@@ -428,9 +428,9 @@ pub struct Part {
     #[serde(default, deserialize_with = "lenient::opt")]
     pub content_sha1: Option<String>,
     /// When B2 received the part (ms): how an upload in progress elsewhere shows it is
-    /// alive; 0 when not given.
-    #[serde(default, deserialize_with = "lenient::or_default")]
-    pub upload_timestamp: u64,
+    /// alive; None when B2 did not say.
+    #[serde(default, deserialize_with = "lenient::opt")]
+    pub upload_timestamp: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]

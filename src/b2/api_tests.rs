@@ -276,7 +276,7 @@ fn parts_with_null_sha1_and_timestamp_read() {
     .unwrap();
     assert_eq!(parts.parts.len(), 2);
     assert_eq!(parts.parts[0].content_sha1, None);
-    assert_eq!(parts.parts[0].upload_timestamp, 0);
+    assert_eq!(parts.parts[0].upload_timestamp, None);
     assert_eq!(parts.next_part_number, None);
 }
 

@@ -54,15 +54,13 @@ pub fn is_live(file: &FileVersion, parts: &[Part], now_ms: u64) -> bool {
     let Some(started) = file.upload_timestamp else {
         return true;
     };
-    if parts.iter().any(|p| p.upload_timestamp == 0) {
-        return true;
+    let mut newest = started;
+    for part in parts {
+        match part.upload_timestamp {
+            Some(t) => newest = newest.max(t),
+            None => return true,
+        }
     }
-    let newest = parts
-        .iter()
-        .map(|p| p.upload_timestamp)
-        .chain([started])
-        .max()
-        .unwrap_or(started);
     newest + LIVE_WITHIN.as_millis() as u64 > now_ms
 }
 
@@ -163,7 +161,7 @@ mod tests {
         f
     }
 
-    fn part(ms: u64) -> Part {
+    fn part(ms: Option<u64>) -> Part {
         Part {
             part_number: 1,
             content_length: 1,
@@ -179,7 +177,7 @@ mod tests {
         // Dated and old: abandoned.
         assert!(is_abandoned(
             &ours_started_at(Some(0)),
-            &[part(1)],
+            &[part(Some(1))],
             day,
             now
         ));
@@ -191,14 +189,14 @@ mod tests {
         // Nor for one of its parts.
         assert!(!is_abandoned(
             &ours_started_at(Some(0)),
-            &[part(0)],
+            &[part(None)],
             day,
             now
         ));
         // A recent part keeps an old start alive.
         assert!(!is_abandoned(
             &ours_started_at(Some(0)),
-            &[part(now - 1)],
+            &[part(Some(now - 1))],
             day,
             now
         ));
