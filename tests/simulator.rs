@@ -77,18 +77,7 @@ fn a_small_file_goes_up_lists_restores_counts_and_is_deleted() {
         (Some(1_234), Some(1)),
         "{used}"
     );
-    let (st, del) = delete(&cfg, "night");
-    assert_eq!(st, OK, "{del}");
-    assert_read_whole(&del);
-    assert_eq!(
-        (
-            del["deleted_versions"].as_u64(),
-            del["bytes_freed"].as_u64()
-        ),
-        (Some(1), Some(1_234)),
-        "{del}"
-    );
-    assert!(sim.files(SIM_BUCKET).is_empty());
+    delete_everything(&sim, &cfg, "night", 1, 1_234);
 }
 
 #[test]
@@ -410,17 +399,7 @@ fn a_name_uploaded_twice_keeps_both_versions_until_its_delete() {
         (Some(2_200), Some(1), Some(2)),
         "{used}"
     );
-    let (st, del) = delete(&cfg, "v");
-    assert_eq!(st, OK, "{del}");
-    assert_eq!(
-        (
-            del["deleted_versions"].as_u64(),
-            del["bytes_freed"].as_u64()
-        ),
-        (Some(2), Some(2_200)),
-        "{del}"
-    );
-    assert!(sim.files(SIM_BUCKET).is_empty());
+    delete_everything(&sim, &cfg, "v", 2, 2_200);
 }
 
 #[test]
@@ -511,17 +490,7 @@ fn a_name_hidden_by_another_tool_is_not_listed_is_counted_and_is_deleted_whole()
         (Some(1_600), Some(2), Some(1)),
         "the hidden bytes still cost: {used}"
     );
-    let (st, del) = delete(&cfg, "h");
-    assert_eq!(st, OK, "{del}");
-    assert_eq!(
-        (
-            del["deleted_versions"].as_u64(),
-            del["bytes_freed"].as_u64()
-        ),
-        (Some(3), Some(1_600)),
-        "the marker goes too: {del}"
-    );
-    assert!(sim.files(SIM_BUCKET).is_empty());
+    delete_everything(&sim, &cfg, "h", 3, 1_600);
 }
 
 #[test]

@@ -294,3 +294,20 @@ pub fn restore_matches(cfg: &str, remote: &str, original: &std::path::Path) {
         std::fs::read(original).unwrap()
     );
 }
+
+/// Deletes `remote` and checks it freed `versions` versions of `bytes` in all and left the
+/// simulator's bucket empty.
+pub fn delete_everything(sim: &Simulator, cfg: &str, remote: &str, versions: u64, bytes: u64) {
+    let (st, del) = crate::common::delete(cfg, remote);
+    assert_eq!(st, crate::common::OK, "{del}");
+    assert_read_whole(&del);
+    assert_eq!(
+        (
+            del["deleted_versions"].as_u64(),
+            del["bytes_freed"].as_u64()
+        ),
+        (Some(versions), Some(bytes)),
+        "{del}"
+    );
+    assert!(sim.files(SIM_BUCKET).is_empty());
+}
